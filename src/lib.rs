@@ -1,0 +1,50 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Modules of the implementation
+//! - `sync`: the shim for atomics and the futex (loom under `--cfg loom`).
+//! - `raw`: the engine: state layout, fast and slow paths, wake policy.
+//! - `semaphore`, `bounded`, `permit`, `error`: the public types.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs, missing_debug_implementations)]
+
+/// Defines a `const fn`, or a plain `fn` under loom (whose atomics and locks are not `const`).
+macro_rules! loom_const_fn {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty $body:block) => {
+        #[cfg(not(loom))]
+        $(#[$attr])*
+        $vis const fn $name($($arg: $ty),*) -> $ret $body
+
+        #[cfg(loom)]
+        $(#[$attr])*
+        $vis fn $name($($arg: $ty),*) -> $ret $body
+    };
+}
+pub(crate) use loom_const_fn;
+
+mod bounded;
+mod error;
+mod permit;
+mod raw;
+mod semaphore;
+mod sync;
+
+pub use bounded::BoundedSemaphore;
+pub use error::{AcquireError, ReleaseError, TryAcquireError};
+pub use permit::{OwnedPermit, Permit};
+pub use semaphore::Semaphore;
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn semaphore_is_16_bytes_send_sync() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Semaphore>();
+        send_sync::<BoundedSemaphore>();
+        fn send<T: Send>() {}
+        send::<OwnedPermit>();
+        send::<Permit<'static>>();
+        assert!(std::mem::size_of::<Semaphore>() <= 16);
+    }
+}

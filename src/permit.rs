@@ -1,0 +1,275 @@
+//! RAII permits: [`Permit`] borrows its semaphore, [`OwnedPermit`] holds an `Arc` of it.
+//! Dropping either gives its permits back, also while a panic unwinds.
+
+use crate::Semaphore;
+use std::fmt;
+use std::sync::Arc;
+
+/// Permits taken from a [`Semaphore`], given back when dropped.
+///
+/// A `Permit` holds any number of permits (see [`num_permits`](Permit::num_permits)), including
+/// zero. Dropping it returns them, also while a panic unwinds, so a holder that panics never
+/// leaks its permits. [`forget`](Permit::forget) keeps them out instead.
+///
+/// # Examples
+/// ```
+/// use futex_semaphore::Semaphore;
+///
+/// let sem = Semaphore::new(3);
+/// {
+///     let permit = sem.acquire_many(2).unwrap();
+///     assert_eq!(permit.num_permits(), 2);
+///     assert_eq!(sem.available_permits(), 1);
+/// } // dropped: both permits are back
+/// assert_eq!(sem.available_permits(), 3);
+/// ```
+#[must_use = "the permits are given back as soon as the Permit is dropped"]
+pub struct Permit<'a> {
+    sem: &'a Semaphore,
+    permits: u32,
+}
+
+impl<'a> Permit<'a> {
+    #[inline]
+    pub(crate) fn new(sem: &'a Semaphore, permits: u32) -> Permit<'a> {
+        Permit { sem, permits }
+    }
+
+    /// Keeps the permits out of the semaphore for good: they are not given back on drop.
+    ///
+    /// [`Semaphore::add_permits`] (or [`BoundedSemaphore::release`](crate::BoundedSemaphore::release))
+    /// can put them back later.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    ///
+    /// let sem = Semaphore::new(2);
+    /// sem.acquire().unwrap().forget();
+    /// assert_eq!(sem.available_permits(), 1);
+    /// ```
+    #[inline]
+    pub fn forget(mut self) {
+        self.permits = 0;
+    }
+
+    /// How many permits this holds.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    ///
+    /// let sem = Semaphore::new(5);
+    /// assert_eq!(sem.acquire_many(3).unwrap().num_permits(), 3);
+    /// ```
+    #[inline]
+    pub fn num_permits(&self) -> usize {
+        self.permits as usize
+    }
+
+    /// Moves the permits of `other` into `self`.
+    ///
+    /// # Panics
+    /// If `other` comes from a different semaphore.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    ///
+    /// let sem = Semaphore::new(3);
+    /// let mut a = sem.acquire().unwrap();
+    /// a.merge(sem.acquire_many(2).unwrap());
+    /// assert_eq!(a.num_permits(), 3);
+    /// ```
+    #[track_caller]
+    pub fn merge(&mut self, mut other: Permit<'a>) {
+        assert!(
+            std::ptr::eq(self.sem, other.sem),
+            "futex-semaphore: Permit::merge: the permits come from different semaphores"
+        );
+        self.permits = merged(self.permits, other.permits);
+        other.permits = 0;
+    }
+
+    /// Splits `n` permits off into a new `Permit`; `None` if this holds fewer than `n`.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    ///
+    /// let sem = Semaphore::new(3);
+    /// let mut a = sem.acquire_many(3).unwrap();
+    /// let b = a.split(1).unwrap();
+    /// assert_eq!((a.num_permits(), b.num_permits()), (2, 1));
+    /// assert!(a.split(5).is_none());
+    /// ```
+    pub fn split(&mut self, n: usize) -> Option<Permit<'a>> {
+        let n = split_off(&mut self.permits, n)?;
+        Some(Permit { sem: self.sem, permits: n })
+    }
+}
+
+impl Drop for Permit<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.permits > 0 {
+            self.sem.raw().release(self.permits);
+        }
+    }
+}
+
+impl fmt::Debug for Permit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit").field("permits", &self.permits).finish_non_exhaustive()
+    }
+}
+
+/// Permits taken from a [`Semaphore`] in an [`Arc`], given back when dropped.
+///
+/// Unlike [`Permit`], it does not borrow the semaphore: it is `'static` and `Send`, so it can
+/// move into a spawned thread or a task. It behaves like [`Permit`] otherwise.
+///
+/// # Examples
+/// ```
+/// use futex_semaphore::Semaphore;
+/// use std::sync::Arc;
+/// use std::thread;
+///
+/// let sem = Arc::new(Semaphore::new(1));
+/// let permit = Arc::clone(&sem).acquire_owned().unwrap();
+/// thread::spawn(move || {
+///     let _permit = permit; // held by this thread, given back when it ends
+/// })
+/// .join()
+/// .unwrap();
+/// assert_eq!(sem.available_permits(), 1);
+/// ```
+#[must_use = "the permits are given back as soon as the OwnedPermit is dropped"]
+pub struct OwnedPermit {
+    sem: Arc<Semaphore>,
+    permits: u32,
+}
+
+impl OwnedPermit {
+    #[inline]
+    pub(crate) fn new(sem: Arc<Semaphore>, permits: u32) -> OwnedPermit {
+        OwnedPermit { sem, permits }
+    }
+
+    /// Keeps the permits out of the semaphore for good: they are not given back on drop.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(Semaphore::new(2));
+    /// Arc::clone(&sem).acquire_owned().unwrap().forget();
+    /// assert_eq!(sem.available_permits(), 1);
+    /// ```
+    #[inline]
+    pub fn forget(mut self) {
+        self.permits = 0;
+    }
+
+    /// How many permits this holds.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(Semaphore::new(5));
+    /// assert_eq!(sem.acquire_many_owned(4).unwrap().num_permits(), 4);
+    /// ```
+    #[inline]
+    pub fn num_permits(&self) -> usize {
+        self.permits as usize
+    }
+
+    /// Moves the permits of `other` into `self`.
+    ///
+    /// # Panics
+    /// If `other` comes from a different semaphore.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(Semaphore::new(2));
+    /// let mut a = Arc::clone(&sem).acquire_owned().unwrap();
+    /// a.merge(Arc::clone(&sem).acquire_owned().unwrap());
+    /// assert_eq!(a.num_permits(), 2);
+    /// ```
+    #[track_caller]
+    pub fn merge(&mut self, mut other: OwnedPermit) {
+        assert!(
+            Arc::ptr_eq(&self.sem, &other.sem),
+            "futex-semaphore: OwnedPermit::merge: the permits come from different semaphores"
+        );
+        self.permits = merged(self.permits, other.permits);
+        other.permits = 0;
+    }
+
+    /// Splits `n` permits off into a new `OwnedPermit`; `None` if this holds fewer than `n`.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(Semaphore::new(2));
+    /// let mut a = sem.acquire_many_owned(2).unwrap();
+    /// let b = a.split(1).unwrap();
+    /// assert_eq!((a.num_permits(), b.num_permits()), (1, 1));
+    /// ```
+    pub fn split(&mut self, n: usize) -> Option<OwnedPermit> {
+        let n = split_off(&mut self.permits, n)?;
+        Some(OwnedPermit { sem: Arc::clone(&self.sem), permits: n })
+    }
+
+    /// The semaphore these permits belong to.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(Semaphore::new(1));
+    /// let permit = Arc::clone(&sem).acquire_owned().unwrap();
+    /// assert!(Arc::ptr_eq(permit.semaphore(), &sem));
+    /// ```
+    pub fn semaphore(&self) -> &Arc<Semaphore> {
+        &self.sem
+    }
+}
+
+impl Drop for OwnedPermit {
+    #[inline]
+    fn drop(&mut self) {
+        if self.permits > 0 {
+            self.sem.raw().release(self.permits);
+        }
+    }
+}
+
+impl fmt::Debug for OwnedPermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedPermit").field("permits", &self.permits).finish_non_exhaustive()
+    }
+}
+
+#[track_caller]
+fn merged(a: u32, b: u32) -> u32 {
+    match a.checked_add(b) {
+        Some(sum) => sum,
+        None => panic!("futex-semaphore: merging permits: {a} + {b} permits do not fit in one permit"),
+    }
+}
+
+fn split_off(permits: &mut u32, n: usize) -> Option<u32> {
+    let n = u32::try_from(n).ok().filter(|&n| n <= *permits)?;
+    *permits -= n;
+    Some(n)
+}

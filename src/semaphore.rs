@@ -1,0 +1,551 @@
+//! [`Semaphore`]: the public face of the engine in [`crate::raw`].
+//!
+//! This layer checks arguments (request sizes, the permit limit), turns deadlines and timeouts
+//! into the engine's `Option<Instant>`, and wraps taken permits in RAII guards. It adds nothing to
+//! the fast path but a comparison the compiler folds away for `acquire()`.
+
+use crate::raw::{Failure, MAX_PERMITS, RawSemaphore};
+use crate::{AcquireError, OwnedPermit, Permit, TryAcquireError};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A counting semaphore: at most N holders at once, on a futex.
+///
+/// A semaphore holds a number of permits. [`acquire`](Semaphore::acquire) takes one, blocking
+/// while there is none, and returns a [`Permit`] that gives it back when dropped.
+/// Uncontended, an acquire is one load and one compare-and-swap and a release one `fetch_add`;
+/// neither enters the kernel. A contended acquire spins briefly, then sleeps on a futex; a
+/// release makes a system call only when a thread sleeps.
+///
+/// The semaphore is 16 bytes, `Send + Sync`, never poisoned, and [`new`](Semaphore::new) is a
+/// `const fn`, so it can be a `static`.
+///
+/// # Fairness
+/// Acquires may barge: a thread that arrives while permits are free takes them, even if others
+/// sleep. That is what makes it fast under contention. To bound starvation, a waiter that has
+/// slept and still finds no permits after 1 ms gets priority: the next permits go to it, and
+/// until it has them [`try_acquire`](Semaphore::try_acquire) and other acquires wait (a `try_`
+/// acquire may therefore fail while permits are briefly reserved for it). This also keeps
+/// [`acquire_many`](Semaphore::acquire_many) from being starved by single-permit acquires, at the
+/// price that, while it has priority, it holds back others until its permits are there.
+///
+/// # Memory ordering
+/// Giving a permit back (dropping a [`Permit`], [`release`](Semaphore::release),
+/// [`add_permits`](Semaphore::add_permits)) happens-before the acquire that takes that permit.
+///
+/// # Examples
+/// ```
+/// use futex_semaphore::Semaphore;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::thread;
+///
+/// static GATE: Semaphore = Semaphore::new(2);
+/// static INSIDE: AtomicUsize = AtomicUsize::new(0);
+///
+/// thread::scope(|s| {
+///     for _ in 0..8 {
+///         s.spawn(|| {
+///             let _permit = GATE.acquire().unwrap();
+///             assert!(INSIDE.fetch_add(1, Ordering::SeqCst) < 2);
+///             INSIDE.fetch_sub(1, Ordering::SeqCst);
+///         });
+///     }
+/// });
+/// assert_eq!(GATE.available_permits(), 2);
+/// ```
+pub struct Semaphore {
+    raw: RawSemaphore,
+}
+
+impl Semaphore {
+    /// The most permits a semaphore holds, and the most one request may ask for: `2^31 - 1`.
+    ///
+    /// [`new`](Semaphore::new), [`add_permits`](Semaphore::add_permits) and
+    /// [`release`](Semaphore::release) panic rather than go past it, and so does a request for
+    /// more. The total of available and held permits should stay within it too: a permit given
+    /// back that takes the count past it panics (or, during a panic, is kept silently).
+    pub const MAX_PERMITS: usize = MAX_PERMITS as usize;
+
+    crate::loom_const_fn! {
+        /// Creates a semaphore with `permits` permits.
+        ///
+        /// # Panics
+        /// If `permits` is more than [`MAX_PERMITS`](Semaphore::MAX_PERMITS).
+        ///
+        /// # Examples
+        /// ```
+        /// use futex_semaphore::Semaphore;
+        ///
+        /// static LIMIT: Semaphore = Semaphore::new(4);
+        /// assert_eq!(LIMIT.available_permits(), 4);
+        /// ```
+        #[track_caller]
+        #[must_use]
+        pub fn new(permits: usize) -> Semaphore {
+            if permits > Semaphore::MAX_PERMITS {
+                panic!("futex-semaphore: Semaphore::new: more permits than Semaphore::MAX_PERMITS (2^31 - 1)");
+            }
+            Semaphore { raw: RawSemaphore::new(permits as u64) }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn raw(&self) -> &RawSemaphore {
+        &self.raw
+    }
+
+    /// Takes one permit, blocking until one is available.
+    ///
+    /// # Errors
+    /// [`AcquireError`] if the semaphore is closed, before or while waiting.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    ///
+    /// let sem = Semaphore::new(1);
+    /// let permit = sem.acquire().unwrap();
+    /// assert_eq!(sem.available_permits(), 0);
+    /// drop(permit);
+    /// assert_eq!(sem.available_permits(), 1);
+    /// ```
+    #[inline]
+    pub fn acquire(&self) -> Result<Permit<'_>, AcquireError> {
+        self.acquire_many(1)
+    }
+
+    /// Takes `n` permits at once, blocking until all `n` are available. `n == 0` succeeds at once
+    /// (unless closed) with an empty permit.
+    ///
+    /// # Errors
+    /// [`AcquireError`] if the semaphore is closed, before or while waiting.
+    ///
+    /// # Panics
+    /// If `n` is more than [`MAX_PERMITS`](Semaphore::MAX_PERMITS) (such a request could never be
+    /// granted).
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    ///
+    /// let sem = Semaphore::new(3);
+    /// let permit = sem.acquire_many(3).unwrap();
+    /// assert_eq!(permit.num_permits(), 3);
+    /// assert!(sem.try_acquire().is_err());
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn acquire_many(&self, n: u32) -> Result<Permit<'_>, AcquireError> {
+        self.acquire_raw(n)?;
+        Ok(Permit::new(self, n))
+    }
+
+    /// Takes one permit if one is available now.
+    ///
+    /// # Errors
+    /// [`TryAcquireError::NoPermits`] if none is, [`TryAcquireError::Closed`] if closed.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::{Semaphore, TryAcquireError};
+    ///
+    /// let sem = Semaphore::new(1);
+    /// let permit = sem.try_acquire().unwrap();
+    /// assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::NoPermits);
+    /// ```
+    #[inline]
+    pub fn try_acquire(&self) -> Result<Permit<'_>, TryAcquireError> {
+        self.try_acquire_many(1)
+    }
+
+    /// Takes `n` permits if all `n` are available now.
+    ///
+    /// # Errors
+    /// [`TryAcquireError::NoPermits`] if fewer are, [`TryAcquireError::Closed`] if closed.
+    ///
+    /// # Panics
+    /// If `n` is more than [`MAX_PERMITS`](Semaphore::MAX_PERMITS).
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    ///
+    /// let sem = Semaphore::new(2);
+    /// assert!(sem.try_acquire_many(3).is_err());
+    /// assert_eq!(sem.try_acquire_many(2).unwrap().num_permits(), 2);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn try_acquire_many(&self, n: u32) -> Result<Permit<'_>, TryAcquireError> {
+        self.try_acquire_raw(n)?;
+        Ok(Permit::new(self, n))
+    }
+
+    /// Takes one permit, waiting at most `timeout` for it.
+    ///
+    /// `Duration::MAX` (or any timeout past what `Instant` can represent) waits without limit.
+    ///
+    /// # Errors
+    /// [`TryAcquireError::NoPermits`] when the timeout passes, [`TryAcquireError::Closed`] if
+    /// closed before or while waiting.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::{Semaphore, TryAcquireError};
+    /// use std::time::Duration;
+    ///
+    /// let sem = Semaphore::new(0);
+    /// let err = sem.try_acquire_for(Duration::from_millis(10)).unwrap_err();
+    /// assert_eq!(err, TryAcquireError::NoPermits);
+    /// ```
+    #[inline]
+    pub fn try_acquire_for(&self, timeout: Duration) -> Result<Permit<'_>, TryAcquireError> {
+        self.try_acquire_many_for(1, timeout)
+    }
+
+    /// Takes one permit, waiting for it until `deadline` at the latest. A deadline in the past
+    /// makes this one non-blocking attempt.
+    ///
+    /// # Errors
+    /// [`TryAcquireError::NoPermits`] when the deadline passes, [`TryAcquireError::Closed`] if
+    /// closed before or while waiting.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let sem = Semaphore::new(1);
+    /// let deadline = Instant::now() + Duration::from_secs(1);
+    /// assert!(sem.try_acquire_until(deadline).is_ok());
+    /// ```
+    #[inline]
+    pub fn try_acquire_until(&self, deadline: Instant) -> Result<Permit<'_>, TryAcquireError> {
+        self.try_acquire_many_until(1, deadline)
+    }
+
+    /// Takes `n` permits, waiting at most `timeout` for all of them. See
+    /// [`try_acquire_for`](Semaphore::try_acquire_for).
+    ///
+    /// # Errors
+    /// As for [`try_acquire_for`](Semaphore::try_acquire_for).
+    ///
+    /// # Panics
+    /// If `n` is more than [`MAX_PERMITS`](Semaphore::MAX_PERMITS).
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    /// use std::time::Duration;
+    ///
+    /// let sem = Semaphore::new(1);
+    /// assert!(sem.try_acquire_many_for(2, Duration::from_millis(5)).is_err());
+    /// assert_eq!(sem.available_permits(), 1);
+    /// ```
+    #[track_caller]
+    pub fn try_acquire_many_for(&self, n: u32, timeout: Duration) -> Result<Permit<'_>, TryAcquireError> {
+        self.try_acquire_for_raw(n, timeout)?;
+        Ok(Permit::new(self, n))
+    }
+
+    /// Takes `n` permits, waiting for all of them until `deadline` at the latest. See
+    /// [`try_acquire_until`](Semaphore::try_acquire_until).
+    ///
+    /// # Errors
+    /// As for [`try_acquire_until`](Semaphore::try_acquire_until).
+    ///
+    /// # Panics
+    /// If `n` is more than [`MAX_PERMITS`](Semaphore::MAX_PERMITS).
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    /// use std::time::Instant;
+    ///
+    /// let sem = Semaphore::new(3);
+    /// let permit = sem.try_acquire_many_until(3, Instant::now()).unwrap();
+    /// assert_eq!(permit.num_permits(), 3);
+    /// ```
+    #[track_caller]
+    pub fn try_acquire_many_until(&self, n: u32, deadline: Instant) -> Result<Permit<'_>, TryAcquireError> {
+        self.try_acquire_until_raw(n, deadline)?;
+        Ok(Permit::new(self, n))
+    }
+
+    /// Takes one permit like [`acquire`](Semaphore::acquire), for a semaphore in an [`Arc`]; the
+    /// [`OwnedPermit`] keeps the semaphore alive and can move to another thread.
+    ///
+    /// # Errors
+    /// [`AcquireError`] if the semaphore is closed.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(Semaphore::new(1));
+    /// let permit = Arc::clone(&sem).acquire_owned().unwrap();
+    /// assert_eq!(sem.available_permits(), 0);
+    /// drop(permit);
+    /// assert_eq!(sem.available_permits(), 1);
+    /// ```
+    #[inline]
+    pub fn acquire_owned(self: Arc<Self>) -> Result<OwnedPermit, AcquireError> {
+        self.acquire_many_owned(1)
+    }
+
+    /// Takes `n` permits like [`acquire_many`](Semaphore::acquire_many), for a semaphore in an
+    /// [`Arc`].
+    ///
+    /// # Errors
+    /// [`AcquireError`] if the semaphore is closed.
+    ///
+    /// # Panics
+    /// If `n` is more than [`MAX_PERMITS`](Semaphore::MAX_PERMITS).
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(Semaphore::new(4));
+    /// let permit = Arc::clone(&sem).acquire_many_owned(3).unwrap();
+    /// assert_eq!(sem.available_permits(), 1);
+    /// # drop(permit);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn acquire_many_owned(self: Arc<Self>, n: u32) -> Result<OwnedPermit, AcquireError> {
+        self.acquire_raw(n)?;
+        Ok(OwnedPermit::new(self, n))
+    }
+
+    /// Takes one permit if one is available now, for a semaphore in an [`Arc`].
+    ///
+    /// # Errors
+    /// As for [`try_acquire`](Semaphore::try_acquire).
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(Semaphore::new(1));
+    /// let _permit = Arc::clone(&sem).try_acquire_owned().unwrap();
+    /// assert!(Arc::clone(&sem).try_acquire_owned().is_err());
+    /// ```
+    #[inline]
+    pub fn try_acquire_owned(self: Arc<Self>) -> Result<OwnedPermit, TryAcquireError> {
+        self.try_acquire_many_owned(1)
+    }
+
+    /// Takes `n` permits if all are available now, for a semaphore in an [`Arc`].
+    ///
+    /// # Errors
+    /// As for [`try_acquire_many`](Semaphore::try_acquire_many).
+    ///
+    /// # Panics
+    /// If `n` is more than [`MAX_PERMITS`](Semaphore::MAX_PERMITS).
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(Semaphore::new(2));
+    /// assert_eq!(sem.try_acquire_many_owned(2).unwrap().num_permits(), 2);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn try_acquire_many_owned(self: Arc<Self>, n: u32) -> Result<OwnedPermit, TryAcquireError> {
+        self.try_acquire_raw(n)?;
+        Ok(OwnedPermit::new(self, n))
+    }
+
+    /// Adds one permit, like Python's `release()`. To give back a permit you hold, drop its
+    /// [`Permit`] instead; `release` is for permits that were [`forget`](Permit::forget)-ten or
+    /// never taken.
+    ///
+    /// # Panics
+    /// If the available count would pass [`MAX_PERMITS`](Semaphore::MAX_PERMITS).
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    ///
+    /// let sem = Semaphore::new(0);
+    /// sem.release();
+    /// assert_eq!(sem.available_permits(), 1);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn release(&self) {
+        self.add_permits(1);
+    }
+
+    /// Adds `n` permits, waking waiters they can serve.
+    ///
+    /// # Panics
+    /// If the available count would pass [`MAX_PERMITS`](Semaphore::MAX_PERMITS); nothing is
+    /// added then.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    ///
+    /// let sem = Semaphore::new(1);
+    /// sem.add_permits(2);
+    /// assert_eq!(sem.available_permits(), 3);
+    /// ```
+    #[track_caller]
+    pub fn add_permits(&self, n: usize) {
+        let added = u64::try_from(n).map_err(drop).and_then(|n| self.raw.add_permits(n, MAX_PERMITS));
+        if added.is_err() {
+            panic!(
+                "futex-semaphore: add_permits({n}) would take the count past Semaphore::MAX_PERMITS ({})",
+                Semaphore::MAX_PERMITS
+            );
+        }
+    }
+
+    /// Removes up to `n` of the available permits for good; returns how many it removed.
+    /// Held permits are not affected.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    ///
+    /// let sem = Semaphore::new(3);
+    /// assert_eq!(sem.forget_permits(2), 2);
+    /// assert_eq!(sem.forget_permits(5), 1);
+    /// assert_eq!(sem.available_permits(), 0);
+    /// ```
+    pub fn forget_permits(&self, n: usize) -> usize {
+        self.raw.forget_permits(u64::try_from(n).unwrap_or(u64::MAX)) as usize
+    }
+
+    /// The number of permits available now (a snapshot that other threads may change at once).
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    ///
+    /// let sem = Semaphore::new(2);
+    /// let _p = sem.acquire().unwrap();
+    /// assert_eq!(sem.available_permits(), 1);
+    /// ```
+    #[inline]
+    pub fn available_permits(&self) -> usize {
+        self.raw.available() as usize
+    }
+
+    /// Closes the semaphore: every waiter wakes and fails with [`AcquireError`] (or
+    /// [`TryAcquireError::Closed`]), and so does every acquire after this. Permits already held
+    /// stay valid and are given back as usual. Closing twice does nothing more.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    /// use std::thread;
+    ///
+    /// let sem = Semaphore::new(0);
+    /// thread::scope(|s| {
+    ///     let waiter = s.spawn(|| sem.acquire().map(drop));
+    ///     sem.close();
+    ///     assert!(waiter.join().unwrap().is_err());
+    /// });
+    /// ```
+    pub fn close(&self) {
+        self.raw.close();
+    }
+
+    /// Whether [`close`](Semaphore::close) has been called.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    ///
+    /// let sem = Semaphore::new(1);
+    /// assert!(!sem.is_closed());
+    /// sem.close();
+    /// assert!(sem.is_closed());
+    /// ```
+    #[inline]
+    pub fn is_closed(&self) -> bool {
+        self.raw.is_closed()
+    }
+
+    // The raw acquires, shared with `BoundedSemaphore`: they take the permits without a guard.
+
+    #[inline]
+    #[track_caller]
+    pub(crate) fn acquire_raw(&self, n: u32) -> Result<(), AcquireError> {
+        check_request(n);
+        if n == 0 {
+            return if self.is_closed() { Err(AcquireError) } else { Ok(()) };
+        }
+        self.raw.acquire(n, None).map_err(|_| AcquireError)
+    }
+
+    #[inline]
+    #[track_caller]
+    pub(crate) fn try_acquire_raw(&self, n: u32) -> Result<(), TryAcquireError> {
+        check_request(n);
+        if n == 0 {
+            return if self.is_closed() { Err(TryAcquireError::Closed) } else { Ok(()) };
+        }
+        self.raw.try_acquire(n).map_err(try_error)
+    }
+
+    #[track_caller]
+    pub(crate) fn try_acquire_until_raw(&self, n: u32, deadline: Instant) -> Result<(), TryAcquireError> {
+        check_request(n);
+        if n == 0 {
+            return self.try_acquire_raw(0);
+        }
+        self.raw.acquire(n, Some(deadline)).map_err(try_error)
+    }
+
+    #[track_caller]
+    pub(crate) fn try_acquire_for_raw(&self, n: u32, timeout: Duration) -> Result<(), TryAcquireError> {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.try_acquire_until_raw(n, deadline),
+            None => self.acquire_raw(n).map_err(TryAcquireError::from),
+        }
+    }
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Semaphore")
+            .field("available_permits", &self.available_permits())
+            .field("waiters", &self.raw.waiters())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+#[inline]
+#[track_caller]
+fn check_request(n: u32) {
+    if n as usize > Semaphore::MAX_PERMITS {
+        request_too_large(n);
+    }
+}
+
+#[cold]
+#[track_caller]
+fn request_too_large(n: u32) -> ! {
+    panic!(
+        "futex-semaphore: a request for {n} permits is more than Semaphore::MAX_PERMITS ({}) and could never be granted",
+        Semaphore::MAX_PERMITS
+    )
+}
+
+fn try_error(failure: Failure) -> TryAcquireError {
+    match failure {
+        Failure::Closed => TryAcquireError::Closed,
+        Failure::NoPermits => TryAcquireError::NoPermits,
+    }
+}
