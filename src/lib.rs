@@ -24,6 +24,8 @@ pub(crate) use loom_const_fn;
 mod bounded;
 mod error;
 mod permit;
+#[cfg(all(not(loom), any(target_os = "linux", target_os = "android")))]
+mod process;
 mod raw;
 mod semaphore;
 mod sync;
@@ -31,6 +33,8 @@ mod sync;
 pub use bounded::BoundedSemaphore;
 pub use error::{AcquireError, ReleaseError, TryAcquireError};
 pub use permit::{OwnedPermit, Permit};
+#[cfg(all(not(loom), any(target_os = "linux", target_os = "android")))]
+pub use process::{ProcessPermit, ProcessSemaphore};
 pub use semaphore::Semaphore;
 
 #[cfg(all(test, not(loom)))]

@@ -22,11 +22,16 @@
 //!   or `HANDOFF` is set, a release wakes all of `many`: with mixed request sizes nobody can know
 //!   which sleeper the new permits satisfy, so all of that (rarer) queue re-checks, and a wake
 //!   meant for a 1-permit waiter is never spent on a 5-permit one.
-//! - Starvation guard: a waiter that has slept and still finds no permits after
+//! - Starvation guard: a single-permit waiter that has slept and still finds no permit after
 //!   [`STARVE_AFTER`] sets [`HANDOFF`] and moves to `many`. While it is set, the fast path and
 //!   every other waiter leave permits alone (they register and sleep) and releases wake only
-//!   `many`. The owner clears it in the CAS that takes its permits (or gives up), and then wakes
-//!   `ones` for any permits left over, since releases skipped `ones` meanwhile.
+//!   `many`. The owner clears it in the CAS that takes its permit (or gives up), and then wakes
+//!   `ones` for any permits left over, since releases skipped `ones` meanwhile. Since the owner
+//!   needs one permit, the next release serves it: the reservation lasts microseconds and can
+//!   never hold back others while permits sit unused. Multi-permit waiters do not claim it:
+//!   reserving permits until a large request is complete would make single-permit waiters wait
+//!   on free permits (and deadlock code where those waiters must finish first), so a large
+//!   request competes by barging and can be overtaken by a stream of small ones.
 //! - `close` sets [`CLOSED`] and wakes everyone on both words.
 //!
 //! # Invariants
@@ -36,17 +41,19 @@
 //!    with `Acquire`; a release bumps that word with `Release` *after* its own RMW on the state.
 //!
 //! # Notes about memory ordering
-//! - Permits: a release's RMW is `Release` (`AcqRel`) and the CAS that takes a permit is `Acquire`,
+//! - Permits: a release's RMW is `Release` and the CAS that takes a permit is `Acquire`,
 //!   so whatever a holder did before giving a permit back happens-before whatever the next holder
 //!   does with it (tokio makes the same promise).
-//! - No lost wakeup (invariant 3): let a waiter W read futex word value `e`, then state `s` without
-//!   enough permits, then sleep on `e`; let a release R add permits with an RMW on the state and
-//!   then bump the word. If W's load of the word saw R's bump, R's state RMW happens-before W's
-//!   load of `s` (Release bump, Acquire load), so `s` would show R's permits. So it did not, and
-//!   the kernel either sees the word changed (the wait returns at once) or W is queued before R
-//!   wakes. For R to know that W is there at all, W's registering CAS is `Release` and R's RMW is
-//!   `Acquire`: R's RMW reads W's registration (or a later value), which puts W's read of the word
-//!   before R's bump.
+//! - No lost wakeup (invariant 3): let a waiter W read futex word value `e` (`Acquire`), then
+//!   state `s` without enough permits, then sleep on `e`; let a release R add permits with an RMW
+//!   on the state and then bump the word (`Release`). If W's load of the word had seen R's bump,
+//!   R's RMW would happen-before W's read of `s`, and `s` would show R's permits. So W read `e`
+//!   before R's bump, and the kernel either finds the word changed (the wait returns at once) or
+//!   has W queued before R's wake. R knows that W is there because R's RMW comes after W's
+//!   registering CAS in the state's modification order (if it came before, W's CAS would have
+//!   failed or seen the permits). The same acquire/release pair on the word is all this needs: the
+//!   registering CAS and the release's RMW need no ordering of their own for it, because an RMW
+//!   always reads the latest value (loom checks this; weakening the word's `Acquire` fails it).
 //! - Loads of the state that only decide what to try next are `Relaxed`: every decision is
 //!   confirmed by a CAS.
 //!
@@ -55,7 +62,7 @@
 pub(crate) mod state;
 
 use crate::sync::{AtomicU64, Backoff, Futex, Park, Private, SPIN_ROUNDS, WAKE_ALL};
-use crate::sync::{Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use crate::sync::{Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 use state::*;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
@@ -220,10 +227,10 @@ impl<P: Park> RawSemaphore<P> {
                     }
                     registered_at = Some(Instant::now());
                 }
-                Some(since) if !owner && !is_handoff(s) && since.elapsed() >= STARVE_AFTER => {
-                    // Claim the next permits. Release: as for registering; a release that sees
-                    // HANDOFF wakes `many`, where this thread sleeps from now on.
-                    if self.state.compare_exchange_weak(s, s | HANDOFF, Release, Relaxed).is_ok() {
+                Some(since) if n == 1 && !owner && !is_handoff(s) && since.elapsed() >= STARVE_AFTER => {
+                    // Claim the next permits; a release that sees HANDOFF wakes `many`, where this
+                    // thread sleeps from now on. Relaxed: as for registering.
+                    if self.state.compare_exchange_weak(s, s | HANDOFF, Relaxed, Relaxed).is_ok() {
                         owner = true;
                     }
                     continue;
@@ -274,8 +281,7 @@ impl<P: Park> RawSemaphore<P> {
     pub(crate) fn release(&self, n: u32) {
         let n = u64::from(n);
         // Release: pairs with the Acquire CAS of the next taker of these permits.
-        // Acquire: pairs with the Release registration of a waiter (invariant 3).
-        let old = self.state.fetch_add(n, AcqRel);
+        let old = self.state.fetch_add(n, Release);
         if (old + n) & (WAITERS_MASK | PAST_MAX) != 0 {
             self.release_slow(old, n);
         }
@@ -299,8 +305,8 @@ impl<P: Park> RawSemaphore<P> {
             if n > limit || permits(s) > limit - n {
                 return Err(());
             }
-            // AcqRel: as for `release`.
-            match self.state.compare_exchange_weak(s, s + n, AcqRel, Relaxed) {
+            // Release: as for `release`.
+            match self.state.compare_exchange_weak(s, s + n, Release, Relaxed) {
                 Ok(_) => break,
                 Err(actual) => s = actual,
             }
@@ -357,8 +363,9 @@ impl<P: Park> RawSemaphore<P> {
 
     /// Closes: every acquire from now on fails, and every sleeper wakes to fail.
     pub(crate) fn close(&self) {
-        // AcqRel: as for `release` (a waiter registered before this RMW is woken).
-        let old = self.state.fetch_or(CLOSED, AcqRel);
+        // Release: pairs with the Acquire load in `is_closed`, so whoever sees the semaphore
+        // closed also sees what the closer did before closing.
+        let old = self.state.fetch_or(CLOSED, Release);
         if !is_closed(old) && has_waiters(old) {
             for futex in [&self.ones, &self.many] {
                 // Release: pairs with the Acquire load of the word by a waiter (invariant 3).

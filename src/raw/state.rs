@@ -25,8 +25,8 @@ pub(crate) const WAITERS_MASK: u64 = ((1 << 28) - 1) << WAITERS_SHIFT;
 /// Some registered waiter may want more than one permit; it sleeps on the `many` futex, which
 /// every release then wakes in full. Cleared when the last waiter leaves.
 pub(crate) const MANY: u64 = 1 << 60;
-/// A waiter that has waited longer than the starvation bound owns the next permits: the fast
-/// path and the other waiters must not take them. Set and cleared only by its owner.
+/// A single-permit waiter that has waited longer than the starvation bound owns the next permit:
+/// the fast path and the other waiters must not take it. Set and cleared only by its owner.
 pub(crate) const HANDOFF: u64 = 1 << 61;
 /// The semaphore is closed.
 pub(crate) const CLOSED: u64 = 1 << 63;
@@ -96,7 +96,7 @@ mod tests {
         let s = 5 | ONE_WAITER | MANY | HANDOFF;
         assert_eq!(deregister(s, true), 5);
         assert_eq!(deregister(s, false), 5 | HANDOFF);
-        let two = 5 | 2 * ONE_WAITER | MANY;
+        let two = 5 | (2 * ONE_WAITER) | MANY;
         assert_eq!(deregister(two, false), 5 | ONE_WAITER | MANY);
     }
 

@@ -1,0 +1,196 @@
+//! `ProcessSemaphore` against POSIX named semaphores (`sem_open`, glibc's futex `sem_t`).
+//!
+//! - `process/uncontended`: one process takes and gives back one permit: the fast paths, no
+//!   system call for either.
+//! - `process/handoff`: a round trip between two processes through two semaphores at 0: this
+//!   process releases `ping` and waits on `pong`; a child process (this program run again with
+//!   `FUTEX_SEM_BENCH_CHILD` set) waits on `ping` and releases `pong`. Every step wakes a
+//!   sleeper in the other process: what the futex path costs across processes.
+//!
+//! Run: `cargo bench --bench process` (about 15 s; Linux and Android only).
+
+#[cfg(all(not(loom), any(target_os = "linux", target_os = "android")))]
+fn main() {
+    linux::main();
+}
+
+#[cfg(any(loom, not(any(target_os = "linux", target_os = "android"))))]
+fn main() {
+    eprintln!("ProcessSemaphore is built on Linux and Android only, and not under --cfg loom");
+}
+
+#[cfg(all(not(loom), any(target_os = "linux", target_os = "android")))]
+mod linux {
+    use criterion::Criterion;
+    use futex_semaphore::ProcessSemaphore;
+    use std::ffi::CString;
+    use std::hint::black_box;
+    use std::process::{Child, Command};
+    use std::time::Duration;
+
+    /// Set in the child: `<kind> <ping name> <pong name>`.
+    const CHILD: &str = "FUTEX_SEM_BENCH_CHILD";
+
+    pub(crate) fn main() {
+        if let Ok(spec) = std::env::var(CHILD) {
+            child(&spec);
+            return;
+        }
+        let mut c = Criterion::default()
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2))
+            .sample_size(30)
+            .configure_from_args();
+        uncontended(&mut c);
+        handoff(&mut c);
+        c.final_summary();
+    }
+
+    fn uncontended(c: &mut Criterion) {
+        let mut group = c.benchmark_group("process/uncontended");
+        let sem = ProcessSemaphore::anonymous(1).expect("anonymous semaphore");
+        group.bench_function("ProcessSemaphore", |b| b.iter(|| drop(black_box(sem.acquire()))));
+        let posix = PosixSemaphore::create(&format!("/futex-sem-bench-{}-u", std::process::id()), 1);
+        group.bench_function("sem_open", |b| {
+            b.iter(|| {
+                posix.wait();
+                posix.post();
+            })
+        });
+        group.finish();
+    }
+
+    fn handoff(c: &mut Criterion) {
+        let mut group = c.benchmark_group("process/handoff");
+        let pid = std::process::id();
+
+        let (ping_name, pong_name) =
+            (format!("futex-sem-bench-{pid}-ping"), format!("futex-sem-bench-{pid}-pong"));
+        let ping = ProcessSemaphore::create(&ping_name, 0).expect("create ping");
+        let pong = ProcessSemaphore::create(&pong_name, 0).expect("create pong");
+        let peer = Peer::spawn("futex", &ping_name, &pong_name);
+        group.bench_function("ProcessSemaphore", |b| {
+            b.iter(|| {
+                ping.release().expect("release ping");
+                pong.acquire().expect("acquire pong").forget();
+            })
+        });
+        drop(peer);
+        let _ = ProcessSemaphore::unlink(&ping_name);
+        let _ = ProcessSemaphore::unlink(&pong_name);
+
+        let (ping_name, pong_name) =
+            (format!("/futex-sem-bench-{pid}-sping"), format!("/futex-sem-bench-{pid}-spong"));
+        let ping = PosixSemaphore::create(&ping_name, 0);
+        let pong = PosixSemaphore::create(&pong_name, 0);
+        let peer = Peer::spawn("posix", &ping_name, &pong_name);
+        group.bench_function("sem_open", |b| {
+            b.iter(|| {
+                ping.post();
+                pong.wait();
+            })
+        });
+        drop(peer);
+        group.finish();
+    }
+
+    /// The other process of a handoff; killed when dropped.
+    struct Peer(Child);
+
+    impl Peer {
+        fn spawn(kind: &str, ping: &str, pong: &str) -> Peer {
+            let exe = std::env::current_exe().expect("current_exe");
+            let child = Command::new(exe)
+                .env(CHILD, format!("{kind} {ping} {pong}"))
+                .spawn()
+                .expect("spawn the peer process");
+            Peer(child)
+        }
+    }
+
+    impl Drop for Peer {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// The peer: answers every ping with a pong until it is killed.
+    fn child(spec: &str) {
+        let parts: Vec<&str> = spec.split(' ').collect();
+        match parts.as_slice() {
+            ["futex", ping, pong] => {
+                let ping = ProcessSemaphore::open(ping).expect("open ping");
+                let pong = ProcessSemaphore::open(pong).expect("open pong");
+                while let Ok(permit) = ping.acquire() {
+                    permit.forget();
+                    pong.release().expect("release pong");
+                }
+            }
+            ["posix", ping, pong] => {
+                let ping = PosixSemaphore::open(ping);
+                let pong = PosixSemaphore::open(pong);
+                loop {
+                    ping.wait();
+                    pong.post();
+                }
+            }
+            _ => panic!("bad {CHILD}: {spec:?}"),
+        }
+    }
+
+    /// A POSIX named semaphore; the one that created it unlinks it when dropped.
+    struct PosixSemaphore {
+        sem: *mut libc::sem_t,
+        name: CString,
+        owner: bool,
+    }
+
+    impl PosixSemaphore {
+        fn create(name: &str, value: u32) -> PosixSemaphore {
+            let name = CString::new(name).expect("no NUL in the name");
+            // SAFETY: `name` is a NUL-terminated string; with O_CREAT, sem_open takes the mode
+            // and the value as its variadic arguments (as c_uint, after promotion).
+            let sem = unsafe {
+                libc::sem_open(
+                    name.as_ptr(),
+                    libc::O_CREAT | libc::O_EXCL,
+                    0o600 as libc::c_uint,
+                    value as libc::c_uint,
+                )
+            };
+            assert!(sem != libc::SEM_FAILED, "sem_open {name:?}: {}", std::io::Error::last_os_error());
+            PosixSemaphore { sem, name, owner: true }
+        }
+
+        fn open(name: &str) -> PosixSemaphore {
+            let name = CString::new(name).expect("no NUL in the name");
+            // SAFETY: `name` is a NUL-terminated string; without O_CREAT there are no more arguments.
+            let sem = unsafe { libc::sem_open(name.as_ptr(), 0) };
+            assert!(sem != libc::SEM_FAILED, "sem_open {name:?}: {}", std::io::Error::last_os_error());
+            PosixSemaphore { sem, name, owner: false }
+        }
+
+        fn wait(&self) {
+            // SAFETY: `sem` is an open semaphore until `drop`. Retried on EINTR.
+            while unsafe { libc::sem_wait(self.sem) } != 0 {}
+        }
+
+        fn post(&self) {
+            // SAFETY: `sem` is an open semaphore until `drop`.
+            unsafe { libc::sem_post(self.sem) };
+        }
+    }
+
+    impl Drop for PosixSemaphore {
+        fn drop(&mut self) {
+            // SAFETY: `sem` came from sem_open and is closed once, here; `name` is NUL-terminated.
+            unsafe {
+                libc::sem_close(self.sem);
+                if self.owner {
+                    libc::sem_unlink(self.name.as_ptr());
+                }
+            }
+        }
+    }
+}

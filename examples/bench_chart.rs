@@ -1,0 +1,577 @@
+//! Turns the output of `cargo bench` into `docs/benchmarks.svg` and the results section of
+//! `docs/benchmarks.md`.
+//!
+//! ```text
+//! cargo bench                                 # writes target/criterion/
+//! cargo run --release --example bench_chart   # reads it, writes docs/benchmarks.{svg,md}
+//! ```
+//!
+//! It reads criterion's `target/criterion/<group>/<function>/<implementation>/new/estimates.json`
+//! (the slope estimate, else the mean), `target/criterion/wait_tail/latency.json` and
+//! `target/criterion/syscalls/futex.json` (written by `benches/semaphore.rs` and
+//! `benches/syscalls.rs`). The chart shows every implementation's cost relative to
+//! futex-semaphore, per scenario, on a log scale. The Markdown (tables, ratios and the verdict on
+//! each target) replaces what stands between `<!-- results:begin -->` and `<!-- results:end -->`
+//! in `docs/benchmarks.md`; without those markers it is printed instead.
+//!
+//! `$CRITERION_HOME` or `$CARGO_TARGET_DIR` choose the input as they do for criterion.
+
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// The implementations, in the order of the tables; the floor is only in `uncontended`.
+const IMPLS: [&str; 6] = ["futex-semaphore", "std", "parking_lot", "sem_t", "tokio", "async-lock"];
+const OURS: &str = "futex-semaphore";
+const FLOOR: &str = "floor";
+const PEERS: [&str; 5] = ["std", "parking_lot", "sem_t", "tokio", "async-lock"];
+const SHAPES: [&str; 3] = ["2t-1p", "8t-2p", "32t-4p"];
+
+/// A criterion estimate in nanoseconds, with its 95 % confidence interval.
+#[derive(Clone, Copy)]
+struct Est {
+    ns: f64,
+    lo: f64,
+    hi: f64,
+}
+
+struct Data {
+    dir: PathBuf,
+}
+
+impl Data {
+    /// The time per iteration of `group/function/imp`: criterion's slope, else its mean.
+    fn est(&self, group: &str, function: &str, imp: &str) -> Option<Est> {
+        let path = self.dir.join(group).join(function).join(imp).join("new/estimates.json");
+        let json: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+        let e = json.get("slope").filter(|v| !v.is_null()).or_else(|| json.get("mean"))?;
+        let ci = &e["confidence_interval"];
+        Some(Est {
+            ns: e["point_estimate"].as_f64()?,
+            lo: ci["lower_bound"].as_f64()?,
+            hi: ci["upper_bound"].as_f64()?,
+        })
+    }
+
+    /// Nanoseconds per acquire/release pair in a contended shape such as `8t-2p` (one iteration
+    /// is one pair per thread).
+    fn contended(&self, shape: &str, imp: &str) -> Option<Est> {
+        let threads: f64 = shape.split('t').next()?.parse().ok()?;
+        let e = self.est("contended", shape, imp)?;
+        Some(Est { ns: e.ns / threads, lo: e.lo / threads, hi: e.hi / threads })
+    }
+
+    fn json(&self, relative: &str) -> Option<Value> {
+        serde_json::from_str(&std::fs::read_to_string(self.dir.join(relative)).ok()?).ok()
+    }
+
+    /// The wait-tail row of `imp`.
+    fn tail(&self, imp: &str) -> Option<Value> {
+        let json = self.json("wait_tail/latency.json")?;
+        json["results"].as_array()?.iter().find(|r| r["name"] == imp).cloned()
+    }
+
+    /// The syscall row of `imp` in `scenario`: (futex calls, ns per operation).
+    fn syscalls(&self, scenario: &str, imp: &str) -> Option<(u64, f64)> {
+        let json = self.json("syscalls/futex.json")?;
+        let row = json.as_array()?.iter().find(|r| r["scenario"] == scenario && r["name"] == imp)?;
+        Some((row["futex_calls"].as_u64()?, row["ns_per_op"].as_f64()?))
+    }
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        PathBuf::from(home)
+    } else if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        PathBuf::from(target).join("criterion")
+    } else {
+        root.join("target/criterion")
+    };
+    let data = Data { dir };
+    if data.est("uncontended", "acquire_release", OURS).is_none() {
+        eprintln!("bench_chart: no results under {}: run `cargo bench` first", data.dir.display());
+        std::process::exit(1);
+    }
+
+    let svg = chart(&data);
+    let svg_path = root.join("docs/benchmarks.svg");
+    std::fs::write(&svg_path, svg).expect("write docs/benchmarks.svg");
+    println!("bench_chart: wrote {}", svg_path.display());
+
+    let results = markdown(&data);
+    let md_path = root.join("docs/benchmarks.md");
+    let (begin, end) = ("<!-- results:begin -->\n", "<!-- results:end -->");
+    let doc = std::fs::read_to_string(&md_path).unwrap_or_default();
+    match (doc.find(begin), doc.find(end)) {
+        (Some(b), Some(e)) if b < e => {
+            let doc = format!("{}{begin}{results}{}", &doc[..b], &doc[e..]);
+            std::fs::write(&md_path, doc).expect("write docs/benchmarks.md");
+            println!("bench_chart: updated the results section of {}", md_path.display());
+        }
+        _ => print!("{results}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Markdown
+
+fn ns(v: f64) -> String {
+    if v >= 10_000.0 {
+        format!("{:.1} µs", v / 1000.0)
+    } else if v >= 1000.0 {
+        format!("{:.2} µs", v / 1000.0)
+    } else if v >= 100.0 {
+        format!("{v:.0} ns")
+    } else {
+        format!("{v:.2} ns")
+    }
+}
+
+fn us(v: &Value) -> String {
+    v.as_f64().map_or("-".into(), |v| format!("{:.2}", v / 1000.0))
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    format!("{:.2}×", a / b)
+}
+
+/// `a / b` with the range that the two confidence intervals allow.
+fn ratio_range(a: Est, b: Est) -> String {
+    format!("{:.2}× ({:.2}–{:.2})", a.ns / b.ns, a.lo / b.hi, a.hi / b.lo)
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "**missed**" }
+}
+
+fn markdown(data: &Data) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "{}\n", machine(data));
+
+    // Uncontended.
+    let _ = writeln!(
+        md,
+        "### Uncontended: one thread, time per pair (lower is better)\n\n\
+         `÷ floor`: how many times the floor's time; `÷ ours`: how many times futex-semaphore's \
+         time (above 1: futex-semaphore is faster).\n\n\
+         | implementation | acquire + release | ÷ floor | ÷ ours | try_acquire + release | ÷ floor | ÷ ours |\n\
+         |---|---:|---:|---:|---:|---:|---:|"
+    );
+    let floor = ["acquire_release", "try_acquire_release"].map(|f| data.est("uncontended", f, FLOOR));
+    let ours = ["acquire_release", "try_acquire_release"].map(|f| data.est("uncontended", f, OURS));
+    for imp in std::iter::once(FLOOR).chain(IMPLS) {
+        let mut row = format!("| {imp} |");
+        for (i, function) in ["acquire_release", "try_acquire_release"].into_iter().enumerate() {
+            match (data.est("uncontended", function, imp), floor[i], ours[i]) {
+                (Some(e), Some(f), Some(o)) => {
+                    let _ = write!(row, " {} | {} | {} |", ns(e.ns), ratio(e.ns, f.ns), ratio(e.ns, o.ns));
+                }
+                _ => row.push_str(" - | - | - |"),
+            }
+        }
+        let _ = writeln!(md, "{row}");
+    }
+
+    // Contended.
+    let _ = writeln!(
+        md,
+        "\n### Contended: T threads on P permits, million pairs per second (higher is better)\n\n\
+         Each thread holds a permit for 20 work units and does 60 between. `ours ÷ best peer`: \
+         the throughput ratio, with the range the two 95 % confidence intervals allow.\n"
+    );
+    let mut header = String::from("| shape |");
+    let mut rule = String::from("|---|");
+    for imp in IMPLS {
+        let _ = write!(header, " {imp} |");
+        rule.push_str("---:|");
+    }
+    let _ = writeln!(md, "{header} best peer | ours ÷ best peer |\n{rule}---|---:|");
+    let mut contended_ratios = Vec::new();
+    for shape in SHAPES {
+        let mut row = format!("| {shape} |");
+        for imp in IMPLS {
+            match data.contended(shape, imp) {
+                Some(e) => {
+                    let _ = write!(row, " {:.2} |", 1000.0 / e.ns);
+                }
+                None => row.push_str(" - |"),
+            }
+        }
+        let best = PEERS
+            .iter()
+            .filter_map(|p| Some((*p, data.contended(shape, p)?)))
+            .min_by(|a, b| a.1.ns.total_cmp(&b.1.ns));
+        match (best, data.contended(shape, OURS)) {
+            (Some((peer, b)), Some(o)) => {
+                // Throughput ratio: the peer's time over ours.
+                let _ = writeln!(row, " {peer} | {} |", ratio_range(b, o));
+                contended_ratios.push((shape, peer, b.ns / o.ns, b.lo / o.hi, b.hi / o.lo));
+            }
+            _ => {
+                let _ = writeln!(row, " - | - |");
+            }
+        }
+        md.push_str(&row);
+    }
+    // The wait-tail run is the fourth shape, with no work between acquires.
+    let _ = writeln!(
+        md,
+        "\nThe `wait_tail` group times 4 threads on 1 permit asking again at once (no work between), \
+         million acquires per second:\n"
+    );
+    let mut row = String::from("| 4t-1p, no work between |");
+    let _ = writeln!(md, "{header}\n{rule}");
+    for imp in IMPLS {
+        match data.est("wait_tail", "4t-1p", imp) {
+            Some(e) => {
+                let _ = write!(row, " {:.2} |", 4000.0 / e.ns);
+            }
+            None => row.push_str(" - |"),
+        }
+    }
+    let _ = writeln!(md, "{row}");
+
+    // Handoff.
+    let _ = writeln!(
+        md,
+        "\n### Handoff: round trip of a token between two threads (lower is better)\n\n\
+         | implementation | round trip | 95 % interval | ÷ ours |\n|---|---:|---:|---:|"
+    );
+    let ours_handoff = data.est("handoff", "round_trip", OURS);
+    for imp in IMPLS {
+        if let (Some(e), Some(o)) = (data.est("handoff", "round_trip", imp), ours_handoff) {
+            let _ = writeln!(
+                md,
+                "| {imp} | {} | {} – {} | {} |",
+                ns(e.ns),
+                ns(e.lo),
+                ns(e.hi),
+                ratio(e.ns, o.ns)
+            );
+        }
+    }
+
+    // Wait tail.
+    if let Some(json) = data.json("wait_tail/latency.json") {
+        let _ = writeln!(
+            md,
+            "\n### Wait tail: {} threads, 1 permit, hold {} work units, {} acquires per thread\n\n\
+             Time from calling `acquire` to holding the permit, in µs (lower is better).\n\n\
+             | implementation | p50 | p90 | p99 | p99.9 | max | mean | run (ms) |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|",
+            json["threads"], json["hold_units"], json["acquires_per_thread"]
+        );
+        for imp in IMPLS {
+            if let Some(r) = data.tail(imp) {
+                let _ = writeln!(
+                    md,
+                    "| {imp} | {} | {} | {} | {} | {} | {} | {:.1} |",
+                    us(&r["p50_ns"]),
+                    us(&r["p90_ns"]),
+                    us(&r["p99_ns"]),
+                    us(&r["p999_ns"]),
+                    us(&r["max_ns"]),
+                    us(&r["mean_ns"]),
+                    r["wall_ms"].as_f64().unwrap_or(f64::NAN)
+                );
+            }
+        }
+    }
+
+    // System calls.
+    if data.json("syscalls/futex.json").is_some() {
+        let _ = writeln!(
+            md,
+            "\n### futex system calls (`strace -f -c -e trace=futex`)\n\n\
+             Calls in the whole run, and the time per operation of the same run without strace. \
+             uncontended: 1,000,000 pairs on one thread; contended: 8 threads on 2 permits, 10,000 \
+             pairs each; handoff: 10,000 round trips. `harness`: the same run through a gate that \
+             does nothing (spawning, the start barrier, joining).\n\n\
+             | implementation | uncontended calls | ns per pair | contended calls | ns per pair | \
+             handoff calls | ns per round trip |\n|---|---:|---:|---:|---:|---:|---:|"
+        );
+        for imp in ["harness", FLOOR].into_iter().chain(IMPLS) {
+            let mut row = format!("| {imp} |");
+            for scenario in ["uncontended", "contended", "handoff"] {
+                match data.syscalls(scenario, imp) {
+                    Some((calls, per_op)) => {
+                        let _ = write!(row, " {calls} | {per_op:.1} |");
+                    }
+                    None => row.push_str(" - | - |"),
+                }
+            }
+            let _ = writeln!(md, "{row}");
+        }
+    }
+
+    // Targets.
+    let _ = writeln!(md, "\n### Targets\n\n| target | figure | verdict |\n|---|---|---|");
+    if let (Some(o), Some(f)) = (ours[0], floor[0]) {
+        let r = o.ns / f.ns;
+        let _ = writeln!(
+            md,
+            "| uncontended ≤ 1.25× the floor | {r:.2}× ({} vs {}) | {} |",
+            ns(o.ns),
+            ns(f.ns),
+            verdict(r <= 1.25)
+        );
+    }
+    for (peer, want) in [("sem_t", 1.4), ("parking_lot", 2.0), ("std", 8.0)] {
+        if let (Some(o), Some(p)) = (ours[0], data.est("uncontended", "acquire_release", peer)) {
+            let r = p.ns / o.ns;
+            let _ = writeln!(
+                md,
+                "| uncontended ≥ {want}× faster than {peer} | {r:.2}× ({} vs {}) | {} |",
+                ns(o.ns),
+                ns(p.ns),
+                verdict(r >= want)
+            );
+        }
+    }
+    for (shape, peer, r, lo, hi) in contended_ratios {
+        let _ = writeln!(
+            md,
+            "| contended {shape} ≥ 1.2× the best peer | {r:.2}× {peer} (interval {lo:.2}–{hi:.2}) | {} |",
+            verdict(r >= 1.2)
+        );
+    }
+    if let (Some(o), Some(s)) = (ours_handoff, data.est("handoff", "round_trip", "sem_t")) {
+        let _ = writeln!(
+            md,
+            "| handoff round trip no slower than sem_t | {} vs {} ({:.2}×) | {} |",
+            ns(o.ns),
+            ns(s.ns),
+            o.ns / s.ns,
+            verdict(o.ns <= s.ns)
+        );
+    }
+    if let Some(max) = data.tail(OURS).and_then(|r| r["max_ns"].as_f64()) {
+        let _ = writeln!(
+            md,
+            "| wait tail bounded: max ≤ 5 ms (4 threads, 1 permit) | max {:.2} ms | {} |",
+            max / 1e6,
+            verdict(max <= 5e6)
+        );
+    }
+    if let Some((calls, _)) = data.syscalls("uncontended", OURS) {
+        let _ = writeln!(
+            md,
+            "| zero futex calls uncontended | {calls} calls in 1,000,000 pairs | {} |",
+            verdict(calls == 0)
+        );
+    }
+    md.push('\n');
+    md
+}
+
+/// One line on the machine and the time of the run.
+fn machine(data: &Data) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("model name"))?.split(':').nth(1).map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let rustc = std::process::Command::new("rustc")
+        .arg("-V")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let when =
+        std::fs::metadata(data.dir.join("uncontended/acquire_release").join(OURS).join("new/estimates.json"))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| date(d.as_secs()))
+            .unwrap_or_default();
+    format!(
+        "Run of {when} on {cpu}, {cores} cores (shared with other jobs), Linux {}, {rustc}.",
+        kernel.trim()
+    )
+}
+
+/// `YYYY-MM-DD HH:MM UTC` for seconds since the Unix epoch (H. Hinnant's `civil_from_days`).
+fn date(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let (hh, mm) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02} UTC")
+}
+
+// ---------------------------------------------------------------------------------------------
+// SVG
+
+fn color(imp: &str) -> &'static str {
+    match imp {
+        "futex-semaphore" => "#d62728",
+        "std" => "#7f7f7f",
+        "parking_lot" => "#1f77b4",
+        "sem_t" => "#2ca02c",
+        "tokio" => "#9467bd",
+        "async-lock" => "#ff7f0e",
+        _ => "#222222",
+    }
+}
+
+/// One block of bars: a title and, per implementation, its cost in ns (absent ones are left out).
+struct Block {
+    title: String,
+    unit: &'static str,
+    bars: Vec<(&'static str, f64)>,
+}
+
+fn blocks(data: &Data) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    for (function, title) in [
+        ("acquire_release", "uncontended: acquire + release"),
+        ("try_acquire_release", "uncontended: try_acquire + release"),
+    ] {
+        let bars = std::iter::once(FLOOR)
+            .chain(IMPLS)
+            .filter_map(|imp| Some((imp, data.est("uncontended", function, imp)?.ns)))
+            .collect();
+        blocks.push(Block { title: title.into(), unit: "per pair", bars });
+    }
+    for shape in SHAPES {
+        let bars = IMPLS.iter().filter_map(|imp| Some((*imp, data.contended(shape, imp)?.ns))).collect();
+        let (t, p) = shape.split_once("t-").unwrap_or((shape, ""));
+        let p = p.trim_end_matches('p');
+        let permits = if p == "1" { "1 permit".to_owned() } else { format!("{p} permits") };
+        blocks.push(Block { title: format!("contended: {t} threads, {permits}"), unit: "per pair", bars });
+    }
+    let bars =
+        IMPLS.iter().filter_map(|imp| Some((*imp, data.est("handoff", "round_trip", imp)?.ns))).collect();
+    blocks.push(Block { title: "handoff: round trip".into(), unit: "per round trip", bars });
+    let bars = IMPLS.iter().filter_map(|imp| Some((*imp, data.tail(imp)?["p99_ns"].as_f64()?))).collect();
+    blocks.push(Block { title: "wait tail: p99 wait, 4 threads on 1 permit".into(), unit: "p99", bars });
+    blocks.retain(|b| b.bars.iter().any(|(imp, _)| *imp == OURS));
+    blocks
+}
+
+fn chart(data: &Data) -> String {
+    let blocks = blocks(data);
+    let (width, label_w, right_pad) = (960.0, 150.0, 150.0);
+    let (bar_h, gap, title_h, top, axis_h) = (13.0, 3.0, 22.0, 70.0, 40.0);
+    let plot_w = width - label_w - right_pad;
+
+    // Ratios to futex-semaphore, on a log axis that covers all of them.
+    let ratios: Vec<f64> = blocks
+        .iter()
+        .flat_map(|b| {
+            let ours = b.bars.iter().find(|(i, _)| *i == OURS).map_or(1.0, |x| x.1);
+            b.bars.iter().map(move |(_, v)| v / ours)
+        })
+        .collect();
+    let ticks =
+        [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
+    let lo = ticks
+        .iter()
+        .rev()
+        .copied()
+        .find(|t| *t <= ratios.iter().copied().fold(1.0, f64::min))
+        .unwrap_or(0.01);
+    let hi =
+        ticks.iter().copied().find(|t| *t >= ratios.iter().copied().fold(1.0, f64::max)).unwrap_or(1000.0);
+    let x = |r: f64| label_w + (r.log10() - lo.log10()) / (hi.log10() - lo.log10()) * plot_w;
+
+    let height = top
+        + blocks.iter().map(|b| title_h + b.bars.len() as f64 * (bar_h + gap) + 8.0).sum::<f64>()
+        + axis_h;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" font-size="11">"##
+    );
+    let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="white"/>"##);
+    let _ = writeln!(
+        s,
+        r##"<text x="{}" y="22" font-size="15" font-weight="bold">Cost relative to futex-semaphore (log scale; left of the red line is faster)</text>"##,
+        10
+    );
+    let _ = writeln!(
+        s,
+        r##"<text x="10" y="40" fill="#555">Each bar: that implementation's time ÷ futex-semaphore's in the same run (contended: time per pair, i.e. 1 / throughput). Labels: ratio and absolute figure.</text>"##
+    );
+    let _ = writeln!(s, r##"<text x="10" y="56" fill="#555">{}</text>"##, escape(&machine(data)));
+
+    let plot_bottom = height - axis_h;
+    for t in ticks.iter().copied().filter(|t| *t >= lo && *t <= hi) {
+        let (stroke, w) = if t == 1.0 { ("#d62728", 1.5) } else { ("#dddddd", 1.0) };
+        let _ = writeln!(
+            s,
+            r##"<line x1="{0:.1}" y1="{top}" x2="{0:.1}" y2="{plot_bottom}" stroke="{stroke}" stroke-width="{w}"/>"##,
+            x(t)
+        );
+        let _ = writeln!(
+            s,
+            r##"<text x="{:.1}" y="{}" text-anchor="middle" fill="#333">{}×</text>"##,
+            x(t),
+            plot_bottom + 16.0,
+            t
+        );
+    }
+    let _ = writeln!(
+        s,
+        r##"<text x="{:.1}" y="{}" text-anchor="middle" fill="#333">time ÷ futex-semaphore's time</text>"##,
+        label_w + plot_w / 2.0,
+        plot_bottom + 32.0
+    );
+
+    let mut y = top;
+    for b in &blocks {
+        let ours = b.bars.iter().find(|(i, _)| *i == OURS).map_or(1.0, |x| x.1);
+        let _ = writeln!(
+            s,
+            r##"<text x="10" y="{:.1}" font-weight="bold">{}</text>"##,
+            y + 15.0,
+            escape(&b.title)
+        );
+        y += title_h;
+        for (imp, v) in &b.bars {
+            let r = v / ours;
+            let (x0, x1) = (x(1.0), x(r));
+            let (left, w) = if x1 >= x0 { (x0, (x1 - x0).max(1.5)) } else { (x1, x0 - x1) };
+            let _ = writeln!(
+                s,
+                r##"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="#333">{imp}</text>"##,
+                label_w - 6.0,
+                y + bar_h - 2.5
+            );
+            let _ = writeln!(
+                s,
+                r##"<rect x="{left:.1}" y="{y:.1}" width="{w:.1}" height="{bar_h}" fill="{}"/>"##,
+                color(imp)
+            );
+            // The label goes right of the bar, or right of the red line for a bar left of it.
+            let label_x = if x1 >= x0 { left + w + 4.0 } else { x0 + 4.0 };
+            let _ = writeln!(
+                s,
+                r##"<text x="{:.1}" y="{:.1}" fill="#333">{:.2}× · {} {}</text>"##,
+                label_x,
+                y + bar_h - 2.5,
+                r,
+                ns(*v),
+                b.unit
+            );
+            y += bar_h + gap;
+        }
+        y += 8.0;
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}

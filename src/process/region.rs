@@ -1,0 +1,267 @@
+//! The layout of the shared region: a header, the engine's words, the sleeper count, and the
+//! holder table. Only integers, no pointers: every process maps it at its own address.
+//!
+//! | offset | size  | field              | meaning                                                   |
+//! |--------|-------|--------------------|-----------------------------------------------------------|
+//! | 0      | 8     | `magic`            | [`MAGIC`] once initialised (written last, `Release`)      |
+//! | 8      | 4     | `version`          | [`VERSION`], the layout version                           |
+//! | 12     | 4     | `size`             | [`REGION_SIZE`], the size of the region in bytes          |
+//! | 16     | 4     | `slots`            | [`SLOTS`], the number of holder slots                     |
+//! | 20     | 4     | `initial_permits`  | the permits it was created with (informational)           |
+//! | 24     | 8     | `pid_ns`           | inode of the creator's pid namespace (0: unknown)         |
+//! | 32     | 32    | -                  | reserved, zero                                            |
+//! | 64     | 16    | `sem`              | the engine: `RawSemaphore<Shared>` (state + two futexes)  |
+//! | 80     | 8     | `sleepers`         | sleeping acquires: all in bits 0..32, multi-permit in 32..64 |
+//! | 88     | 4     | `wake`             | the futex word sleepers wait on, bumped by a waking release |
+//! | 92     | 36    | -                  | padding to the next cache line                            |
+//! | 128    | 64 each | `slots[i]`       | the holder table: [`SLOTS`] slots of 64 bytes             |
+//!
+//! A slot (one cache line, so that two processes never share one):
+//!
+//! | offset | size | field      | meaning                                                           |
+//! |--------|------|------------|-------------------------------------------------------------------|
+//! | 0      | 8    | `owner`    | 0: free; else a process identity, see [`owner`] (bit 63: being recovered) |
+//! | 8      | 8    | `held`     | permits that process holds (its threads together)                 |
+//! | 16     | 8    | `sleeping` | its sleeping acquires, counted as in `sleepers`                   |
+//! | 24     | 40   | -          | padding                                                           |
+//!
+//! A fresh region is all zeros (0 permits, no sleeper, free slots) but for the header and the
+//! permits: every field is an atomic integer and every bit pattern is a valid value, so once a
+//! mapping of [`REGION_SIZE`] bytes exists, reading and writing it through `&Region` is sound
+//! whatever another process wrote there. Wrong values give wrong counts or hangs, never undefined
+//! behaviour or a panic.
+
+use crate::raw::{MAX_PERMITS, RawSemaphore};
+use crate::sync::{
+    AtomicU32, AtomicU64, Futex, Ordering::Acquire, Ordering::Relaxed, Ordering::Release, Shared,
+};
+use std::io;
+use std::mem::{offset_of, size_of};
+
+/// `b"futexsem"` read as a big-endian integer, stored in native byte order.
+pub(crate) const MAGIC: u64 = u64::from_be_bytes(*b"futexsem");
+/// The layout version. Bump it on any change of this file's tables, and on any change of the
+/// engine's layout or state encoding (`src/raw/mod.rs`, `src/raw/state.rs`): the engine's words
+/// are part of the region, read by every build that opens it.
+pub(crate) const VERSION: u32 = 1;
+/// The number of holder slots: the most processes whose permits can be recovered at once.
+pub(crate) const SLOTS: usize = 128;
+/// The size of the header, the part `open` reads before it maps anything.
+pub(crate) const HEADER_SIZE: usize = size_of::<Header>();
+/// The size of the region, and of the file or memfd that holds it.
+pub(crate) const REGION_SIZE: usize = size_of::<Region>();
+
+/// The sleepers increment of an acquire for one permit...
+pub(crate) const ONE_SLEEPER: u64 = 1;
+/// ... and of an acquire for more than one (it counts in both halves).
+pub(crate) const ONE_MANY_SLEEPER: u64 = 1 | 1 << 32;
+const SLEEPERS_MASK: u64 = 0xFFFF_FFFF;
+
+/// All sleeping acquires in a `sleepers` value.
+#[inline]
+pub(crate) const fn sleepers(s: u64) -> u64 {
+    s & SLEEPERS_MASK
+}
+
+/// Whether a `sleepers` value counts an acquire for more than one permit.
+#[inline]
+pub(crate) const fn has_many_sleepers(s: u64) -> bool {
+    s >> 32 != 0
+}
+
+#[repr(C)]
+pub(crate) struct Header {
+    pub(crate) magic: AtomicU64,
+    pub(crate) version: AtomicU32,
+    pub(crate) size: AtomicU32,
+    pub(crate) slots: AtomicU32,
+    pub(crate) initial_permits: AtomicU32,
+    pub(crate) pid_ns: AtomicU64,
+    _reserved: [AtomicU64; 4],
+}
+
+/// The shared region. Never constructed as a value: it exists only in a mapping.
+#[repr(C)]
+pub(crate) struct Region {
+    pub(crate) header: Header,
+    pub(crate) sem: RawSemaphore<Shared>,
+    pub(crate) sleepers: AtomicU64,
+    pub(crate) wake: Futex,
+    _pad: [AtomicU32; 9],
+    pub(crate) slots: [Slot; SLOTS],
+}
+
+/// One process's entry in the holder table.
+#[repr(C, align(64))]
+pub(crate) struct Slot {
+    pub(crate) owner: AtomicU64,
+    pub(crate) held: AtomicU64,
+    pub(crate) sleeping: AtomicU64,
+    _pad: [AtomicU64; 5],
+}
+
+const _: () = {
+    assert!(HEADER_SIZE == 64);
+    assert!(size_of::<RawSemaphore<Shared>>() == 16);
+    assert!(offset_of!(Region, sem) == 64);
+    assert!(offset_of!(Region, sleepers) == 80);
+    assert!(offset_of!(Region, wake) == 88);
+    assert!(offset_of!(Region, slots) == 128);
+    assert!(size_of::<Slot>() == 64);
+    assert!(REGION_SIZE == 128 + 64 * SLOTS);
+};
+
+impl Region {
+    /// Fills in a fresh, zeroed region that no other process can see yet, and marks it
+    /// initialised by writing the magic last.
+    pub(crate) fn initialise(&self, permits: u32, pid_ns: u64) {
+        // The callers refuse more than MAX_PERMITS, so this adds them all.
+        let _ = self.sem.add_permits(u64::from(permits), MAX_PERMITS);
+        let h = &self.header;
+        h.version.store(VERSION, Relaxed);
+        h.size.store(REGION_SIZE as u32, Relaxed);
+        h.slots.store(SLOTS as u32, Relaxed);
+        h.initial_permits.store(permits, Relaxed);
+        h.pid_ns.store(pid_ns, Relaxed);
+        // Release: pairs with the Acquire load in `is_published`; everything above is visible to
+        // a process that sees the magic.
+        h.magic.store(MAGIC, Release);
+    }
+
+    /// Whether the magic is there (after `validate_header` said so of the file).
+    pub(crate) fn is_published(&self) -> bool {
+        // Acquire: pairs with the Release store in `initialise`.
+        self.header.magic.load(Acquire) == MAGIC
+    }
+
+    /// The slot at `index`; `None` for [`UNTRACKED`](super::holders::UNTRACKED).
+    #[inline]
+    pub(crate) fn slot(&self, index: u32) -> Option<&Slot> {
+        self.slots.get(index as usize)
+    }
+}
+
+/// The `owner` word of a slot: who holds it.
+///
+/// | bits    | meaning                                                                 |
+/// |---------|-------------------------------------------------------------------------|
+/// | 0..=31  | pid (never 0 for a process)                                             |
+/// | 32..=62 | the low 31 bits of its start time (`/proc/<pid>/stat` field 22; 0: unknown) |
+/// | 63      | [`RECOVERING`](owner::RECOVERING): the process named is recovering the slot of a dead holder |
+pub(crate) mod owner {
+    /// A free slot.
+    pub(crate) const FREE: u64 = 0;
+    /// Set while a process gives back a dead holder's permits; bits 0..63 then name that process.
+    pub(crate) const RECOVERING: u64 = 1 << 63;
+    const START_MASK: u64 = (1 << 31) - 1;
+
+    /// The owner word of a process.
+    #[inline]
+    pub(crate) const fn id(pid: u32, start_time: u64) -> u64 {
+        pid as u64 | (start_time & START_MASK) << 32
+    }
+
+    #[inline]
+    pub(crate) const fn pid(id: u64) -> u32 {
+        id as u32
+    }
+
+    /// The low 31 bits of the start time; 0 when it was not known.
+    #[inline]
+    pub(crate) const fn start(id: u64) -> u64 {
+        (id >> 32) & START_MASK
+    }
+
+    /// Whether `start_time` (full) matches the 31 bits kept in an owner word.
+    #[inline]
+    pub(crate) const fn start_matches(id: u64, start_time: u64) -> bool {
+        start(id) == start_time & START_MASK
+    }
+}
+
+/// What `open` found in a header: a region of this layout, or why not.
+pub(crate) fn validate_header(bytes: &[u8], file_size: u64) -> io::Result<()> {
+    let field = |at: usize, len: usize| bytes.get(at..at + len);
+    let u32_at = |at| field(at, 4).and_then(|b| b.try_into().ok()).map(u32::from_ne_bytes);
+    let u64_at = |at| field(at, 8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes);
+    let (Some(magic), Some(version), Some(size), Some(slots)) =
+        (u64_at(0), u32_at(8), u32_at(12), u32_at(16))
+    else {
+        return Err(invalid(format!(
+            "{file_size} bytes is too small for a futex-semaphore region ({REGION_SIZE} bytes): \
+             not a semaphore, or truncated"
+        )));
+    };
+    if magic != MAGIC {
+        return Err(invalid(format!(
+            "not a futex-semaphore region (magic {magic:#018x}, expected {MAGIC:#018x})"
+        )));
+    }
+    if version != VERSION {
+        return Err(invalid(format!(
+            "a futex-semaphore region of layout version {version}; this build understands version {VERSION}"
+        )));
+    }
+    if size as usize != REGION_SIZE || slots as usize != SLOTS {
+        return Err(invalid(format!(
+            "a futex-semaphore region header says {size} bytes and {slots} slots; \
+             version {VERSION} has {REGION_SIZE} bytes and {SLOTS} slots"
+        )));
+    }
+    if file_size != REGION_SIZE as u64 {
+        return Err(invalid(format!(
+            "a futex-semaphore region of {file_size} bytes instead of {REGION_SIZE}: truncated or extended"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(magic: u64, version: u32, size: u32, slots: u32) -> Vec<u8> {
+        let mut b = vec![0; HEADER_SIZE];
+        b[0..8].copy_from_slice(&magic.to_ne_bytes());
+        b[8..12].copy_from_slice(&version.to_ne_bytes());
+        b[12..16].copy_from_slice(&size.to_ne_bytes());
+        b[16..20].copy_from_slice(&slots.to_ne_bytes());
+        b
+    }
+
+    #[test]
+    fn a_valid_header_passes() {
+        let b = header(MAGIC, VERSION, REGION_SIZE as u32, SLOTS as u32);
+        assert!(validate_header(&b, REGION_SIZE as u64).is_ok());
+    }
+
+    #[test]
+    fn anything_else_is_invalid_data() {
+        let size = REGION_SIZE as u32;
+        let cases = [
+            (header(MAGIC, VERSION, size, SLOTS as u32), 100),
+            (header(0, VERSION, size, SLOTS as u32), REGION_SIZE as u64),
+            (header(MAGIC, VERSION + 1, size, SLOTS as u32), REGION_SIZE as u64),
+            (header(MAGIC, VERSION, size + 64, SLOTS as u32), REGION_SIZE as u64),
+            (header(MAGIC, VERSION, size, 3), REGION_SIZE as u64),
+            (vec![1, 2, 3], 3),
+        ];
+        for (bytes, file_size) in cases {
+            let err = validate_header(&bytes, file_size).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        }
+    }
+
+    #[test]
+    fn owner_words_round_trip() {
+        let id = owner::id(4_194_303, 0x1_2345_6789);
+        assert_eq!(owner::pid(id), 4_194_303);
+        assert!(owner::start_matches(id, 0x1_2345_6789));
+        assert_eq!(id & owner::RECOVERING, 0);
+        assert_ne!(owner::id(1, 0), owner::FREE);
+    }
+}

@@ -1,0 +1,623 @@
+//! `ProcessSemaphore` across real processes.
+//!
+//! Child processes are this test binary run again with `FUTEX_SEM_TEST_ROLE` set: the test named
+//! `child` then plays that role (see `child`) and every other test is filtered out. Children
+//! report on stdout with lines containing `@@<event>`; the parent waits for those lines instead
+//! of sleeping. Every name includes the test's pid and is unlinked when the test ends.
+#![cfg(all(not(loom), any(target_os = "linux", target_os = "android")))]
+
+use futex_semaphore::{ProcessSemaphore, TryAcquireError};
+use rustix::mm::{MapFlags, ProtFlags};
+use std::env;
+use std::fs::{self, OpenOptions};
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::ptr::{NonNull, null_mut};
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+const ROLE: &str = "FUTEX_SEM_TEST_ROLE";
+const NAME: &str = "FUTEX_SEM_TEST_NAME";
+const COUNTER: &str = "FUTEX_SEM_TEST_COUNTER";
+const PERMITS: &str = "FUTEX_SEM_TEST_PERMITS";
+
+/// How long a child or the parent waits for something that should come at once. Only a broken
+/// semaphore (or a machine stalled for this long) reaches it.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------------------------
+// The child side.
+
+/// Plays the role named in `FUTEX_SEM_TEST_ROLE`; without it (a normal test run), does nothing.
+#[test]
+fn child() {
+    let Ok(role) = env::var(ROLE) else { return };
+    let name = env::var(NAME).unwrap_or_default();
+    let permits: u32 = env::var(PERMITS).ok().and_then(|p| p.parse().ok()).unwrap_or(1);
+    match role.as_str() {
+        // Takes one permit many times, counting how many processes are inside at once.
+        "limit" => {
+            let sem = ProcessSemaphore::open_or_create(&name, permits).unwrap();
+            let counter = Counter::open(&env::var(COUNTER).unwrap());
+            for _ in 0..LIMIT_ROUNDS {
+                let permit = sem.acquire().unwrap();
+                let inside = counter.inside().fetch_add(1, SeqCst) + 1;
+                counter.max().fetch_max(inside, SeqCst);
+                counter.entries().fetch_add(1, SeqCst);
+                // Hold it a little, so that others arrive while it is held.
+                std::thread::sleep(Duration::from_micros(300));
+                counter.inside().fetch_sub(1, SeqCst);
+                drop(permit);
+            }
+        }
+        // Takes `permits`, says so, and holds them until stdin closes (or it is killed).
+        "hold" => {
+            let sem = ProcessSemaphore::open(&name).unwrap();
+            let permit = sem.acquire_many(permits).unwrap();
+            say("acquired");
+            let _ = io::stdin().read_to_end(&mut Vec::new());
+            drop(permit);
+            say("released");
+        }
+        // Waits for `permits`, and says whether it got them.
+        "wait" => {
+            let sem = ProcessSemaphore::open(&name).unwrap();
+            say("waiting");
+            match sem.try_acquire_many_for(permits, PATIENCE) {
+                Ok(permit) => {
+                    say("acquired");
+                    drop(permit);
+                }
+                Err(e) => say(&format!("failed: {e}")),
+            }
+        }
+        "fork" => fork_role(),
+        "fork-full" => full_table_role(),
+        // Uncontended acquires and releases, for `strace` to count system calls.
+        "fast" => {
+            let sem = ProcessSemaphore::anonymous(1).unwrap();
+            for _ in 0..permits {
+                drop(std::hint::black_box(sem.acquire().unwrap()));
+                drop(std::hint::black_box(sem.try_acquire().unwrap()));
+            }
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+fn say(event: &str) {
+    println!("@@{event}");
+}
+
+const LIMIT_ROUNDS: u32 = 40;
+
+// ---------------------------------------------------------------------------------------------
+// The parent side.
+
+/// A child process playing a role; killed and reaped on drop if still running.
+struct Proc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Proc {
+    fn spawn(role: &str, vars: &[(&str, &str)]) -> Proc {
+        let mut command = Command::new(env::current_exe().unwrap());
+        command.args(["child", "--exact", "--nocapture", "--test-threads=1", "-q"]).env(ROLE, role);
+        for (key, value) in vars {
+            command.env(key, value);
+        }
+        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Proc { child, stdin, stdout }
+    }
+
+    /// Reads the child's output until it reports `event`; panics on anything it reports instead.
+    fn expect(&mut self, event: &str) {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let read = self.stdout.read_line(&mut line).unwrap();
+            assert!(read > 0, "child {} ended before reporting {event:?}", self.child.id());
+            if let Some(at) = line.find("@@") {
+                let got = line[at + 2..].trim_end();
+                assert_eq!(got, event, "child {} reported something else", self.child.id());
+                return;
+            }
+        }
+    }
+
+    /// Closes the child's stdin (a "hold" child then releases and ends).
+    fn close_stdin(&mut self) {
+        self.stdin.take();
+    }
+
+    /// Kills the child with SIGKILL and waits until it is a zombie, *without* reaping it.
+    fn kill_leaving_zombie(&mut self) {
+        self.child.kill().unwrap();
+        let pid = rustix::process::Pid::from_child(&self.child);
+        let flags = rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOWAIT;
+        rustix::process::waitid(rustix::process::WaitId::Pid(pid), flags).unwrap();
+    }
+
+    /// Waits for the child to end, and checks that it succeeded.
+    fn succeeds(mut self) {
+        self.close_stdin();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "child {} failed: {status}", self.child.id());
+    }
+
+    /// Waits for the child to end (after it was killed).
+    fn reap(mut self) {
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Names unique to this test process, unlinked (if they exist) when dropped.
+struct Names(Vec<String>);
+
+impl Names {
+    fn new(tags: &[&str]) -> Names {
+        let names: Vec<String> =
+            tags.iter().map(|tag| format!("futex-sem-test-{tag}-{}", std::process::id())).collect();
+        for name in &names {
+            let _ = fs::remove_file(format!("/dev/shm/{name}"));
+        }
+        Names(names)
+    }
+
+    fn get(&self, i: usize) -> &str {
+        &self.0[i]
+    }
+}
+
+impl Drop for Names {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = fs::remove_file(format!("/dev/shm/{name}"));
+        }
+    }
+}
+
+/// Three counters in a shared mapping of a file: processes inside, the most at once, entries.
+struct Counter {
+    ptr: NonNull<AtomicU32>,
+}
+
+const COUNTER_BYTES: usize = 4096;
+
+impl Counter {
+    fn create(path: &str) -> Counter {
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(path).unwrap();
+        file.set_len(COUNTER_BYTES as u64).unwrap();
+        Counter::open(path)
+    }
+
+    fn open(path: &str) -> Counter {
+        let file = OpenOptions::new().read(true).write(true).open(path).unwrap();
+        assert_eq!(file.metadata().unwrap().len(), COUNTER_BYTES as u64);
+        // SAFETY: a new shared mapping at an address the kernel picks; the file has
+        // COUNTER_BYTES bytes, all of it backed.
+        let ptr = unsafe {
+            rustix::mm::mmap(
+                null_mut(),
+                COUNTER_BYTES,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                &file,
+                0,
+            )
+        }
+        .unwrap();
+        Counter { ptr: NonNull::new(ptr.cast()).unwrap() }
+    }
+
+    fn cell(&self, i: usize) -> &AtomicU32 {
+        assert!(i < 3);
+        // SAFETY: within the mapping (3 * 4 < COUNTER_BYTES), aligned (page-aligned base), and
+        // only ever accessed atomically, here and in the other processes.
+        unsafe { &*self.ptr.as_ptr().add(i) }
+    }
+
+    fn inside(&self) -> &AtomicU32 {
+        self.cell(0)
+    }
+
+    fn max(&self) -> &AtomicU32 {
+        self.cell(1)
+    }
+
+    fn entries(&self) -> &AtomicU32 {
+        self.cell(2)
+    }
+}
+
+impl Drop for Counter {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `open`; the references from `cell` borrow `self`.
+        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), COUNTER_BYTES) };
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests.
+
+#[test]
+fn at_most_three_of_eight_processes_are_inside_at_once() {
+    let names = Names::new(&["limit", "limit-counter"]);
+    let (name, counter_name) = (names.get(0), names.get(1));
+    let counter_path = format!("/dev/shm/{counter_name}");
+    let counter = Counter::create(&counter_path);
+    // The children race to create the semaphore with `open_or_create`: one creates, seven open.
+    let vars = [(NAME, name), (COUNTER, counter_path.as_str()), (PERMITS, "3")];
+    let children: Vec<Proc> = (0..8).map(|_| Proc::spawn("limit", &vars)).collect();
+    for child in children {
+        child.succeeds();
+    }
+    assert_eq!(counter.entries().load(SeqCst), 8 * LIMIT_ROUNDS);
+    let max = counter.max().load(SeqCst);
+    assert!((1..=3).contains(&max), "{max} processes were inside at once");
+    println!("at most {max} of 8 processes were inside at once");
+    let sem = ProcessSemaphore::open(name).unwrap();
+    assert_eq!(sem.available_permits(), 3);
+}
+
+#[test]
+fn permits_of_a_killed_holder_are_recovered() {
+    let names = Names::new(&["killed-holder"]);
+    let name = names.get(0);
+    let sem = ProcessSemaphore::create(name, 3).unwrap();
+    let mut holder = Proc::spawn("hold", &[(NAME, name), (PERMITS, "2")]);
+    holder.expect("acquired");
+    assert_eq!(sem.available_permits(), 1);
+    // Alive: nothing to recover.
+    assert_eq!(sem.recover().unwrap(), 0);
+    // SIGKILL: no destructor runs. A zombie (not yet reaped) counts as dead.
+    holder.kill_leaving_zombie();
+    assert_eq!(sem.recover().unwrap(), 2);
+    assert_eq!(sem.available_permits(), 3);
+    holder.reap();
+    // Exactly once: nothing is left to recover.
+    assert_eq!(sem.recover().unwrap(), 0);
+    assert_eq!(sem.available_permits(), 3);
+}
+
+#[test]
+fn a_waiter_recovers_the_permits_of_a_killed_holder_by_itself() {
+    let names = Names::new(&["waiter-recovers"]);
+    let name = names.get(0);
+    let sem = ProcessSemaphore::create(name, 2).unwrap();
+    let mut holder = Proc::spawn("hold", &[(NAME, name), (PERMITS, "2")]);
+    holder.expect("acquired");
+    let mut waiter = Proc::spawn("wait", &[(NAME, name), (PERMITS, "2")]);
+    waiter.expect("waiting");
+    holder.kill_leaving_zombie();
+    holder.reap();
+    // Nobody calls `recover`: the waiter finds the dead holder after its 100 ms sleep.
+    waiter.expect("acquired");
+    waiter.succeeds();
+    assert_eq!(sem.available_permits(), 2);
+    // And this process, too, recovers while it waits.
+    let mut holder = Proc::spawn("hold", &[(NAME, name), (PERMITS, "2")]);
+    holder.expect("acquired");
+    holder.kill_leaving_zombie();
+    let start = Instant::now();
+    let permit = sem.try_acquire_many_for(2, PATIENCE).unwrap();
+    assert!(start.elapsed() < PATIENCE / 2, "took {:?}", start.elapsed());
+    drop(permit);
+    holder.reap();
+    assert_eq!(sem.available_permits(), 2);
+}
+
+#[test]
+fn a_killed_waiter_does_not_block_the_others() {
+    let names = Names::new(&["killed-waiter"]);
+    let name = names.get(0);
+    let sem = ProcessSemaphore::create(name, 2).unwrap();
+    let mine = sem.acquire_many(2).unwrap();
+    // One waiter for one permit, one for two: both kinds of sleeper are killed asleep.
+    let mut one = Proc::spawn("wait", &[(NAME, name), (PERMITS, "1")]);
+    let mut two = Proc::spawn("wait", &[(NAME, name), (PERMITS, "2")]);
+    one.expect("waiting");
+    two.expect("waiting");
+    one.kill_leaving_zombie();
+    two.kill_leaving_zombie();
+    one.reap();
+    two.reap();
+    drop(mine);
+    let again = sem.try_acquire_many_for(2, PATIENCE).unwrap();
+    let mut live = Proc::spawn("wait", &[(NAME, name), (PERMITS, "2")]);
+    live.expect("waiting");
+    drop(again);
+    live.expect("acquired");
+    live.succeeds();
+    assert_eq!(sem.available_permits(), 2);
+    sem.recover().unwrap();
+    assert!(format!("{sem:?}").contains("sleepers: 0"), "{sem:?}");
+}
+
+#[test]
+fn timeouts_work_across_processes() {
+    let names = Names::new(&["timeouts"]);
+    let name = names.get(0);
+    let sem = ProcessSemaphore::create(name, 1).unwrap();
+    let mut holder = Proc::spawn("hold", &[(NAME, name), (PERMITS, "1")]);
+    holder.expect("acquired");
+    let start = Instant::now();
+    let err = sem.try_acquire_for(Duration::from_millis(150)).unwrap_err();
+    let waited = start.elapsed();
+    assert_eq!(err, TryAcquireError::NoPermits);
+    assert!(waited >= Duration::from_millis(150) && waited < PATIENCE / 2, "waited {waited:?}");
+    assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::NoPermits);
+    // The holder gives its permit back when its stdin closes: a sleeper here is woken by it.
+    holder.close_stdin();
+    let permit = sem.try_acquire_for(PATIENCE).unwrap();
+    holder.expect("released");
+    holder.succeeds();
+    drop(permit);
+    assert_eq!(sem.available_permits(), 1);
+}
+
+#[test]
+fn open_refuses_files_that_are_not_semaphores() {
+    let names = Names::new(&["garbage", "truncated", "other-version"]);
+    let garbage = names.get(0);
+    let path = format!("/dev/shm/{garbage}");
+    let region_size = {
+        let sem = ProcessSemaphore::create(names.get(1), 1).unwrap();
+        drop(sem);
+        fs::metadata(format!("/dev/shm/{}", names.get(1))).unwrap().len() as usize
+    };
+    let contents: [Vec<u8>; 5] = [
+        Vec::new(),
+        b"this is not a semaphore\n".to_vec(),
+        vec![0xAB; region_size],
+        vec![0; region_size],
+        (0..region_size * 2).map(|i| i as u8).collect(),
+    ];
+    for bytes in &contents {
+        fs::write(&path, bytes).unwrap();
+        let err = ProcessSemaphore::open(garbage).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidData, "{} bytes: {err}", bytes.len());
+    }
+    // A real region, truncated.
+    let truncated = format!("/dev/shm/{}", names.get(1));
+    OpenOptions::new().write(true).open(&truncated).unwrap().set_len(100).unwrap();
+    let err = ProcessSemaphore::open(names.get(1)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
+    // A real region of another layout version (the u32 at offset 8).
+    ProcessSemaphore::create(names.get(2), 1).unwrap();
+    let other = format!("/dev/shm/{}", names.get(2));
+    let mut bytes = fs::read(&other).unwrap();
+    bytes[8..12].copy_from_slice(&999u32.to_ne_bytes());
+    fs::write(&other, &bytes).unwrap();
+    let err = ProcessSemaphore::open(names.get(2)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
+    assert!(err.to_string().contains("version 999"), "{err}");
+    // open_or_create does not clobber it either.
+    let err = ProcessSemaphore::open_or_create(names.get(2), 1).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
+}
+
+#[test]
+fn create_refuses_an_existing_name_and_open_a_missing_one() {
+    let names = Names::new(&["exists"]);
+    let name = names.get(0);
+    assert_eq!(ProcessSemaphore::open(name).unwrap_err().kind(), ErrorKind::NotFound);
+    let sem = ProcessSemaphore::create(name, 1).unwrap();
+    assert_eq!(ProcessSemaphore::create(name, 1).unwrap_err().kind(), ErrorKind::AlreadyExists);
+    assert_eq!(sem.name(), Some(name));
+    ProcessSemaphore::unlink(name).unwrap();
+    assert_eq!(ProcessSemaphore::unlink(name).unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(ProcessSemaphore::open(name).unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn names_permits_and_modes_are_validated() {
+    let long = "x".repeat(256);
+    for bad in ["", "a/b", "/lead", ".", "..", "nul\0", long.as_str()] {
+        let err = ProcessSemaphore::create(bad, 1).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad:?}: {err}");
+        assert_eq!(ProcessSemaphore::open(bad).unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(ProcessSemaphore::unlink(bad).unwrap_err().kind(), ErrorKind::InvalidInput);
+    }
+    let names = Names::new(&["validated"]);
+    let err = ProcessSemaphore::create(names.get(0), u32::MAX).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let err = ProcessSemaphore::create_with_mode(names.get(0), 1, 0o4755).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(ProcessSemaphore::anonymous(u32::MAX).unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert!(fs::metadata(format!("/dev/shm/{}", names.get(0))).is_err(), "nothing was created");
+}
+
+#[test]
+fn created_with_mode_0600() {
+    let names = Names::new(&["mode"]);
+    let _sem = ProcessSemaphore::create(names.get(0), 1).unwrap();
+    let mode = fs::metadata(format!("/dev/shm/{}", names.get(0))).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7777, 0o600);
+}
+
+#[test]
+fn uncontended_acquires_and_releases_make_no_system_call() {
+    // Two runs under `strace -c`, of 10 and of 100,000 acquire/release pairs: if the fast paths
+    // made any system call (`getpid` included), the second run would make 100,000 more.
+    let Some(few) = system_calls(10) else {
+        eprintln!("SKIPPED: strace is not installed");
+        return;
+    };
+    let Some(many) = system_calls(100_000) else { return };
+    assert!(many < few + 100, "10 rounds made {few} system calls, 100,000 rounds {many}");
+    println!("system calls: {few} for 10 rounds, {many} for 100,000");
+}
+
+/// The system calls a "fast" child of `rounds` rounds makes in all, or None without strace.
+fn system_calls(rounds: u32) -> Option<u64> {
+    let out = Command::new("strace")
+        .args(["-f", "-c", "-o", "/dev/stderr"])
+        .arg(env::current_exe().unwrap())
+        .args(["child", "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .env(ROLE, "fast")
+        .env(PERMITS, rounds.to_string())
+        .output()
+        .ok()?;
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed: {report}");
+    // The last row reads "100.00  seconds  usecs/call  calls  [errors]  total".
+    let total = report.lines().find(|l| l.trim_end().ends_with(" total"))?;
+    let calls = total.split_whitespace().nth(3).and_then(|calls| calls.parse().ok());
+    assert!(calls.is_some(), "cannot read strace's total row {total:?}");
+    calls
+}
+
+#[test]
+fn is_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<ProcessSemaphore>();
+}
+
+#[test]
+fn anonymous_is_shared_with_forked_children() {
+    // Forking is done in a child of its own, which runs only this one test on one thread.
+    let mut forker = Proc::spawn("fork", &[]);
+    forker.expect("done");
+    forker.succeeds();
+}
+
+/// Forks and checks what the children see. Runs in its own process (see the test above).
+fn fork_role() {
+    let sem = ProcessSemaphore::anonymous(1).unwrap();
+
+    // 1. The child sees the parent's permit taken; it gets the permit once the parent drops it.
+    // `ready` (another semaphore) tells the parent that the child has looked.
+    let ready = ProcessSemaphore::anonymous(0).unwrap();
+    let permit = sem.acquire().unwrap();
+    let child = fork(|| {
+        if sem.try_acquire().is_ok() {
+            return 10;
+        }
+        if ready.release().is_err() {
+            return 11;
+        }
+        match sem.try_acquire_for(PATIENCE) {
+            Ok(_permit) => 0,
+            Err(_) => 12,
+        }
+    });
+    ready.try_acquire_for(PATIENCE).unwrap().forget();
+    drop(permit);
+    assert_eq!(wait(child), 0);
+    assert_eq!(sem.available_permits(), 1);
+
+    // 2. A child killed while it holds the permit: recovery gives it back. This works only if the
+    // child recorded it in a slot of its own, under its own pid (not the parent's cached one).
+    let child = fork(|| {
+        let permit = sem.acquire().unwrap();
+        // SAFETY: raise(3) is async-signal-safe; SIGKILL ends the process here.
+        unsafe { libc::raise(libc::SIGKILL) };
+        drop(permit);
+        13
+    });
+    assert_eq!(wait(child), -libc::SIGKILL);
+    assert_eq!(sem.available_permits(), 0);
+    assert_eq!(sem.recover().unwrap(), 1);
+    assert_eq!(sem.available_permits(), 1);
+
+    // 3. A permit copied into a child by fork is the parent's: dropping it there does nothing.
+    let mut permit = Some(sem.acquire().unwrap());
+    let child = fork(|| {
+        drop(permit.take());
+        0
+    });
+    assert_eq!(wait(child), 0);
+    assert_eq!(sem.available_permits(), 0);
+    assert!(permit.is_some());
+    drop(permit);
+    assert_eq!(sem.available_permits(), 1);
+    say("done");
+}
+
+#[test]
+fn a_full_holder_table_still_grants_permits_but_cannot_recover_them() {
+    let mut forker = Proc::spawn("fork-full", &[]);
+    forker.expect("done");
+    forker.succeeds();
+}
+
+/// Fills the holder table with forked children, then acquires in a 129th process.
+fn full_table_role() {
+    const CHILDREN: u32 = ProcessSemaphore::MAX_HOLDER_PROCESSES as u32;
+    let sem = ProcessSemaphore::anonymous(1000).unwrap();
+    let ready = ProcessSemaphore::anonymous(0).unwrap();
+    let gate = ProcessSemaphore::anonymous(0).unwrap();
+    let children: Vec<libc::pid_t> = (0..CHILDREN)
+        .map(|_| {
+            fork(|| {
+                let permit = sem.acquire().unwrap();
+                if !permit.is_recoverable() {
+                    return 20;
+                }
+                ready.release().unwrap();
+                gate.try_acquire_for(PATIENCE).unwrap().forget();
+                // Leave without dropping the permit: recovery must give it back.
+                std::mem::forget(permit);
+                0
+            })
+        })
+        .collect();
+    ready.try_acquire_many_for(CHILDREN, PATIENCE).unwrap().forget();
+    // Every slot is taken by a live process: this one is untracked, but gets its permit.
+    let permit = sem.acquire().unwrap();
+    assert!(!permit.is_recoverable());
+    gate.add_permits(CHILDREN as usize).unwrap();
+    for child in children {
+        assert_eq!(wait(child), 0);
+    }
+    assert_eq!(sem.available_permits(), 1000 - CHILDREN as usize - 1);
+    // The dead children's slots: all recovered, each once.
+    assert_eq!(sem.recover().unwrap(), CHILDREN as usize);
+    assert_eq!(sem.recover().unwrap(), 0);
+    drop(permit);
+    assert_eq!(sem.available_permits(), 1000);
+    // A forked child (another pid, so a new look-up) claims one of the freed slots.
+    let child = fork(|| if sem.acquire().unwrap().is_recoverable() { 0 } else { 21 });
+    assert_eq!(wait(child), 0);
+    say("done");
+}
+
+/// Runs `f` in a child made by `fork`, which exits with what `f` returns.
+fn fork(f: impl FnOnce() -> i32) -> libc::pid_t {
+    io::stdout().flush().unwrap();
+    // SAFETY: this process runs one test on one thread (the harness's main thread only waits for
+    // it), so the child inherits no lock held by another thread. The child runs `f` and leaves
+    // with `_exit`, without running the parent's destructors or atexit handlers.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let code = f();
+        // SAFETY: ends the child at once; nothing after this runs.
+        unsafe { libc::_exit(code) };
+    }
+    pid
+}
+
+/// Waits for a forked child: its exit code, or minus the signal that killed it.
+fn wait(pid: libc::pid_t) -> i32 {
+    let mut status = 0;
+    // SAFETY: waits for our own child; `status` is a valid place for the result.
+    let got = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(got, pid);
+    if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -libc::WTERMSIG(status) }
+}

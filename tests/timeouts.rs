@@ -1,0 +1,109 @@
+//! Timed acquires: they give up near their deadline, lose no permit, and succeed when a permit
+//! comes in time. Timing bounds are loose: the machine is shared.
+
+mod common;
+
+use common::wait_for_waiters;
+use futex_semaphore::{Semaphore, TryAcquireError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const SHORT: Duration = Duration::from_millis(50);
+/// Far more than any scheduling delay on a loaded machine should add.
+const SLACK: Duration = Duration::from_secs(5);
+
+#[test]
+fn timeout_returns_no_permits_near_the_deadline() {
+    let sem = Semaphore::new(0);
+    let start = Instant::now();
+    assert_eq!(sem.try_acquire_for(SHORT).unwrap_err(), TryAcquireError::NoPermits);
+    let took = start.elapsed();
+    assert!(took >= SHORT, "returned early after {took:?}");
+    assert!(took < SHORT + SLACK, "returned late after {took:?}");
+    assert_eq!(sem.available_permits(), 0);
+}
+
+#[test]
+fn deadline_returns_no_permits_after_the_deadline() {
+    let sem = Semaphore::new(1);
+    let _held = sem.acquire().unwrap();
+    let deadline = Instant::now() + SHORT;
+    assert_eq!(sem.try_acquire_many_until(1, deadline).unwrap_err(), TryAcquireError::NoPermits);
+    assert!(Instant::now() >= deadline);
+}
+
+#[test]
+fn timed_many_waits_for_all_permits_and_takes_none_on_timeout() {
+    let sem = Semaphore::new(2);
+    assert_eq!(sem.try_acquire_many_for(3, SHORT).unwrap_err(), TryAcquireError::NoPermits);
+    assert_eq!(sem.available_permits(), 2);
+}
+
+#[test]
+fn a_timed_waiter_gets_a_permit_released_before_its_deadline() {
+    let sem = Semaphore::new(0);
+    thread::scope(|s| {
+        let w = s.spawn(|| sem.try_acquire_for(Duration::from_secs(60)).map(|p| p.forget()));
+        wait_for_waiters(&sem, 1);
+        sem.release();
+        assert_eq!(w.join().unwrap(), Ok(()));
+    });
+    assert_eq!(sem.available_permits(), 0);
+}
+
+#[test]
+fn duration_max_waits_until_released() {
+    let sem = Semaphore::new(0);
+    thread::scope(|s| {
+        let w = s.spawn(|| sem.try_acquire_many_for(2, Duration::MAX).map(|p| p.num_permits()));
+        wait_for_waiters(&sem, 1);
+        sem.add_permits(2);
+        assert_eq!(w.join().unwrap(), Ok(2));
+    });
+}
+
+#[test]
+fn timeouts_racing_releases_lose_no_permit() {
+    let sem = Semaphore::new(0);
+    let mut got = 0usize;
+    thread::scope(|s| {
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut got = 0;
+                    for _ in 0..200 {
+                        if let Ok(p) = sem.try_acquire_for(Duration::from_micros(200)) {
+                            p.forget();
+                            got += 1;
+                        }
+                    }
+                    got
+                })
+            })
+            .collect();
+        s.spawn(|| {
+            for _ in 0..400 {
+                sem.release();
+                thread::yield_now();
+            }
+        });
+        for w in waiters {
+            got += w.join().unwrap();
+        }
+    });
+    // Every released permit was either taken (and counted) or is still there.
+    assert_eq!(got + sem.available_permits(), 400);
+}
+
+#[test]
+fn a_timed_out_waiter_does_not_strand_a_blocking_one() {
+    let sem = Semaphore::new(0);
+    thread::scope(|s| {
+        let timed = s.spawn(|| sem.try_acquire_for(SHORT).is_ok());
+        let blocking = s.spawn(|| sem.acquire().unwrap().forget());
+        wait_for_waiters(&sem, 2);
+        assert!(!timed.join().unwrap());
+        sem.release();
+        blocking.join().unwrap();
+    });
+}
