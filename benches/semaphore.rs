@@ -7,7 +7,8 @@
 //! - `uncontended`: acquire + release, and try_acquire + release, on one thread.
 //! - `contended`: T threads on P permits, each holding a permit for [`HOLD`] work units and doing
 //!   [`BETWEEN`] units between: throughput in acquire/release pairs per second.
-//! - `handoff`: two threads pass a token through two semaphores that start empty: round-trip time.
+//! - `handoff`: two threads pass a token through two semaphores that start empty: round-trip time;
+//!   `round_trip_one_cpu` pins both threads to one CPU, as when the other cores are busy.
 //! - `wait_tail`: 4 threads, 1 permit, short hold, asking again at once. Criterion times the run;
 //!   a fixed run per implementation then measures each wait from calling `acquire` to holding the
 //!   permit, prints p50/p90/p99/p99.9/max and writes them to
@@ -26,6 +27,11 @@ use std::time::Duration;
 
 /// The contended shapes: (threads, permits).
 const SHAPES: [(usize, usize); 3] = [(2, 1), (8, 2), (32, 4)];
+
+/// Acquires per thread in one criterion iteration of the threaded groups: enough that even the
+/// first warm-up iteration runs long enough to reach the steady state (a lock convoy, say), so
+/// that criterion's estimate of the run time holds.
+const OPS_PER_ITER: u64 = 100;
 
 /// The wait-tail shape and the size of its fixed run.
 const TAIL_THREADS: usize = 4;
@@ -63,13 +69,18 @@ fn contended(c: &mut Criterion) {
         common::check_gate::<G>(threads, permits);
         let gate = G::new(permits);
         let id = BenchmarkId::new(format!("{threads}t-{permits}p"), G::NAME);
-        // One iteration: every thread takes and gives back one permit.
-        group.throughput(Throughput::Elements(threads as u64));
-        group.bench_function(id, |b| b.iter_custom(|iters| common::contend(&gate, threads, iters)));
+        // One iteration: every thread takes and gives back OPS_PER_ITER permits.
+        group.throughput(Throughput::Elements(threads as u64 * OPS_PER_ITER));
+        group.bench_function(id, |b| {
+            b.iter_custom(|iters| common::contend(&gate, threads, iters * OPS_PER_ITER))
+        });
     }
 
     let mut group = c.benchmark_group("contended");
-    group.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2)).sample_size(10);
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_millis(1500))
+        .sample_size(10);
     for (threads, permits) in SHAPES {
         for_each_gate!(G => { one::<G>(&mut group, threads, permits); });
     }
@@ -77,10 +88,11 @@ fn contended(c: &mut Criterion) {
 }
 
 fn handoff(c: &mut Criterion) {
-    fn one<G: Gate>(group: &mut BenchmarkGroup<'_, WallTime>) {
+    fn one<G: Gate>(group: &mut BenchmarkGroup<'_, WallTime>, one_cpu: bool) {
         let (ping, pong) = (G::new(0), G::new(0));
-        group.bench_function(BenchmarkId::new("round_trip", G::NAME), |b| {
-            b.iter_custom(|iters| common::handoff(&ping, &pong, iters))
+        let function = if one_cpu { "round_trip_one_cpu" } else { "round_trip" };
+        group.bench_function(BenchmarkId::new(function, G::NAME), |b| {
+            b.iter_custom(|iters| common::handoff(&ping, &pong, iters, one_cpu))
         });
     }
 
@@ -90,7 +102,9 @@ fn handoff(c: &mut Criterion) {
         .measurement_time(Duration::from_millis(1500))
         .sample_size(10)
         .throughput(Throughput::Elements(1));
-    for_each_gate!(G => { one::<G>(&mut group); });
+    for one_cpu in [false, true] {
+        for_each_gate!(G => { one::<G>(&mut group, one_cpu); });
+    }
     group.finish();
 }
 
@@ -135,7 +149,7 @@ fn wait_tail(c: &mut Criterion) {
                 let (waits, wall) = common::wait_times(&gate, TAIL_THREADS, TAIL_ACQUIRES_PER_THREAD);
                 tails.push(Tail::new(G::NAME, waits, wall));
             }
-            b.iter_custom(|iters| common::wait_times(&gate, TAIL_THREADS, iters as usize).1)
+            b.iter_custom(|iters| common::wait_times(&gate, TAIL_THREADS, (iters * OPS_PER_ITER) as usize).1)
         });
     }
 
@@ -144,7 +158,7 @@ fn wait_tail(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_millis(1200))
         .sample_size(10)
-        .throughput(Throughput::Elements(TAIL_THREADS as u64));
+        .throughput(Throughput::Elements(TAIL_THREADS as u64 * OPS_PER_ITER));
     let mut tails = Vec::new();
     for_each_gate!(G => { one::<G>(&mut group, &mut tails); });
     group.finish();

@@ -6,8 +6,9 @@
 //! counts. The scenarios:
 //!
 //! - `uncontended`: 1,000,000 acquire/release pairs on one thread.
-//! - `contended`: 8 threads on 2 permits, 10,000 pairs each (the `contended/8t-2p` workload).
-//! - `handoff`: 10,000 round trips of a token between two threads (the `handoff` workload).
+//! - `contended`: 8 threads on 2 permits, 5,000 pairs each (the `contended/8t-2p` workload).
+//! - `handoff`: 5,000 round trips of a token between two threads (the `handoff` workload);
+//!   `handoff-1cpu` with both threads pinned to one CPU.
 //!
 //! The `harness` row runs the same scenario through a gate that does nothing: the calls that
 //! spawning, the start barrier and joining make by themselves. Without strace it prints
@@ -24,10 +25,10 @@ use std::time::{Duration, Instant};
 const UNCONTENDED_PAIRS: u64 = 1_000_000;
 const CONTENDED_THREADS: usize = 8;
 const CONTENDED_PERMITS: usize = 2;
-const CONTENDED_PAIRS_PER_THREAD: u64 = 10_000;
-const HANDOFF_ROUND_TRIPS: u64 = 10_000;
+const CONTENDED_PAIRS_PER_THREAD: u64 = 5_000;
+const HANDOFF_ROUND_TRIPS: u64 = 5_000;
 
-const SCENARIOS: [&str; 3] = ["uncontended", "contended", "handoff"];
+const SCENARIOS: [&str; 4] = ["uncontended", "contended", "handoff", "handoff-1cpu"];
 
 /// A gate that never waits: runs the harness of a scenario without a semaphore.
 struct Harness;
@@ -51,7 +52,7 @@ fn operations(scenario: &str) -> u64 {
     match scenario {
         "uncontended" => UNCONTENDED_PAIRS,
         "contended" => CONTENDED_PAIRS_PER_THREAD * CONTENDED_THREADS as u64,
-        "handoff" => HANDOFF_ROUND_TRIPS,
+        "handoff" | "handoff-1cpu" => HANDOFF_ROUND_TRIPS,
         _ => panic!("unknown scenario {scenario:?}"),
     }
 }
@@ -70,7 +71,8 @@ fn run<G: Gate>(scenario: &str, scale: u64) -> Duration {
         "contended" => {
             common::contend(&G::new(CONTENDED_PERMITS), CONTENDED_THREADS, CONTENDED_PAIRS_PER_THREAD / scale)
         }
-        "handoff" => common::handoff(&G::new(0), &G::new(0), HANDOFF_ROUND_TRIPS / scale),
+        "handoff" => common::handoff(&G::new(0), &G::new(0), HANDOFF_ROUND_TRIPS / scale, false),
+        "handoff-1cpu" => common::handoff(&G::new(0), &G::new(0), HANDOFF_ROUND_TRIPS / scale, true),
         _ => panic!("unknown scenario {scenario:?}"),
     }
 }

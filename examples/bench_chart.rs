@@ -40,25 +40,28 @@ struct Data {
 }
 
 impl Data {
-    /// The time per iteration of `group/function/imp`: criterion's slope, else its mean.
+    /// The time per element of `group/function/imp` (per iteration where the benchmark sets no
+    /// element throughput): criterion's slope, else its mean.
     fn est(&self, group: &str, function: &str, imp: &str) -> Option<Est> {
-        let path = self.dir.join(group).join(function).join(imp).join("new/estimates.json");
-        let json: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+        let dir = self.dir.join(group).join(function).join(imp).join("new");
+        let read = |file: &str| -> Option<Value> {
+            serde_json::from_str(&std::fs::read_to_string(dir.join(file)).ok()?).ok()
+        };
+        let json = read("estimates.json")?;
+        let elements =
+            read("benchmark.json").and_then(|b| b["throughput"]["Elements"].as_f64()).unwrap_or(1.0);
         let e = json.get("slope").filter(|v| !v.is_null()).or_else(|| json.get("mean"))?;
         let ci = &e["confidence_interval"];
         Some(Est {
-            ns: e["point_estimate"].as_f64()?,
-            lo: ci["lower_bound"].as_f64()?,
-            hi: ci["upper_bound"].as_f64()?,
+            ns: e["point_estimate"].as_f64()? / elements,
+            lo: ci["lower_bound"].as_f64()? / elements,
+            hi: ci["upper_bound"].as_f64()? / elements,
         })
     }
 
-    /// Nanoseconds per acquire/release pair in a contended shape such as `8t-2p` (one iteration
-    /// is one pair per thread).
+    /// Nanoseconds per acquire/release pair in a contended shape such as `8t-2p`.
     fn contended(&self, shape: &str, imp: &str) -> Option<Est> {
-        let threads: f64 = shape.split('t').next()?.parse().ok()?;
-        let e = self.est("contended", shape, imp)?;
-        Some(Est { ns: e.ns / threads, lo: e.lo / threads, hi: e.hi / threads })
+        self.est("contended", shape, imp)
     }
 
     fn json(&self, relative: &str) -> Option<Value> {
@@ -177,7 +180,7 @@ fn markdown(data: &Data) -> String {
     let _ = writeln!(
         md,
         "\n### Contended: T threads on P permits, million pairs per second (higher is better)\n\n\
-         Each thread holds a permit for 20 work units and does 60 between. `ours ÷ best peer`: \
+         Each thread holds a permit for 20 work units (about 22 ns) and does 60 between. `ours ÷ best peer`: \
          the throughput ratio, with the range the two 95 % confidence intervals allow.\n"
     );
     let mut header = String::from("| shape |");
@@ -217,15 +220,15 @@ fn markdown(data: &Data) -> String {
     // The wait-tail run is the fourth shape, with no work between acquires.
     let _ = writeln!(
         md,
-        "\nThe `wait_tail` group times 4 threads on 1 permit asking again at once (no work between), \
-         million acquires per second:\n"
+        "\nThe `wait_tail` group's criterion figure, 4 threads on 1 permit asking again at once (no \
+         work between), million acquires per second:\n"
     );
     let mut row = String::from("| 4t-1p, no work between |");
     let _ = writeln!(md, "{header}\n{rule}");
     for imp in IMPLS {
         match data.est("wait_tail", "4t-1p", imp) {
             Some(e) => {
-                let _ = write!(row, " {:.2} |", 4000.0 / e.ns);
+                let _ = write!(row, " {:.2} |", 1000.0 / e.ns);
             }
             None => row.push_str(" - |"),
         }
@@ -236,20 +239,24 @@ fn markdown(data: &Data) -> String {
     let _ = writeln!(
         md,
         "\n### Handoff: round trip of a token between two threads (lower is better)\n\n\
-         | implementation | round trip | 95 % interval | ÷ ours |\n|---|---:|---:|---:|"
+         `one CPU`: both threads pinned to the same CPU, as when the other core is busy.\n\n\
+         | implementation | round trip | 95 % interval | ÷ ours | one CPU | 95 % interval | ÷ ours |\n\
+         |---|---:|---:|---:|---:|---:|---:|"
     );
     let ours_handoff = data.est("handoff", "round_trip", OURS);
+    let ours_one_cpu = data.est("handoff", "round_trip_one_cpu", OURS);
     for imp in IMPLS {
-        if let (Some(e), Some(o)) = (data.est("handoff", "round_trip", imp), ours_handoff) {
-            let _ = writeln!(
-                md,
-                "| {imp} | {} | {} – {} | {} |",
-                ns(e.ns),
-                ns(e.lo),
-                ns(e.hi),
-                ratio(e.ns, o.ns)
-            );
+        let mut row = format!("| {imp} |");
+        for (function, ours) in [("round_trip", ours_handoff), ("round_trip_one_cpu", ours_one_cpu)] {
+            match (data.est("handoff", function, imp), ours) {
+                (Some(e), Some(o)) => {
+                    let _ =
+                        write!(row, " {} | {} – {} | {} |", ns(e.ns), ns(e.lo), ns(e.hi), ratio(e.ns, o.ns));
+                }
+                _ => row.push_str(" - | - | - |"),
+            }
         }
+        let _ = writeln!(md, "{row}");
     }
 
     // Wait tail.
@@ -285,15 +292,16 @@ fn markdown(data: &Data) -> String {
             md,
             "\n### futex system calls (`strace -f -c -e trace=futex`)\n\n\
              Calls in the whole run, and the time per operation of the same run without strace. \
-             uncontended: 1,000,000 pairs on one thread; contended: 8 threads on 2 permits, 10,000 \
-             pairs each; handoff: 10,000 round trips. `harness`: the same run through a gate that \
-             does nothing (spawning, the start barrier, joining).\n\n\
+             uncontended: 1,000,000 pairs on one thread; contended: 8 threads on 2 permits, 5,000 \
+             pairs each; handoff: 5,000 round trips, on two CPUs and pinned to one. `harness`: the \
+             same run through a gate that does nothing (spawning, the start barrier, joining).\n\n\
              | implementation | uncontended calls | ns per pair | contended calls | ns per pair | \
-             handoff calls | ns per round trip |\n|---|---:|---:|---:|---:|---:|---:|"
+             handoff calls | ns per round trip | handoff, one CPU: calls | ns per round trip |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for imp in ["harness", FLOOR].into_iter().chain(IMPLS) {
             let mut row = format!("| {imp} |");
-            for scenario in ["uncontended", "contended", "handoff"] {
+            for scenario in ["uncontended", "contended", "handoff", "handoff-1cpu"] {
                 match data.syscalls(scenario, imp) {
                     Some((calls, per_op)) => {
                         let _ = write!(row, " {calls} | {per_op:.1} |");
@@ -340,6 +348,16 @@ fn markdown(data: &Data) -> String {
         let _ = writeln!(
             md,
             "| handoff round trip no slower than sem_t | {} vs {} ({:.2}×) | {} |",
+            ns(o.ns),
+            ns(s.ns),
+            o.ns / s.ns,
+            verdict(o.ns <= s.ns)
+        );
+    }
+    if let (Some(o), Some(s)) = (ours_one_cpu, data.est("handoff", "round_trip_one_cpu", "sem_t")) {
+        let _ = writeln!(
+            md,
+            "| (same, both threads on one CPU) | {} vs {} ({:.2}×) | {} |",
             ns(o.ns),
             ns(s.ns),
             o.ns / s.ns,
@@ -453,6 +471,15 @@ fn blocks(data: &Data) -> Vec<Block> {
     let bars =
         IMPLS.iter().filter_map(|imp| Some((*imp, data.est("handoff", "round_trip", imp)?.ns))).collect();
     blocks.push(Block { title: "handoff: round trip".into(), unit: "per round trip", bars });
+    let bars = IMPLS
+        .iter()
+        .filter_map(|imp| Some((*imp, data.est("handoff", "round_trip_one_cpu", imp)?.ns)))
+        .collect();
+    blocks.push(Block {
+        title: "handoff: round trip, both threads on one CPU".into(),
+        unit: "per round trip",
+        bars,
+    });
     let bars = IMPLS.iter().filter_map(|imp| Some((*imp, data.tail(imp)?["p99_ns"].as_f64()?))).collect();
     blocks.push(Block { title: "wait tail: p99 wait, 4 threads on 1 permit".into(), unit: "p99", bars });
     blocks.retain(|b| b.bars.iter().any(|(imp, _)| *imp == OURS));

@@ -11,6 +11,13 @@ use std::sync::Arc;
 /// zero. Dropping it returns them, also while a panic unwinds, so a holder that panics never
 /// leaks its permits. [`forget`](Permit::forget) keeps them out instead.
 ///
+/// Bind it to a named variable for as long as you need the permit: `let _permit = ...` holds it
+/// to the end of the scope, while `let _ = sem.acquire()` drops it (and gives the permit back)
+/// at once, without a warning.
+///
+/// A permit from a `static` semaphore is a `Permit<'static>`, which can move into another thread
+/// like an [`OwnedPermit`].
+///
 /// # Examples
 /// ```
 /// use futex_semaphore::Semaphore;

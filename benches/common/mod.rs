@@ -494,25 +494,60 @@ pub fn check_gate<G: Gate>(threads: usize, permits: usize) {
 }
 
 /// Two threads pass one token `round_trips` times there and back through `ping` and `pong`,
-/// which start with no permits. Returns the time of the loop on the calling thread.
-pub fn handoff<G: Gate>(ping: &G, pong: &G, round_trips: u64) -> Duration {
+/// which start with no permits. With `one_cpu`, both threads are pinned to the same CPU, as when
+/// the other cores are busy. Returns the time of the loop on the thread that starts the token.
+pub fn handoff<G: Gate>(ping: &G, pong: &G, round_trips: u64, one_cpu: bool) -> Duration {
+    let cpu = if one_cpu { Some(first_cpu().expect("sched_getaffinity")) } else { None };
     let barrier = Barrier::new(2);
     thread::scope(|s| {
         s.spawn(|| {
+            if let Some(cpu) = cpu {
+                pin_to(cpu);
+            }
             barrier.wait();
             for _ in 0..round_trips {
                 G::forget(ping.acquire());
                 pong.release();
             }
         });
-        barrier.wait();
-        let start = Instant::now();
-        for _ in 0..round_trips {
-            ping.release();
-            G::forget(pong.acquire());
-        }
-        start.elapsed()
+        s.spawn(|| {
+            if let Some(cpu) = cpu {
+                pin_to(cpu);
+            }
+            barrier.wait();
+            let start = Instant::now();
+            for _ in 0..round_trips {
+                ping.release();
+                G::forget(pong.acquire());
+            }
+            start.elapsed()
+        })
+        .join()
+        .unwrap()
     })
+}
+
+/// The lowest-numbered CPU the calling thread may run on.
+fn first_cpu() -> Option<usize> {
+    // SAFETY: an all-zero `cpu_set_t` is a valid (empty) set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a live `cpu_set_t` and the size passed is its size; pid 0 is this thread.
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) } != 0 {
+        return None;
+    }
+    // SAFETY: every index is below CPU_SETSIZE, the number of CPUs a `cpu_set_t` holds.
+    (0..libc::CPU_SETSIZE as usize).find(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+}
+
+/// Pins the calling thread to `cpu`.
+fn pin_to(cpu: usize) {
+    // SAFETY: an all-zero `cpu_set_t` is a valid (empty) set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` came from `first_cpu`, so it is below CPU_SETSIZE.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a live `cpu_set_t` and the size passed is its size; pid 0 is this thread.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+    assert_eq!(rc, 0, "sched_setaffinity: {}", std::io::Error::last_os_error());
 }
 
 /// `threads` threads share `gate` (one permit for the wait-tail scenario); each takes a permit
