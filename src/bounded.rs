@@ -1,7 +1,7 @@
 //! [`BoundedSemaphore`]: a [`Semaphore`] that refuses to be released above its initial count.
 
 use crate::raw::MAX_PERMITS;
-use crate::{AcquireError, Permit, ReleaseError, Semaphore, TryAcquireError};
+use crate::{Acquire, AcquireError, Permit, ReleaseError, Semaphore, TryAcquireError};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -102,6 +102,57 @@ impl BoundedSemaphore {
     #[track_caller]
     pub fn acquire_many(&self, n: u32) -> Result<Permit<'_>, AcquireError> {
         self.sem.acquire_many(n)
+    }
+
+    /// Takes one permit, waiting asynchronously until one is available. See
+    /// [`Semaphore::acquire_async`]: the same cancel-safe, runtime-agnostic future.
+    ///
+    /// There are no owned variants (`acquire_owned_async`): an [`OwnedPermit`](crate::OwnedPermit)
+    /// holds an `Arc<Semaphore>`, which an `Arc<BoundedSemaphore>` cannot give, just as there is
+    /// no blocking `acquire_owned` here. Put a [`Semaphore`] in the `Arc` to move permits into
+    /// spawned tasks.
+    ///
+    /// # Errors
+    /// The future resolves to [`AcquireError`] if closed.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::BoundedSemaphore;
+    ///
+    /// static POOL: BoundedSemaphore = BoundedSemaphore::new(1);
+    ///
+    /// pollster::block_on(async {
+    ///     POOL.acquire_async().await.unwrap().forget();
+    ///     assert_eq!(POOL.available_permits(), 0);
+    ///     assert!(POOL.release().is_ok());
+    /// });
+    /// ```
+    #[inline]
+    pub fn acquire_async(&self) -> Acquire<'_> {
+        self.sem.acquire_async()
+    }
+
+    /// Takes `n` permits, waiting asynchronously until all are available. See
+    /// [`Semaphore::acquire_many_async`].
+    ///
+    /// # Errors
+    /// The future resolves to [`AcquireError`] if closed.
+    ///
+    /// # Panics
+    /// Here, not when polled, if `n` is more than [`Semaphore::MAX_PERMITS`].
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::BoundedSemaphore;
+    ///
+    /// let sem = BoundedSemaphore::new(2);
+    /// let permit = pollster::block_on(sem.acquire_many_async(2)).unwrap();
+    /// assert_eq!(permit.num_permits(), 2);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn acquire_many_async(&self, n: u32) -> Acquire<'_> {
+        self.sem.acquire_many_async(n)
     }
 
     /// Takes one permit if one is available now. See [`Semaphore::try_acquire`].

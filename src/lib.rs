@@ -2,8 +2,8 @@
 //!
 //! # Modules of the implementation
 //! - `sync`: the shim for atomics and the futex (loom under `--cfg loom`).
-//! - `raw`: the engine: state layout, fast and slow paths, wake policy.
-//! - `semaphore`, `bounded`, `permit`, `error`: the public types.
+//! - `raw`: the engine: state layout, fast and slow paths, wake policy, async waiters.
+//! - `semaphore`, `bounded`, `permit`, `future`, `error`: the public types.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, missing_debug_implementations)]
 
@@ -23,6 +23,7 @@ pub(crate) use loom_const_fn;
 
 mod bounded;
 mod error;
+mod future;
 mod permit;
 #[cfg(all(not(loom), any(target_os = "linux", target_os = "android")))]
 mod process;
@@ -32,6 +33,7 @@ mod sync;
 
 pub use bounded::BoundedSemaphore;
 pub use error::{AcquireError, ReleaseError, TryAcquireError};
+pub use future::{Acquire, AcquireOwned};
 pub use permit::{OwnedPermit, Permit};
 #[cfg(all(not(loom), any(target_os = "linux", target_os = "android")))]
 pub use process::{ProcessPermit, ProcessSemaphore};
@@ -42,13 +44,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn semaphore_is_16_bytes_send_sync() {
+    fn semaphore_is_24_bytes_send_sync() {
         fn send_sync<T: Send + Sync>() {}
         send_sync::<Semaphore>();
         send_sync::<BoundedSemaphore>();
         fn send<T: Send>() {}
         send::<OwnedPermit>();
         send::<Permit<'static>>();
-        assert!(std::mem::size_of::<Semaphore>() <= 16);
+        assert!(std::mem::size_of::<Semaphore>() <= 24);
+    }
+
+    #[test]
+    fn acquire_futures_are_send_unpin_and_static_when_owned() {
+        fn send_unpin<T: Send + Unpin>() {}
+        fn is_static<T: 'static>() {}
+        send_unpin::<Acquire<'static>>();
+        send_unpin::<AcquireOwned>();
+        is_static::<AcquireOwned>();
     }
 }

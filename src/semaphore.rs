@@ -5,7 +5,7 @@
 //! the fast path but a comparison the compiler folds away for `acquire()`.
 
 use crate::raw::{Failure, MAX_PERMITS, RawSemaphore};
-use crate::{AcquireError, OwnedPermit, Permit, TryAcquireError};
+use crate::{Acquire, AcquireError, AcquireOwned, OwnedPermit, Permit, TryAcquireError};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,17 +18,29 @@ use std::time::{Duration, Instant};
 /// neither enters the kernel. A contended acquire spins briefly, then sleeps on a futex; a
 /// release makes a system call only when a thread sleeps.
 ///
-/// The semaphore is 16 bytes, `Send + Sync`, never poisoned, and [`new`](Semaphore::new) is a
+/// Async tasks can wait on the same semaphore, beside threads, like Python's `asyncio.Semaphore`:
+/// [`acquire_async`](Semaphore::acquire_async) and its siblings return futures that work on any
+/// executor, and a release wakes whichever kind of waiter is there. A release touches the list of
+/// task wakers only while a task waits.
+///
+/// The semaphore is 24 bytes, `Send + Sync`, never poisoned, and [`new`](Semaphore::new) is a
 /// `const fn`, so it can be a `static`.
 ///
 /// # Fairness
-/// Acquires may barge: a thread that arrives while permits are free takes them, even if others
-/// sleep. That is what makes it fast under contention. To bound starvation, a waiter that has
-/// slept and still finds no permits after 1 ms gets priority: the next permits go to it, and
-/// until it has them [`try_acquire`](Semaphore::try_acquire) and other acquires wait (a `try_`
-/// acquire may therefore fail while permits are briefly reserved for it). This also keeps
-/// [`acquire_many`](Semaphore::acquire_many) from being starved by single-permit acquires, at the
-/// price that, while it has priority, it holds back others until its permits are there.
+/// Acquires may barge: a thread or task that arrives while permits are free takes them, even if
+/// others wait. That is what makes it fast under contention. To bound starvation, a blocked thread
+/// that has slept and still finds no permits after 1 ms gets priority: the next permits go to it,
+/// and until it has them [`try_acquire`](Semaphore::try_acquire) and other acquires, async ones
+/// included, wait (a `try_` acquire may therefore fail while permits are briefly reserved for it).
+/// This also keeps [`acquire_many`](Semaphore::acquire_many) from being starved by single-permit
+/// acquires, at the price that, while it has priority, it holds back others until its permits are
+/// there.
+///
+/// Async waiters never get that priority (a task cannot be made to run promptly to use a
+/// reservation): among themselves they are woken first come, first served, but a woken task
+/// competes with threads and new arrivals for the permits, and if they are gone when it runs, it
+/// queues again at the back. Under sustained contention from threads, a task may therefore wait
+/// longer than a thread would.
 ///
 /// # Memory ordering
 /// Giving a permit back (dropping a [`Permit`], [`release`](Semaphore::release),
@@ -319,6 +331,131 @@ impl Semaphore {
     pub fn acquire_many_owned(self: Arc<Self>, n: u32) -> Result<OwnedPermit, AcquireError> {
         self.acquire_raw(n)?;
         Ok(OwnedPermit::new(self, n))
+    }
+
+    /// Takes one permit, waiting asynchronously until one is available: the async version of
+    /// [`acquire`](Semaphore::acquire), like `async with sem:` in Python's asyncio.
+    ///
+    /// The future needs no particular runtime, is `Send`, and is cancel-safe: dropping it before
+    /// it completes loses no permit and no wakeup (see [`Acquire`]). Threads blocked in
+    /// [`acquire`](Semaphore::acquire) and tasks waiting here share the permits; a release wakes
+    /// whichever is waiting.
+    ///
+    /// # Errors
+    /// The future resolves to [`AcquireError`] if the semaphore is closed, before or while waiting.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    /// use std::sync::Arc;
+    ///
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() {
+    /// let sem = Arc::new(Semaphore::new(2));
+    /// let tasks: Vec<_> = (0..4)
+    ///     .map(|i| {
+    ///         let sem = Arc::clone(&sem);
+    ///         tokio::spawn(async move {
+    ///             let _permit = sem.acquire_async().await.unwrap();
+    ///             i * 10 // at most two tasks get here at a time
+    ///         })
+    ///     })
+    ///     .collect();
+    /// for task in tasks {
+    ///     task.await.unwrap();
+    /// }
+    /// assert_eq!(sem.available_permits(), 2);
+    /// # }
+    /// ```
+    #[inline]
+    pub fn acquire_async(&self) -> Acquire<'_> {
+        Acquire::new(self, 1)
+    }
+
+    /// Takes `n` permits at once, waiting asynchronously until all `n` are available: the async
+    /// version of [`acquire_many`](Semaphore::acquire_many). `n == 0` is ready at once (unless
+    /// closed) with an empty permit.
+    ///
+    /// While a task waits for more than one permit, every release wakes every waiting task to
+    /// re-check (the waiting tasks cannot be told apart by request size, as blocked threads can):
+    /// many tasks waiting with large requests at once make each release cost one wake per task.
+    ///
+    /// # Errors
+    /// The future resolves to [`AcquireError`] if the semaphore is closed, before or while waiting.
+    ///
+    /// # Panics
+    /// Here, not when polled, if `n` is more than [`MAX_PERMITS`](Semaphore::MAX_PERMITS).
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    ///
+    /// let sem = Semaphore::new(3);
+    /// pollster::block_on(async {
+    ///     let permit = sem.acquire_many_async(3).await.unwrap();
+    ///     assert_eq!(permit.num_permits(), 3);
+    ///     assert!(sem.try_acquire().is_err());
+    /// });
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn acquire_many_async(&self, n: u32) -> Acquire<'_> {
+        check_request(n);
+        Acquire::new(self, n)
+    }
+
+    /// Takes one permit asynchronously, for a semaphore in an [`Arc`]: the async version of
+    /// [`acquire_owned`](Semaphore::acquire_owned). The future owns its `Arc`, so it is
+    /// `'static` and can be spawned; the [`OwnedPermit`] can move to another task or thread.
+    ///
+    /// # Errors
+    /// The future resolves to [`AcquireError`] if the semaphore is closed.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    /// use std::sync::Arc;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let sem = Arc::new(Semaphore::new(1));
+    /// let permit = Arc::clone(&sem).acquire_owned_async().await.unwrap();
+    /// let task = tokio::spawn(async move {
+    ///     let _permit = permit; // held by the task, given back when it ends
+    /// });
+    /// task.await.unwrap();
+    /// assert_eq!(sem.available_permits(), 1);
+    /// # }
+    /// ```
+    #[inline]
+    pub fn acquire_owned_async(self: Arc<Self>) -> AcquireOwned {
+        AcquireOwned::new(self, 1)
+    }
+
+    /// Takes `n` permits asynchronously, for a semaphore in an [`Arc`]: the async version of
+    /// [`acquire_many_owned`](Semaphore::acquire_many_owned).
+    ///
+    /// # Errors
+    /// The future resolves to [`AcquireError`] if the semaphore is closed.
+    ///
+    /// # Panics
+    /// Here, not when polled, if `n` is more than [`MAX_PERMITS`](Semaphore::MAX_PERMITS).
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    /// use std::sync::Arc;
+    ///
+    /// let sem = Arc::new(Semaphore::new(4));
+    /// let permit = pollster::block_on(Arc::clone(&sem).acquire_many_owned_async(3)).unwrap();
+    /// assert_eq!(permit.num_permits(), 3);
+    /// assert_eq!(sem.available_permits(), 1);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn acquire_many_owned_async(self: Arc<Self>, n: u32) -> AcquireOwned {
+        check_request(n);
+        AcquireOwned::new(self, n)
     }
 
     /// Takes one permit if one is available now, for a semaphore in an [`Arc`].

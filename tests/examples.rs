@@ -204,6 +204,18 @@ fn workers_run_ten_tasks_at_most_three_at_once() {
 }
 
 #[test]
+fn asyncio_workers_run_three_tasks_two_at_a_time() {
+    let out = run_example("asyncio_workers");
+    let r = replay(&out, |line| match subject(line, "worker ")? {
+        (id, rest) if rest.starts_with("acquired") => Some(Event::Enter(id)),
+        (id, rest) if rest.starts_with("released") => Some(Event::Exit(id)),
+        _ => None,
+    });
+    assert_limit("asyncio_workers", &r, 2, &out);
+    assert_eq!(r.finished, ids(0..3), "not every worker finished:\n{out}");
+}
+
+#[test]
 fn shared_resource_serves_five_clients_over_two_connections() {
     let out = run_example("shared_resource");
     let r = replay(&out, |line| match subject(line, "client ")? {

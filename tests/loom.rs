@@ -315,3 +315,209 @@ fn handoff_owner_timing_out_clears_the_handoff() {
         sem.try_acquire().unwrap().forget();
     });
 }
+
+// ---- Async waiters: tasks in the waker list beside threads on the futex words. ----------------
+//
+// A task is a loom thread running `loom::future::block_on`, which parks the thread until the
+// task's waker is called: a notification that never comes leaves it parked, and loom reports the
+// deadlock, as for a lost futex wake.
+
+/// Polls a future once with a waker that does nothing, as an executor that then drops the task
+/// would: returns whether it completed (dropping the output).
+fn poll_once<F: std::future::Future>(fut: &mut F) -> bool
+where
+    F: Unpin,
+{
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    std::pin::Pin::new(fut).poll(&mut cx).is_ready()
+}
+
+/// Whether the semaphore's `Debug` output reports no registered waiter.
+fn no_waiters(sem: &Semaphore) -> bool {
+    format!("{sem:?}").contains("waiters: 0,")
+}
+
+/// A task and a thread wait for one permit, which each gives back when done: both finish.
+/// The release wakes the thread on the futex and notifies the task in the list.
+#[test]
+fn async_and_blocking_waiters_share_one_permit() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let task = {
+            let sem = sem.clone();
+            thread::spawn(move || drop(loom::future::block_on(sem.acquire_async()).unwrap()))
+        };
+        let blocking = {
+            let sem = sem.clone();
+            thread::spawn(move || drop(sem.acquire().unwrap()))
+        };
+        sem.release();
+        task.join().unwrap();
+        blocking.join().unwrap();
+        assert_eq!(sem.available_permits(), 1);
+        assert!(no_waiters(&sem));
+    });
+}
+
+/// Two tasks, two releases of one permit each: both tasks finish. The second release must not be
+/// absorbed by the first task's notification when that task has not run yet (plain `notify(n)`
+/// would count it and notify nobody).
+#[test]
+fn two_async_waiters_two_releases_both_finish() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let tasks: Vec<_> = (0..2)
+            .map(|_| {
+                let sem = sem.clone();
+                thread::spawn(move || loom::future::block_on(sem.acquire_async()).unwrap().forget())
+            })
+            .collect();
+        sem.release();
+        sem.release();
+        for t in tasks {
+            t.join().unwrap();
+        }
+        assert_eq!(sem.available_permits(), 0);
+    });
+}
+
+/// A future polled once and dropped, before or after the release woke it, racing a blocked
+/// thread: the thread gets the permit, and the dropped future leaves no waiter behind.
+#[test]
+fn dropped_async_waiter_does_not_strand_a_blocking_waiter() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let blocking = {
+            let sem = sem.clone();
+            thread::spawn(move || sem.acquire().unwrap().forget())
+        };
+        let dropper = {
+            let sem = sem.clone();
+            thread::spawn(move || {
+                let mut fut = sem.acquire_async();
+                let got = poll_once(&mut fut); // a permit it got goes straight back
+                drop(fut);
+                got
+            })
+        };
+        sem.release();
+        dropper.join().unwrap();
+        blocking.join().unwrap();
+        assert_eq!(sem.available_permits(), 0);
+        assert!(no_waiters(&sem));
+    });
+}
+
+/// A future that was woken and then dropped without being polled again passes the wake on to
+/// another task: the waiting task gets the permit.
+#[test]
+fn woken_then_dropped_async_waiter_passes_the_wake_on() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let dropper = {
+            let sem = sem.clone();
+            thread::spawn(move || {
+                let mut fut = sem.acquire_async();
+                poll_once(&mut fut);
+                drop(fut);
+            })
+        };
+        let task = {
+            let sem = sem.clone();
+            thread::spawn(move || loom::future::block_on(sem.acquire_async()).unwrap().forget())
+        };
+        sem.release();
+        dropper.join().unwrap();
+        task.join().unwrap();
+        assert_eq!(sem.available_permits(), 0);
+        assert!(no_waiters(&sem));
+    });
+}
+
+/// `close` wakes waiting tasks, single- and multi-permit, with an error.
+#[test]
+fn close_wakes_async_waiters() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let tasks: Vec<_> = [1, 2]
+            .into_iter()
+            .map(|n| {
+                let sem = sem.clone();
+                thread::spawn(move || loom::future::block_on(sem.acquire_many_async(n)).is_err())
+            })
+            .collect();
+        sem.close();
+        for t in tasks {
+            assert!(t.join().unwrap());
+        }
+        assert!(no_waiters(&sem));
+    });
+}
+
+/// A task woken for a permit that a barging thread takes first is woken again when the barger
+/// gives it back: after it finds nothing, it listens again *before* its last re-check, so a
+/// release in between is not lost. (The future is registered before its thread starts, an owned
+/// one, so that the losing interleaving fits in two preemptions.)
+#[test]
+fn async_waiter_robbed_by_a_barger_is_woken_again() {
+    model(|| {
+        let sem = std::sync::Arc::new(Semaphore::new(0));
+        let mut fut = std::sync::Arc::clone(&sem).acquire_owned_async();
+        assert!(!poll_once(&mut fut));
+        let task = thread::spawn(move || loom::future::block_on(fut).unwrap().forget());
+        sem.release();
+        if let Ok(p) = sem.try_acquire() {
+            drop(p); // gives it back: the task must hear of it
+        }
+        task.join().unwrap();
+        assert_eq!(sem.available_permits(), 0);
+    });
+}
+
+/// A blocked thread owns the handoff while a task waits: releases meanwhile skip the task, so the
+/// owner's wake for leftover permits must notify it too.
+#[test]
+fn handoff_owner_notifies_async_waiters_for_leftover_permits() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let blocking = {
+            let sem = sem.clone();
+            thread::spawn(move || sem.acquire().unwrap().forget())
+        };
+        let task = {
+            let sem = sem.clone();
+            thread::spawn(move || loom::future::block_on(sem.acquire_async()).unwrap().forget())
+        };
+        sem.release();
+        let barged = sem.try_acquire().ok(); // may take the permit a woken waiter wanted
+        sem.release();
+        sem.release();
+        let barged = barged.map(|p| p.forget()).is_some();
+        blocking.join().unwrap();
+        task.join().unwrap();
+        assert_eq!(sem.available_permits(), if barged { 0 } else { 1 });
+    });
+}
+
+/// A task for two permits and a task for one, fed one permit at a time: both finish. While a
+/// multi-permit task waits, a release notifies every task, so the wake a single-permit task
+/// needs is never spent on the two-permit one alone.
+#[test]
+fn async_acquire_many_and_single_waiters_both_finish() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let many = {
+            let sem = sem.clone();
+            thread::spawn(move || loom::future::block_on(sem.acquire_many_async(2)).unwrap().forget())
+        };
+        let one = {
+            let sem = sem.clone();
+            thread::spawn(move || loom::future::block_on(sem.acquire_async()).unwrap().forget())
+        };
+        sem.release();
+        one.join().unwrap(); // one permit is there: the single-permit task must get it
+        sem.add_permits(2);
+        many.join().unwrap();
+        assert_eq!(sem.available_permits(), 0);
+    });
+}

@@ -1,7 +1,9 @@
-//! The engine: a counting semaphore on one 64-bit state word and two 32-bit futex words.
+//! The engine: a counting semaphore on one 64-bit state word, two 32-bit futex words for
+//! blocked threads and a list of wakers for async tasks.
 //!
 //! The public types wrap [`RawSemaphore`]; the cross-process semaphore places one in shared memory
-//! and parks with [`Shared`](crate::sync::Shared) futexes. The state layout is in [`state`].
+//! and parks with [`Shared`](crate::sync::Shared) futexes (and has no waker list). The state
+//! layout is in [`state`]; the async waiter's side of the protocol is in [`task`].
 //!
 //! # Paths
 //! - **Acquire, fast** ([`RawSemaphore::try_take`]): one load and one CAS that subtracts `n`
@@ -10,15 +12,16 @@
 //!   (or the count passed the limit) does it go to the cold path, which bumps a futex word and
 //!   wakes. No waiter, no system call.
 //! - **Acquire, contended** ([`RawSemaphore::acquire_slow`]): spin on loads for a bounded number
-//!   of rounds while nobody sleeps; then register (waiters + 1, in a CAS that re-checks that
-//!   the permits are still missing) and sleep on a futex word, re-checking after every return.
+//!   of rounds while nobody sleeps; then register (waiters + 1 and [`THREADS`], in a CAS that
+//!   re-checks that the permits are still missing) and sleep on a futex word, re-checking after
+//!   every return.
 //!   A registered waiter leaves (waiters - 1) in the same CAS that takes its permits, or that gives
 //!   up on a timeout or on close.
 //!
 //! # Who sleeps where, and who is woken
 //! - Single-permit waiters sleep on `ones`. A release of `k` permits wakes `min(k, waiters)` of
 //!   them: one permit, one wake, no herd. They are interchangeable, so whichever wakes can use it.
-//! - Multi-permit waiters (they set [`MANY`]) and the handoff owner sleep on `many`. While `MANY`
+//! - Multi-permit threads (they set [`MANY`]) and the handoff owner sleep on `many`. While `MANY`
 //!   or `HANDOFF` is set, a release wakes all of `many`: with mixed request sizes nobody can know
 //!   which sleeper the new permits satisfy, so all of that (rarer) queue re-checks, and a wake
 //!   meant for a 1-permit waiter is never spent on a 5-permit one.
@@ -32,13 +35,33 @@
 //!   reserving permits until a large request is complete would make single-permit waiters wait
 //!   on free permits (and deadlock code where those waiters must finish first), so a large
 //!   request competes by barging and can be overtaken by a stream of small ones.
-//! - `close` sets [`CLOSED`] and wakes everyone on both words.
+//! - Async waiters (tasks, [`task::AsyncWaiter`]) wait in the waker list (`wakers`, an
+//!   `event-listener` `Event`). They register in the state word like threads (waiters + 1), but
+//!   set [`ASYNC`] (and [`ASYNC_MANY`] if n > 1) instead of `THREADS` (and `MANY`). A release that
+//!   sees `ASYNC` (and no `HANDOFF`) notifies `min(k, waiters)` listeners *not yet notified*
+//!   (all of them if `ASYNC_MANY`: one list cannot tell which task the permits serve, so while a
+//!   multi-permit task waits, every task re-checks, as every thread on `many` does), in addition to the
+//!   futex wakes above: each kind of waiter gets the wakes it would get if it were alone, so one
+//!   kind never has to pass a wake on to the other. Async waiters never claim `HANDOFF`; while it
+//!   is set they leave permits alone, releases do not notify them, and the owner's leftover wake
+//!   notifies them too. Without `ASYNC` a release touches no list and takes no lock; without
+//!   [`THREADS`] (only tasks wait) it bumps no futex word and makes no system call.
+//! - `close` sets [`CLOSED`] and wakes everyone on both words and in the list.
 //!
 //! # Invariants
-//! 1. `waiters` counts threads between their registering CAS and their leaving CAS.
+//! 1. `waiters` counts threads and tasks between their registering CAS and their leaving CAS.
+//!    `THREADS` (`ASYNC`) is set while a thread (a task) is counted, and `MANY` (`ASYNC_MANY`)
+//!    while a multi-permit one is: they are set in the registering CAS and cleared only with the
+//!    last waiter.
 //! 2. Only the thread that set `HANDOFF` clears it; at most one thread owns it.
 //! 3. A waiter decides to sleep on a state value read *after* it read the futex word it sleeps on
 //!    with `Acquire`; a release bumps that word with `Release` *after* its own RMW on the state.
+//! 4. An async waiter has a listener in the list only while it is registered (it registers, then
+//!    listens), and decides to wait on a state value read *after* its listener was in the list;
+//!    a release notifies the list *after* its own RMW on the state.
+//! 5. An async waiter holds exactly one listener while it is registered and not being polled; a
+//!    notification it has taken out of its listener is acted on (a re-check) in the same poll.
+//!    A dropped waiter that was notified but did not act passes the notification on.
 //!
 //! # Notes about memory ordering
 //! - Permits: a release's RMW is `Release` and the CAS that takes a permit is `Acquire`,
@@ -51,17 +74,41 @@
 //!   before R's bump, and the kernel either finds the word changed (the wait returns at once) or
 //!   has W queued before R's wake. R knows that W is there because R's RMW comes after W's
 //!   registering CAS in the state's modification order (if it came before, W's CAS would have
-//!   failed or seen the permits). The same acquire/release pair on the word is all this needs: the
+//!   failed or seen the permits), and `THREADS` is set in the state R's RMW read (invariant 1).
+//!   The same acquire/release pair on the word is all this needs: the
 //!   registering CAS and the release's RMW need no ordering of their own for it, because an RMW
 //!   always reads the latest value (loom checks this; weakening the word's `Acquire` fails it).
+//! - No lost wakeup for tasks (invariant 4): the list's lock plays the futex word's part. Let a
+//!   task T register, put listener L in the list (lock, insert, unlock), then read state `s`
+//!   without enough permits, and let a release R add permits with an RMW and then notify (lock).
+//!   If R's lock came first, R's RMW happens-before T's read (through the lock), and `s` would
+//!   show R's permits; so R's notify finds L. R knows to notify because T's registering CAS
+//!   precedes R's RMW in the state's order (if it came after, it would have seen R's permits) and
+//!   `ASYNC` stays set while T is registered (invariant 1). R notifies
+//!   listeners *not yet notified*: one notified by an earlier release whose task has not run yet
+//!   must not absorb R's wake, since that task will take only one release's worth of permits.
+//!   Whoever gets R's notification either re-checks after R's RMW (invariant 5) or, if dropped
+//!   first, hands it to the next listener, which re-checks in turn, or else was put in the list
+//!   after R's notify and re-checks after it anyway.
+//! - Listeners nobody counted on: R notifies `min(k, waiters)` listeners in list order, unless
+//!   it saw `ASYNC_MANY`. A 2-permit task M that registered *after* R's RMW has a listener R did
+//!   not count on, and a notification spent on it is wasted on a task the permit does not
+//!   satisfy. That is harmless because a task registers *before* it listens: M's listener enters
+//!   the list after M's registering CAS, which comes after R's RMW in the state's order.
+//!   Listeners ahead of M's come first in R's order. Listeners behind it were put in after M's
+//!   (the list's lock orders them), so their owners' re-checks happen-after M's CAS and, by
+//!   coherence, read M's CAS or a later value of the state, which has R's permits. (Loom found the
+//!   lost wakeup this prevents, when tasks listened before registering:
+//!   `async_acquire_many_and_single_waiters_both_finish`.)
 //! - Loads of the state that only decide what to try next are `Relaxed`: every decision is
 //!   confirmed by a CAS.
 //!
 //! The loom models in `tests/loom.rs` check these claims; `docs/design.md` maps claim to model.
 
 pub(crate) mod state;
+pub(crate) mod task;
 
-use crate::sync::{AtomicU64, Backoff, Futex, Park, Private, SPIN_ROUNDS, WAKE_ALL};
+use crate::sync::{AtomicU64, Backoff, Futex, Park, Private, SPIN_ROUNDS, WAKE_ALL, Wakers};
 use crate::sync::{Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 use state::*;
 use std::marker::PhantomData;
@@ -92,6 +139,8 @@ pub(crate) struct RawSemaphore<P: Park = Private> {
     ones: Futex,
     /// Futex of multi-permit sleepers and of the handoff owner.
     many: Futex,
+    /// Wakers of async waiters (none for a process-shared semaphore). Lazily allocated: a pointer.
+    wakers: P::Wakers,
     _park: PhantomData<fn() -> P>,
 }
 
@@ -102,6 +151,10 @@ impl<P: Park> RawSemaphore<P> {
                 state: AtomicU64::new(permits),
                 ones: Futex::new(),
                 many: Futex::new(),
+                #[cfg(not(loom))]
+                wakers: P::Wakers::EMPTY,
+                #[cfg(loom)]
+                wakers: P::Wakers::empty(),
                 _park: PhantomData,
             }
         }
@@ -221,8 +274,8 @@ impl<P: Park> RawSemaphore<P> {
                 None => {
                     // Release: pairs with the Acquire RMW of a later release, which must see that
                     // this thread read `seen` before registering (invariant 3).
-                    if self.state.compare_exchange_weak(s, (s + ONE_WAITER) | many, Release, Relaxed).is_err()
-                    {
+                    let new = (s + ONE_WAITER) | THREADS | many;
+                    if self.state.compare_exchange_weak(s, new, Release, Relaxed).is_err() {
                         continue;
                     }
                     registered_at = Some(Instant::now());
@@ -269,7 +322,7 @@ impl<P: Park> RawSemaphore<P> {
     }
 
     /// After the handoff owner cleared `HANDOFF` (leaving state `new`): releases meanwhile woke
-    /// only `many`, so wake `ones` for the permits that are left.
+    /// only `many`, so wake `ones` (and notify async waiters) for the permits that are left.
     fn wake_after_handoff(&self, new: u64) {
         if permits(new) > 0 && has_waiters(new) {
             self.wake(new, permits(new));
@@ -337,16 +390,24 @@ impl<P: Park> RawSemaphore<P> {
         if !has_waiters(old) {
             return;
         }
-        if old & (MANY | HANDOFF) != 0 {
-            // Release: pairs with the Acquire load of the word by a waiter (invariant 3).
-            self.many.bump(Release);
-            P::wake(&self.many, WAKE_ALL);
+        let n = added.min(waiters(old));
+        // `HANDOFF` implies `THREADS`: its owner is a registered thread.
+        if has_threads(old) {
+            if old & (MANY | HANDOFF) != 0 {
+                // Release: pairs with the Acquire load of the word by a waiter (invariant 3).
+                self.many.bump(Release);
+                P::wake(&self.many, WAKE_ALL);
+            }
+            if !is_handoff(old) {
+                // Release: as above.
+                self.ones.bump(Release);
+                P::wake(&self.ones, u32::try_from(n).unwrap_or(WAKE_ALL));
+            }
         }
-        if !is_handoff(old) {
-            // Release: as above.
-            self.ones.bump(Release);
-            let n = added.min(waiters(old));
-            P::wake(&self.ones, u32::try_from(n).unwrap_or(WAKE_ALL));
+        if is_async(old) && !is_handoff(old) {
+            // After the RMW on the state, under the list's lock (invariant 4). Not-yet-notified
+            // listeners only: see "No lost wakeup for tasks".
+            self.wakers.notify_additional(if is_async_many(old) { u64::MAX } else { n });
         }
     }
 
@@ -371,6 +432,9 @@ impl<P: Park> RawSemaphore<P> {
                 // Release: pairs with the Acquire load of the word by a waiter (invariant 3).
                 futex.bump(Release);
                 P::wake(futex, WAKE_ALL);
+            }
+            if is_async(old) {
+                self.wakers.notify_additional(u64::MAX);
             }
         }
     }

@@ -1,0 +1,226 @@
+//! The async acquires' behaviour, driven by hand (a waker that records its wake) where the order
+//! of events matters, and by `pollster` otherwise: no runtime needed.
+
+mod common;
+
+use common::wait_for_waiters;
+use futex_semaphore::{AcquireError, BoundedSemaphore, Semaphore};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread;
+
+/// A waker that counts its wakes.
+#[derive(Default)]
+struct Count(AtomicUsize);
+
+impl Wake for Count {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+/// A future under test, with its own counting waker.
+struct Driven<F> {
+    fut: F,
+    wakes: Arc<Count>,
+}
+
+impl<F: Future + Unpin> Driven<F> {
+    fn new(fut: F) -> Self {
+        Driven { fut, wakes: Arc::default() }
+    }
+
+    fn poll(&mut self) -> Poll<F::Output> {
+        let waker = Waker::from(Arc::clone(&self.wakes));
+        Pin::new(&mut self.fut).poll(&mut Context::from_waker(&waker))
+    }
+
+    fn woken(&self) -> bool {
+        self.wakes.0.load(SeqCst) > 0
+    }
+}
+
+#[test]
+fn acquire_async_takes_a_free_permit_at_once() {
+    let sem = Semaphore::new(2);
+    let mut fut = Driven::new(sem.acquire_async());
+    let Poll::Ready(Ok(permit)) = fut.poll() else { panic!("a free permit was not taken at once") };
+    assert_eq!(permit.num_permits(), 1);
+    assert_eq!(sem.available_permits(), 1);
+    drop(permit);
+    assert_eq!(sem.available_permits(), 2);
+}
+
+#[test]
+fn a_release_wakes_a_pending_acquire() {
+    let sem = Semaphore::new(0);
+    let mut fut = Driven::new(sem.acquire_async());
+    assert!(fut.poll().is_pending());
+    assert!(format!("{sem:?}").contains("waiters: 1,"));
+    assert!(!fut.woken());
+    sem.release();
+    assert!(fut.woken());
+    assert!(matches!(fut.poll(), Poll::Ready(Ok(_))));
+    drop(fut);
+    assert_eq!(sem.available_permits(), 1);
+    assert!(format!("{sem:?}").contains("waiters: 0,"));
+}
+
+/// Two releases while the first woken task has not run yet: the second must wake the second task
+/// (a plain "make sure n are notified" would count the first and notify nobody).
+#[test]
+fn each_release_wakes_another_task_even_before_the_first_woken_runs() {
+    let sem = Semaphore::new(0);
+    let mut a = Driven::new(sem.acquire_async());
+    let mut b = Driven::new(sem.acquire_async());
+    assert!(a.poll().is_pending());
+    assert!(b.poll().is_pending());
+    sem.release();
+    sem.release();
+    assert!(a.woken() && b.woken(), "two releases, two waiting tasks: both must be woken");
+    assert!(matches!(a.poll(), Poll::Ready(Ok(_))));
+    assert!(matches!(b.poll(), Poll::Ready(Ok(_))));
+}
+
+#[test]
+fn a_multi_permit_acquire_waits_for_all_its_permits() {
+    let sem = Semaphore::new(1);
+    let mut many = Driven::new(sem.acquire_many_async(3));
+    let mut one = Driven::new(sem.acquire_async());
+    assert!(many.poll().is_pending());
+    // The single-permit acquire barges past the larger request.
+    let Poll::Ready(Ok(p1)) = one.poll() else { panic!("the free permit was not taken") };
+    sem.add_permits(2);
+    assert!(many.poll().is_pending(), "2 of 3 permits are not enough");
+    drop(p1);
+    assert!(many.woken());
+    let Poll::Ready(Ok(p3)) = many.poll() else { panic!("3 permits were there") };
+    assert_eq!(p3.num_permits(), 3);
+}
+
+#[test]
+fn zero_permits_are_ready_at_once_unless_closed() {
+    let sem = Semaphore::new(0);
+    let permit = pollster::block_on(sem.acquire_many_async(0)).unwrap();
+    assert_eq!(permit.num_permits(), 0);
+    sem.close();
+    assert_eq!(pollster::block_on(sem.acquire_many_async(0)).unwrap_err(), AcquireError);
+}
+
+#[test]
+fn close_fails_pending_and_later_acquires() {
+    let sem = Semaphore::new(0);
+    let mut one = Driven::new(sem.acquire_async());
+    let mut many = Driven::new(sem.acquire_many_async(2));
+    assert!(one.poll().is_pending());
+    assert!(many.poll().is_pending());
+    sem.close();
+    assert!(one.woken() && many.woken());
+    assert!(matches!(one.poll(), Poll::Ready(Err(AcquireError))));
+    assert!(matches!(many.poll(), Poll::Ready(Err(AcquireError))));
+    assert!(pollster::block_on(sem.acquire_async()).is_err());
+    assert!(format!("{sem:?}").contains("waiters: 0,"));
+}
+
+#[test]
+#[should_panic(expected = "MAX_PERMITS")]
+fn a_request_above_max_permits_panics_at_the_call() {
+    let sem = Semaphore::new(1);
+    // Never polled: the panic comes from the call itself.
+    let _fut = sem.acquire_many_async(u32::MAX);
+}
+
+#[test]
+#[should_panic(expected = "polled after it completed")]
+fn polling_after_completion_panics() {
+    let sem = Semaphore::new(1);
+    let mut fut = Driven::new(sem.acquire_async());
+    let _permit = fut.poll();
+    let _ = fut.poll();
+}
+
+#[test]
+fn owned_futures_can_be_spawned_and_move_their_permit() {
+    let sem = Arc::new(Semaphore::new(1));
+    let fut = Arc::clone(&sem).acquire_many_owned_async(1);
+    let permit = thread::spawn(move || pollster::block_on(fut).unwrap()).join().unwrap();
+    assert!(Arc::ptr_eq(permit.semaphore(), &sem));
+    assert_eq!(sem.available_permits(), 0);
+    drop(permit);
+    assert_eq!(sem.available_permits(), 1);
+}
+
+#[test]
+fn dropping_an_owned_future_deregisters_it() {
+    let sem = Arc::new(Semaphore::new(0));
+    let mut fut = Driven::new(Arc::clone(&sem).acquire_owned_async());
+    assert!(fut.poll().is_pending());
+    drop(fut);
+    assert!(format!("{sem:?}").contains("waiters: 0,"));
+    sem.release();
+    assert_eq!(sem.available_permits(), 1);
+}
+
+#[test]
+fn bounded_semaphore_acquires_async() {
+    let sem = BoundedSemaphore::new(2);
+    pollster::block_on(async {
+        let a = sem.acquire_async().await.unwrap();
+        let b = sem.acquire_many_async(1).await.unwrap();
+        assert_eq!(a.num_permits() + b.num_permits(), 2);
+        assert_eq!(sem.available_permits(), 0);
+    });
+    assert_eq!(sem.available_permits(), 2);
+    assert!(sem.release().is_err(), "the bound still holds");
+}
+
+#[test]
+fn futures_show_their_request_and_state_in_debug() {
+    let sem = Semaphore::new(0);
+    let mut fut = Driven::new(sem.acquire_many_async(2));
+    assert!(format!("{:?}", fut.fut).contains("permits: 2, state: \"idle\""));
+    assert!(fut.poll().is_pending());
+    assert!(format!("{:?}", fut.fut).contains("\"waiting\""));
+    let owned = Arc::new(Semaphore::new(1)).acquire_owned_async();
+    assert!(format!("{owned:?}").starts_with("AcquireOwned"));
+}
+
+/// A blocked thread and a waiting task on one semaphore: a release wakes the thread, another
+/// wakes the task, whichever order they registered in.
+#[test]
+fn threads_and_tasks_wait_on_one_semaphore() {
+    let sem = Semaphore::new(0);
+    thread::scope(|s| {
+        let thread = s.spawn(|| sem.acquire().unwrap().forget());
+        wait_for_waiters(&sem, 1);
+        let mut task = Driven::new(sem.acquire_async());
+        assert!(task.poll().is_pending());
+        sem.release();
+        sem.release();
+        // The releases woke the thread on its futex and notified the task, each on its own: two
+        // permits, one each, whatever order they run in.
+        assert!(task.woken());
+        let Poll::Ready(Ok(p)) = task.poll() else { panic!("the task was not given a permit") };
+        p.forget();
+        thread.join().unwrap();
+    });
+    assert_eq!(sem.available_permits(), 0);
+}
+
+/// A 2-permit task queued before a 1-permit task: one released permit must reach the 1-permit
+/// task, not be spent on waking the task it cannot serve.
+#[test]
+fn a_single_permit_task_is_woken_while_a_multi_permit_task_waits_ahead() {
+    let sem = Semaphore::new(0);
+    let mut many = Driven::new(sem.acquire_many_async(2));
+    let mut one = Driven::new(sem.acquire_async());
+    assert!(many.poll().is_pending());
+    assert!(one.poll().is_pending());
+    sem.release();
+    assert!(one.woken(), "the 1-permit task was not woken for the free permit");
+    assert!(matches!(one.poll(), Poll::Ready(Ok(_))));
+    assert!(many.poll().is_pending());
+}
