@@ -56,7 +56,7 @@ fn uncontended(c: &mut Criterion) {
     let mut group = c.benchmark_group("uncontended");
     group
         .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_millis(800))
         .sample_size(30)
         .throughput(Throughput::Elements(1));
     one::<Floor>(&mut group);
@@ -78,8 +78,8 @@ fn contended(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("contended");
     group
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_millis(1500))
+        .warm_up_time(Duration::from_millis(400))
+        .measurement_time(Duration::from_millis(1200))
         .sample_size(10);
     for (threads, permits) in SHAPES {
         for_each_gate!(G => { one::<G>(&mut group, threads, permits); });
@@ -98,8 +98,8 @@ fn handoff(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("handoff");
     group
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_millis(1500))
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_millis(1000))
         .sample_size(10)
         .throughput(Throughput::Elements(1));
     for one_cpu in [false, true] {

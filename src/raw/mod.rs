@@ -108,7 +108,7 @@
 pub(crate) mod state;
 pub(crate) mod task;
 
-use crate::sync::{AtomicU64, Backoff, Futex, Park, Private, SPIN_ROUNDS, WAKE_ALL, Wakers};
+use crate::sync::{AtomicU64, Backoff, Futex, Park, Private, SPIN_ROUNDS, WAKE_ALL, Wakers, YIELD_ROUNDS};
 use crate::sync::{Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 use state::*;
 use std::marker::PhantomData;
@@ -212,8 +212,8 @@ impl<P: Park> RawSemaphore<P> {
         self.wait(n, deadline)
     }
 
-    /// Spins on loads while nobody sleeps, for at most [`SPIN_ROUNDS`] rounds.
-    /// Returns `None` when it is time to sleep.
+    /// Spins on loads while nobody sleeps, for at most [`SPIN_ROUNDS`] rounds, then yields for
+    /// at most [`YIELD_ROUNDS`]. Returns `None` when it is time to sleep.
     fn spin(&self, n: u64) -> Option<Result<(), Failure>> {
         let backoff = Backoff::new();
         let mut rounds = 0;
@@ -230,11 +230,15 @@ impl<P: Park> RawSemaphore<P> {
                 continue;
             }
             // Sleepers or a handoff mean the permits will not come to a spinner first.
-            if has_waiters(s) || is_handoff(s) || rounds >= SPIN_ROUNDS {
+            if has_waiters(s) || is_handoff(s) || rounds >= SPIN_ROUNDS + YIELD_ROUNDS {
                 return None;
             }
+            if rounds < SPIN_ROUNDS {
+                backoff.spin();
+            } else {
+                crate::sync::yield_now();
+            }
             rounds += 1;
-            backoff.spin();
         }
     }
 
