@@ -359,6 +359,7 @@ fn print(what: &str, threads: usize, duration: Duration, r: &Report) {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "seconds of 16 threads: too slow under Miri")]
 fn soak_briefly() {
     let duration = Duration::from_secs(3);
     let report = run(16, duration, BRIEF_SINGLE_BOUND);
