@@ -11,6 +11,8 @@
 
 mod common;
 
+use common::Rng;
+
 use futex_semaphore::{OwnedPermit, Semaphore, TryAcquireError};
 use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe, catch_unwind};
@@ -56,26 +58,6 @@ fn expect_panic(what: &str, f: impl FnOnce()) {
 fn maybe_panic(fire: bool) {
     if fire {
         panic::panic_any(Injected);
-    }
-}
-
-/// A small xorshift generator: deterministic per thread, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(0x9E37_79B9_7F4A_7C15 ^ seed.wrapping_add(1).wrapping_mul(0xD1B5_4A32_D192_ED03))
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 

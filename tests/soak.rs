@@ -28,6 +28,9 @@
 //! single-permit traffic lasts, so none is asserted; the worst gap is printed by every run, and
 //! recorded in `docs/reliability.md`.
 
+mod common;
+
+use common::Rng;
 use futex_semaphore::Semaphore;
 use std::cell::UnsafeCell;
 use std::sync::Arc;
@@ -50,22 +53,6 @@ const OTHERS_PROGRESS: u64 = 1000;
 const HANG_BOUND: Duration = Duration::from_secs(20);
 /// How often the watchdog looks.
 const WATCH_EVERY: Duration = Duration::from_millis(100);
-
-/// A small xorshift generator: deterministic per thread, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// A counter that only the holder of `Shared::gate`'s single permit touches, without atomics.
 struct Guarded(UnsafeCell<u64>);
@@ -259,7 +246,7 @@ impl Held<'_> {
 fn worker(shared: &Shared, t: usize) {
     let sem = &shared.sem;
     let me = &shared.progress[t];
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
+    let mut rng = Rng::new(t as u64);
     let many = is_many(t);
     while !shared.stop.load(Relaxed) {
         let n = if many { 2 + rng.below(MAX_MANY - 1) as u32 } else { 1 };

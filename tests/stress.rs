@@ -1,6 +1,9 @@
 //! Stress: many more threads than cores, a million operations of random sizes with timeouts,
 //! checking the holder bound all along and the permit count at the end.
 
+mod common;
+
+use common::Rng;
 use futex_semaphore::Semaphore;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::thread;
@@ -9,18 +12,6 @@ use std::time::Duration;
 const THREADS: usize = 16;
 const OPS_PER_THREAD: usize = 1_000_000 / THREADS;
 const PERMITS: usize = 4;
-
-/// A small xorshift generator: deterministic per thread, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 #[test]
 fn a_million_mixed_operations_keep_the_bound_and_the_count() {
@@ -31,7 +22,7 @@ fn a_million_mixed_operations_keep_the_bound_and_the_count() {
         for t in 0..THREADS {
             let (sem, inside, acquired) = (&sem, &inside, &acquired);
             s.spawn(move || {
-                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1));
+                let mut rng = Rng::new(t as u64);
                 for _ in 0..OPS_PER_THREAD {
                     let r = rng.next();
                     let n = 1 + (r % 3) as u32;

@@ -22,3 +22,25 @@ pub fn wait_for_waiters(sem: &impl Debug, n: usize) {
         std::thread::yield_now();
     }
 }
+
+/// A small xorshift generator: deterministic per seed, no dependency.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed`; different seeds give unrelated sequences.
+    pub fn new(seed: u64) -> Rng {
+        Rng(0x9E37_79B9_7F4A_7C15 ^ seed.wrapping_add(1).wrapping_mul(0xD1B5_4A32_D192_ED03))
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
