@@ -118,6 +118,7 @@ fn panics_at_random_points_in_critical_sections_give_every_permit_back() {
     let other = Semaphore::new(1);
     let inside = AtomicUsize::new(0);
     let (injected, completed, thread_deaths) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+    let hung = AtomicBool::new(false);
     thread::scope(|s| {
         let threads: Vec<_> = (0..PANIC_THREADS)
             .map(|t| {
@@ -156,8 +157,25 @@ fn panics_at_random_points_in_critical_sections_give_every_permit_back() {
                 })
             })
             .collect();
+        // A watchdog: if the threads hang (permits lost, a waiter never woken), it closes the
+        // semaphores after PATIENCE, which fails every blocked acquire, and the test fails.
+        let (done, watch) = mpsc::channel::<()>();
+        let (hung, sem, other) = (&hung, &sem, &other);
+        s.spawn(move || {
+            if watch.recv_timeout(PATIENCE) == Err(mpsc::RecvTimeoutError::Timeout) {
+                hung.store(true, SeqCst);
+                sem.close();
+                other.close();
+            }
+        });
         for (t, thread) in threads.into_iter().enumerate() {
-            match thread.join() {
+            let result = thread.join();
+            assert!(
+                !hung.load(SeqCst),
+                "the threads hung for {PATIENCE:?}: {} of {PANIC_PERMITS} permits available",
+                sem.available_permits()
+            );
+            match result {
                 Ok(()) => assert_ne!(t % 4, 3, "thread {t} should have died"),
                 Err(payload) => {
                     assert!(payload.is::<Injected>(), "thread {t} failed");
@@ -165,6 +183,8 @@ fn panics_at_random_points_in_critical_sections_give_every_permit_back() {
                 }
             }
         }
+        // The threads are done: the watchdog ends without closing anything.
+        drop(done);
     });
     let (injected, completed, deaths) =
         (injected.load(SeqCst), completed.load(SeqCst), thread_deaths.load(SeqCst));
@@ -304,7 +324,7 @@ fn threads_that_exit_holding_owned_permits_give_them_back() {
         for t in threads {
             let _ = t.join();
         }
-        let got = join_within(all, PATIENCE);
+        let got = join_within(all, PATIENCE, &sem);
         assert_eq!(got, Ok(PERMITS), "round {round}");
         assert_eq!(sem.available_permits(), PERMITS, "round {round}");
     }
@@ -319,10 +339,13 @@ fn threads_that_exit_holding_owned_permits_give_them_back() {
 }
 
 /// Joins `handle`, failing after `limit` instead of hanging.
-fn join_within<T: Send + 'static>(handle: thread::JoinHandle<T>, limit: Duration) -> T {
+fn join_within<T: Send + 'static>(handle: thread::JoinHandle<T>, limit: Duration, sem: &Semaphore) -> T {
     let start = Instant::now();
     while !handle.is_finished() {
-        assert!(start.elapsed() < limit, "a blocked acquire was never woken (lost wakeup?)");
+        assert!(
+            start.elapsed() < limit,
+            "a blocked acquire was not served within {limit:?} (permits lost, or a lost wakeup): {sem:?}"
+        );
         thread::sleep(Duration::from_millis(1));
     }
     handle.join().unwrap()
