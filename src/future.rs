@@ -19,9 +19,19 @@ use std::task::{Context, Poll};
 ///
 /// # Cancellation
 /// Dropping it before it completes is safe at any point: it holds no permits until it returns
-/// them in a [`Permit`], and if a release had already woken it, the wake goes to another async
-/// waiter (blocking waiters are woken on their own), so nobody is left waiting on free permits.
-/// That makes it fit for `select!` and timeouts.
+/// them in a [`Permit`], and dropping it takes it out of the waiter queue; if a release had
+/// already woken it, or it had priority, the wake and the priority pass to the waiters behind it,
+/// so nobody is left waiting on free permits. That makes it fit for `select!` and timeouts.
+///
+/// # Leaking it
+/// A pending future that is leaked (`mem::forget`, or a task that is never polled or dropped
+/// again) keeps its place in the queue. Nothing is unsafe and no permit is lost, but waking is
+/// skewed: if a release had woken it, later releases count its request as on its way and wake
+/// that many permits' worth fewer waiters (they still get permits by barging or when more come
+/// back); and once it is at the head of the queue it is given priority again and again (each
+/// time for up to about 1 s, with 1 ms between), so that up to its request is held back from
+/// others most of the time from then on. Drop futures you stop polling (tokio's semaphore, FIFO,
+/// blocks every later waiter behind a leaked one).
 ///
 /// # Panics
 /// Polling it again after it completed panics.

@@ -20,27 +20,34 @@ use std::time::{Duration, Instant};
 ///
 /// Async tasks can wait on the same semaphore, beside threads, like Python's `asyncio.Semaphore`:
 /// [`acquire_async`](Semaphore::acquire_async) and its siblings return futures that work on any
-/// executor, and a release wakes whichever kind of waiter is there. A release touches the list of
-/// task wakers only while a task waits.
+/// executor, and a release wakes whichever kind of waiter is there. A release touches the waiter
+/// queue only while someone waits in it.
 ///
 /// The semaphore is 24 bytes, `Send + Sync`, never poisoned, and [`new`](Semaphore::new) is a
 /// `const fn`, so it can be a `static`.
 ///
 /// # Fairness
-/// Acquires may barge: a thread or task that arrives while permits are free takes them, even if
-/// others wait. That is what makes it fast under contention. To bound starvation, a blocked thread
-/// that has slept and still finds no permits after 1 ms gets priority: the next permits go to it,
-/// and until it has them [`try_acquire`](Semaphore::try_acquire) and other acquires, async ones
-/// included, wait (a `try_` acquire may therefore fail while permits are briefly reserved for it).
-/// This also keeps [`acquire_many`](Semaphore::acquire_many) from being starved by single-permit
-/// acquires, at the price that, while it has priority, it holds back others until its permits are
-/// there.
+/// Acquires barge: a thread or task that arrives while permits are free takes them, even if
+/// others wait. That is what makes it fast under contention. Those that must wait queue in order
+/// of arrival, threads and tasks in one queue, each with the size of its request. A release wakes,
+/// in that order, the waiters its permits can serve, whatever their sizes: a request larger than
+/// what is free is passed over rather than waited for (no head-of-line blocking), and no more
+/// waiters are woken than the free permits cover, counting those already woken and on their way.
 ///
-/// Async waiters never get that priority (a task cannot be made to run promptly to use a
-/// reservation): among themselves they are woken first come, first served, but a woken task
-/// competes with threads and new arrivals for the permits, and if they are gone when it runs, it
-/// queues again at the back. Under sustained contention from threads, a task may therefore wait
-/// longer than a thread would.
+/// Every waiter's wait is bounded. Once the waiter at the head of the queue (of any size, thread
+/// or task) has waited 1 ms, it gets priority: every other acquire, [`try_acquire`] included, may
+/// only take permits beyond what it still needs, so releases pile up for it. It is then served as
+/// soon as enough holders have given permits back: its wait is at most 1 ms plus the time until
+/// holders return the permits it asked for. A waiter further back waits, in addition, for those
+/// ahead of it. The priority lapses if it has not been served within 2 ms (4 ms the next time for
+/// the same waiter, doubling up to about 1 s), and barging resumes for 1 ms before it is given
+/// again: a program in which holders need more permits before they give any back keeps
+/// progressing, as it would under plain barging. Measured figures are in `docs/benchmarks.md`.
+///
+/// While a waiter has priority, [`try_acquire`] fails even though
+/// [`available_permits`](Semaphore::available_permits) counts the free permits it is waiting for.
+///
+/// [`try_acquire`]: Semaphore::try_acquire
 ///
 /// # Memory ordering
 /// Giving a permit back (dropping a [`Permit`], [`release`](Semaphore::release),
@@ -376,9 +383,9 @@ impl Semaphore {
     /// version of [`acquire_many`](Semaphore::acquire_many). `n == 0` is ready at once (unless
     /// closed) with an empty permit.
     ///
-    /// While a task waits for more than one permit, every release wakes every waiting task to
-    /// re-check (the waiting tasks cannot be told apart by request size, as blocked threads can):
-    /// many tasks waiting with large requests at once make each release cost one wake per task.
+    /// It waits in the same queue as every other waiter, with its size: a release wakes it only
+    /// when the free permits cover its request, and it has the same bound on its wait (see
+    /// [Fairness](Semaphore#fairness)).
     ///
     /// # Errors
     /// The future resolves to [`AcquireError`] if the semaphore is closed, before or while waiting.

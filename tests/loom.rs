@@ -521,3 +521,191 @@ fn async_acquire_many_and_single_waiters_both_finish() {
         assert_eq!(sem.available_permits(), 0);
     });
 }
+
+// ---- The reservation: priority for a starving waiter, and its lapse. --------------------------
+//
+// Under loom a queue's head is starving once a walk has passed it over (`Entry::starving`), so
+// `add_permits(0)` (a walk that serves nobody) followed by a release claims a reservation for it.
+// The clock never lapses one; a held-back thread's timed wait does, wherever it would block, and
+// a held-back task after one yield.
+
+/// Waits until `n` waiters are queued (a spin loop loom can schedule).
+fn wait_for_waiters(sem: &Semaphore, n: usize) {
+    while !format!("{sem:?}").contains(&format!("waiters: {n},")) {
+        thread::yield_now();
+    }
+}
+
+/// Spawns a thread that takes `n` permits with a blocking acquire and keeps them.
+fn spawn_acquire_many(sem: &Arc<Semaphore>, n: u32) -> thread::JoinHandle<u32> {
+    let sem = sem.clone();
+    thread::spawn(move || {
+        let p = sem.acquire_many(n).unwrap();
+        let got = p.num_permits() as u32;
+        p.forget();
+        got
+    })
+}
+
+/// A reservation for two permits holds back the permit its owner needs from a `try_acquire`, but
+/// not the permits beyond what it needs; its owner is served once enough are there.
+#[test]
+fn reservation_for_many_holds_back_only_what_its_owner_needs() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let owner = spawn_acquire_many(&sem, 2);
+        wait_for_waiters(&sem, 1);
+        sem.add_permits(0);
+        sem.release(); // claims the reservation: 1 free, the owner needs 2
+        assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::NoPermits, "took a reserved permit");
+        sem.add_permits(2); // 3 free: the owner's 2 and one for anyone
+        sem.try_acquire().expect("a permit beyond the reservation").forget();
+        assert_eq!(owner.join().unwrap(), 2);
+        assert_eq!(sem.available_permits(), 0);
+    });
+}
+
+/// The same with a task as the reservation's owner.
+#[test]
+fn a_task_owns_a_reservation_and_is_served() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let owner = {
+            let sem = sem.clone();
+            thread::spawn(move || loom::future::block_on(sem.acquire_many_async(2)).unwrap().forget())
+        };
+        wait_for_waiters(&sem, 1);
+        sem.add_permits(0);
+        sem.release();
+        assert!(sem.try_acquire().is_err(), "took a permit reserved for the task");
+        sem.release();
+        owner.join().unwrap();
+        assert_eq!(sem.available_permits(), 0);
+    });
+}
+
+/// A holder that needs a second permit before it gives back its first, behind a reservation that
+/// holds the free permit back: the reservation lapses (the held-back thread sees it out), so the
+/// program still finishes, as it would under plain barging.
+#[test]
+fn a_reservation_lapses_for_a_held_back_thread() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(2));
+        let (first, other) = (sem.acquire().unwrap(), sem.acquire().unwrap());
+        let owner = spawn_acquire_many(&sem, 2);
+        wait_for_waiters(&sem, 1);
+        sem.add_permits(0);
+        drop(other); // claims the reservation; the free permit is the owner's
+        let second = sem.acquire().unwrap(); // held back until the lapse
+        drop((first, second));
+        assert_eq!(owner.join().unwrap(), 2);
+    });
+}
+
+/// The same when the held-back holder is a task (no timer: it yields until the lapse).
+#[test]
+fn a_reservation_lapses_for_a_held_back_task() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(2));
+        let (first, other) = (sem.acquire().unwrap(), sem.acquire().unwrap());
+        let owner = spawn_acquire_many(&sem, 2);
+        wait_for_waiters(&sem, 1);
+        sem.add_permits(0);
+        drop(other);
+        let second = loom::future::block_on(sem.acquire_async()).unwrap();
+        drop((first, second));
+        assert_eq!(owner.join().unwrap(), 2);
+    });
+}
+
+/// A waiter that was already asleep when a reservation began holding back the permit it needs is
+/// woken to see the reservation out (queue invariant 5): it does not sleep on beside it.
+#[test]
+fn a_sleeper_held_back_by_a_new_reservation_is_woken_to_see_it_out() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(2));
+        let (first, other) = (sem.acquire().unwrap(), sem.acquire().unwrap());
+        let owner = spawn_acquire_many(&sem, 2);
+        wait_for_waiters(&sem, 1);
+        let sleeper = spawn_acquire_many(&sem, 1);
+        wait_for_waiters(&sem, 2);
+        sem.add_permits(0);
+        drop(other); // claims for the owner (head); the sleeper is held back from the free permit
+        assert_eq!(sleeper.join().unwrap(), 1);
+        drop(first);
+        sem.release();
+        assert_eq!(owner.join().unwrap(), 2);
+    });
+}
+
+/// A reservation's owner that gives up (a dropped future, a timed-out thread) passes it on: a
+/// blocked thread gets the permit, and no permit is lost.
+#[test]
+fn a_cancelled_reservation_owner_passes_it_on() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let owner = {
+            let sem = sem.clone();
+            thread::spawn(move || {
+                let mut fut = sem.acquire_many_async(2);
+                assert!(!poll_once(&mut fut));
+                sem.add_permits(0); // a walk passes it over: the next one reserves for it
+                assert!(!poll_once(&mut fut));
+                drop(fut);
+            })
+        };
+        let blocked = spawn_acquire_many(&sem, 1);
+        sem.release();
+        owner.join().unwrap();
+        assert_eq!(blocked.join().unwrap(), 1);
+        assert_eq!(sem.available_permits(), 0);
+        assert!(no_waiters(&sem));
+    });
+}
+
+/// The same with a timed thread as the owner that times out.
+#[test]
+fn a_timed_out_reservation_owner_passes_it_on() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let owner = {
+            let sem = sem.clone();
+            thread::spawn(move || sem.try_acquire_many_for(2, LONG).map(|p| p.forget()).is_ok())
+        };
+        // No waiting for it to queue: its modelled timeout may fire first, and it leaves.
+        sem.add_permits(0);
+        let blocked = spawn_acquire_many(&sem, 1);
+        sem.release();
+        let owner_got = owner.join().unwrap();
+        if owner_got {
+            sem.add_permits(2); // it took the first permit and one more: as if it never came
+        }
+        assert_eq!(blocked.join().unwrap(), 1);
+    });
+}
+
+/// `close` while a reservation holds: its owner and a held-back waiter fail (or the held-back one
+/// saw the reservation out first and took the permit); nothing is left reserved.
+#[test]
+fn close_while_a_reservation_holds() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let owner = {
+            let sem = sem.clone();
+            thread::spawn(move || sem.acquire_many(2).map(|p| p.forget()).is_ok())
+        };
+        wait_for_waiters(&sem, 1);
+        sem.add_permits(0);
+        sem.release();
+        let other = {
+            let sem = sem.clone();
+            thread::spawn(move || sem.acquire().map(|p| p.forget()).is_ok())
+        };
+        sem.close();
+        assert!(!owner.join().unwrap(), "the owner got 2 permits of 1");
+        let other_got = other.join().unwrap();
+        assert_eq!(sem.available_permits(), if other_got { 0 } else { 1 });
+        assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::Closed);
+        assert!(no_waiters(&sem));
+    });
+}

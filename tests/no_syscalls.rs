@@ -78,8 +78,12 @@ fn uncontended_pairs_make_no_futex_call() {
     // The program itself (thread spawn/join, the test harness) makes a few futex calls. The
     // semaphore must add none for a million uncontended pairs: compare with an empty run.
     let uncontended = futex_calls("uncontended").unwrap();
-    let baseline = futex_calls("none").unwrap_or(0);
+    // The harness's own count varies by one or two between runs: take the most of three.
+    let baseline = (0..3).filter_map(|_| futex_calls("none")).max().unwrap_or(0);
     eprintln!("futex calls: uncontended {uncontended}, contended {contended}, baseline {baseline}");
-    assert_eq!(uncontended, baseline, "uncontended acquire/release made futex calls");
+    assert!(
+        uncontended <= baseline,
+        "uncontended acquire/release made futex calls: {uncontended} against a baseline of {baseline}"
+    );
     assert!(contended > baseline, "the contended run should sleep and wake, or the count is not real");
 }

@@ -1,56 +1,34 @@
 //! The layout of the semaphore's state word, as named constants and small predicates.
 //!
-//! | bits    | name       | meaning                                                              |
-//! |---------|------------|----------------------------------------------------------------------|
-//! | 0..=31  | permits    | permits available now (at most [`MAX_PERMITS`], bit 31 is headroom)  |
-//! | 32..=57 | waiters    | threads and tasks registered to wait (up to [`MAX_WAITERS`])         |
-//! | 58      | [`ASYNC_MANY`] | a task for more than one permit may be registered                |
-//! | 59      | [`THREADS`]| a blocking waiter (a thread on a futex word) may be registered       |
-//! | 60      | [`MANY`]   | a thread for more than one permit may be registered                  |
-//! | 61      | [`HANDOFF`]| a starving waiter owns the next permits: nobody else may take them   |
-//! | 62      | [`ASYNC`]  | an async waiter (a task in the waker list) may be registered         |
-//! | 63      | [`CLOSED`] | the semaphore is closed: every acquire fails                         |
+//! | bits    | name         | meaning                                                           |
+//! |---------|--------------|-------------------------------------------------------------------|
+//! | 0..=31  | permits      | permits available now (at most [`MAX_PERMITS`]; bit 31 is headroom) |
+//! | 32..=60 | (zero)       |                                                                   |
+//! | 61      | [`QUEUED`]   | the waiter queue is not empty: a release must look at it          |
+//! | 62      | [`RESERVED`] | a starving waiter has priority: takers must leave it what it needs |
+//! | 63      | [`CLOSED`]   | the semaphore is closed: every acquire fails                      |
 //!
-//! `THREADS`, `MANY`, `ASYNC` and `ASYNC_MANY` (the kind flags) are set by a registering waiter in
-//! its registering CAS and cleared only when the waiter count drops to zero ([`deregister`]):
-//! "may be", since they outlive the waiter that set them while others wait. A stale flag costs a wake that finds nobody; a missing one would
-//! lose a wakeup, and cannot happen, since the flag is set while its waiter is counted.
+//! The fast paths read only this word: an acquire takes permits when no flag is set, a release
+//! adds them and looks at the queue only if [`QUEUED`] was set. `QUEUED` and `RESERVED` change
+//! only under the queue's lock (see `queue`), which also holds how many permits the reservation
+//! needs.
 
 /// The largest permit count the semaphore holds, and the largest single request: `2^31 - 1`.
 ///
 /// Bit 31 of the permit field is headroom, so that permits returned by a `fetch_add` that pass the
-/// limit are detected before they can carry into the waiter count.
+/// limit are detected before they can carry into the flags.
 pub(crate) const MAX_PERMITS: u64 = (1 << 31) - 1;
 
 const PERMITS_MASK: u64 = 0xFFFF_FFFF;
 /// Set in `permits + returned` exactly when the count has passed [`MAX_PERMITS`].
 pub(crate) const PAST_MAX: u64 = 1 << 31;
-const WAITERS_SHIFT: u32 = 32;
-/// One registered waiter, as an increment of the state.
-pub(crate) const ONE_WAITER: u64 = 1 << WAITERS_SHIFT;
-pub(crate) const WAITERS_MASK: u64 = MAX_WAITERS << WAITERS_SHIFT;
-/// The most waiters the count holds: `2^26 - 1` (67 million). Threads cannot come near it; an
-/// async registration checks it ([`waiters_full`]), since tasks are cheap enough to try.
-pub(crate) const MAX_WAITERS: u64 = (1 << 26) - 1;
-/// Some registered *task* may want more than one permit: a release that sees it notifies every
-/// task in the list, since the list cannot tell which of them the new permits serve. Kept apart
-/// from [`MANY`] so that a multi-permit thread does not make every release wake every task, nor a
-/// multi-permit task every thread on `many`. Cleared when the last waiter leaves.
-pub(crate) const ASYNC_MANY: u64 = 1 << 58;
-/// Some registered waiter may be a thread sleeping on a futex word: a release that sees it bumps
-/// and wakes the words. Without it (only tasks wait) a release makes no system call. Cleared
-/// when the last waiter leaves.
-pub(crate) const THREADS: u64 = 1 << 59;
-/// Some registered thread may want more than one permit; it sleeps on the `many` futex, which
-/// every release then wakes in full. Cleared when the last waiter leaves.
-pub(crate) const MANY: u64 = 1 << 60;
-/// A single-permit waiter that has waited longer than the starvation bound owns the next permit:
-/// the fast path and the other waiters must not take it. Set and cleared only by its owner.
-pub(crate) const HANDOFF: u64 = 1 << 61;
-/// Some registered waiter may be an async task waiting in the waker list: a release that sees it
-/// notifies the list as well as the futex words. Cleared when the last waiter leaves, so a release
-/// with no async waiter registered never touches the list.
-pub(crate) const ASYNC: u64 = 1 << 62;
+/// Some thread or task waits in the queue. Set by the first waiter to queue, cleared by the last to
+/// leave, both under the queue's lock.
+pub(crate) const QUEUED: u64 = 1 << 61;
+/// The queue's head has waited longer than the starvation bound and has priority: an acquire by
+/// anyone else goes through the queue's lock, where it may take only the permits beyond what the
+/// head still needs. Set and cleared under the queue's lock.
+pub(crate) const RESERVED: u64 = 1 << 62;
 /// The semaphore is closed.
 pub(crate) const CLOSED: u64 = 1 << 63;
 
@@ -60,36 +38,15 @@ pub(crate) const fn permits(s: u64) -> u64 {
     s & PERMITS_MASK
 }
 
-/// Registered waiters in state `s`.
+/// Whether a waiter may be queued: a release must look at the queue.
 #[inline]
-pub(crate) const fn waiters(s: u64) -> u64 {
-    (s & WAITERS_MASK) >> WAITERS_SHIFT
+pub(crate) const fn is_queued(s: u64) -> bool {
+    s & QUEUED != 0
 }
 
 #[inline]
-pub(crate) const fn has_waiters(s: u64) -> bool {
-    s & WAITERS_MASK != 0
-}
-
-/// Whether the waiter count is at [`MAX_WAITERS`]: one more would carry into the flags.
-#[inline]
-pub(crate) const fn waiters_full(s: u64) -> bool {
-    waiters(s) == MAX_WAITERS
-}
-
-#[inline]
-pub(crate) const fn has_threads(s: u64) -> bool {
-    s & THREADS != 0
-}
-
-#[inline]
-pub(crate) const fn is_async(s: u64) -> bool {
-    s & ASYNC != 0
-}
-
-#[inline]
-pub(crate) const fn is_async_many(s: u64) -> bool {
-    s & ASYNC_MANY != 0
+pub(crate) const fn is_reserved(s: u64) -> bool {
+    s & RESERVED != 0
 }
 
 #[inline]
@@ -97,28 +54,19 @@ pub(crate) const fn is_closed(s: u64) -> bool {
     s & CLOSED != 0
 }
 
-#[inline]
-pub(crate) const fn is_handoff(s: u64) -> bool {
-    s & HANDOFF != 0
-}
-
-/// Whether a thread that does not own [`HANDOFF`] may take `n` permits in state `s`.
+/// Whether the lock-free paths may take `n` permits in state `s`: not closed, no reservation
+/// (which only the queue's lock can weigh), and enough permits. Waiters in the queue do not stop
+/// it: this is barging.
 #[inline]
 pub(crate) const fn can_take(s: u64, n: u64) -> bool {
-    s & (CLOSED | HANDOFF) == 0 && permits(s) >= n
+    s & (CLOSED | RESERVED) == 0 && permits(s) >= n
 }
 
-/// State `s` after a registered waiter leaves; `owner` says whether it owns [`HANDOFF`].
+/// Whether a release that saw `old` before adding its permits (and reached `old + n`) must take
+/// the slow path: someone may wait, or the count passed the limit.
 #[inline]
-pub(crate) const fn deregister(s: u64, owner: bool) -> u64 {
-    let mut new = s - ONE_WAITER;
-    if owner {
-        new &= !HANDOFF;
-    }
-    if !has_waiters(new) {
-        new &= !(THREADS | MANY | ASYNC | ASYNC_MANY);
-    }
-    new
+pub(crate) const fn release_is_slow(old: u64, n: u64) -> bool {
+    (old + n) & (QUEUED | PAST_MAX) != 0
 }
 
 #[cfg(test)]
@@ -127,7 +75,7 @@ mod tests {
 
     #[test]
     fn fields_do_not_overlap() {
-        let fields = [PERMITS_MASK, WAITERS_MASK, ASYNC_MANY, THREADS, MANY, HANDOFF, ASYNC, CLOSED];
+        let fields = [PERMITS_MASK, QUEUED, RESERVED, CLOSED];
         for (i, a) in fields.iter().enumerate() {
             for b in &fields[i + 1..] {
                 assert_eq!(a & b, 0, "{a:#x} overlaps {b:#x}");
@@ -136,28 +84,20 @@ mod tests {
     }
 
     #[test]
-    fn deregistering_the_last_waiter_clears_the_kind_flags_and_handoff() {
-        let s = 5 | ONE_WAITER | THREADS | MANY | HANDOFF | ASYNC | ASYNC_MANY;
-        assert_eq!(deregister(s, true), 5);
-        assert_eq!(deregister(s, false), 5 | HANDOFF);
-        let two = 5 | (2 * ONE_WAITER) | THREADS | MANY | ASYNC | ASYNC_MANY;
-        assert_eq!(deregister(two, false), 5 | ONE_WAITER | THREADS | MANY | ASYNC | ASYNC_MANY);
-    }
-
-    #[test]
-    fn a_full_waiter_count_is_detected_before_it_carries() {
-        let full = MAX_WAITERS << WAITERS_SHIFT;
-        assert!(waiters_full(full | ASYNC));
-        assert!(!waiters_full(full - ONE_WAITER));
-        assert_eq!((full + ONE_WAITER) & WAITERS_MASK, 0, "one more would carry into ASYNC_MANY");
-    }
-
-    #[test]
-    fn can_take_respects_closed_and_handoff() {
+    fn can_take_respects_closed_and_reserved_but_not_queued() {
         assert!(can_take(3, 3));
         assert!(!can_take(2, 3));
         assert!(!can_take(3 | CLOSED, 1));
-        assert!(!can_take(3 | HANDOFF, 1));
+        assert!(!can_take(3 | RESERVED, 1));
+        assert!(can_take(3 | QUEUED, 1), "barging: waiters do not stop a taker");
+    }
+
+    #[test]
+    fn the_limit_is_detected_before_it_carries() {
         assert_eq!(permits(MAX_PERMITS + 1) & PAST_MAX, PAST_MAX);
+        assert!(release_is_slow(MAX_PERMITS, 1));
+        assert!(!release_is_slow(MAX_PERMITS - 1, 1));
+        assert!(release_is_slow(QUEUED, 1));
+        assert_eq!((2 * MAX_PERMITS + 1) & !PERMITS_MASK, 0, "two maximal counts stay in the field");
     }
 }

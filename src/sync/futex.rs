@@ -35,8 +35,6 @@ impl Futex {
 pub(crate) enum Private {}
 
 impl Park for Private {
-    type Wakers = super::Event;
-
     #[inline]
     fn wait(futex: &Futex, expected: u32, deadline: Option<Instant>) -> WaitOutcome {
         match deadline {
@@ -66,8 +64,6 @@ pub(crate) enum Shared {}
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 impl Park for Shared {
-    type Wakers = super::NoWakers;
-
     #[inline]
     fn wait(futex: &Futex, expected: u32, deadline: Option<Instant>) -> WaitOutcome {
         match deadline {

@@ -38,8 +38,6 @@ impl Futex {
 pub(crate) enum Private {}
 
 impl Park for Private {
-    type Wakers = super::Event;
-
     fn wait(futex: &Futex, expected: u32, deadline: Option<Instant>) -> WaitOutcome {
         let bucket = futex.bucket.lock().expect("loom futex bucket poisoned");
         if futex.word.load(Ordering::Relaxed) != expected {

@@ -12,18 +12,11 @@
 //! - A timed wait returns [`WaitOutcome::TimedOut`] only once its deadline has passed.
 //! - [`Park::wake`] wakes up to `n` threads blocked on the word ([`WAKE_ALL`]: all of them).
 //!
-//! # Async waiters
-//! Tasks do not block: they wait in a list of wakers, `event-listener`'s [`Event`] (loom's build
-//! of it under `--cfg loom`). [`Park::Wakers`] says which list a semaphore has: an `Event` for a
-//! process-private one, nothing for a process-shared one (a waker cannot cross processes, and the
-//! shared layout stays 16 bytes). The contract used by the engine:
-//! - [`Event::listen`] puts a new listener at the tail of the list before it returns, under the
-//!   list's lock.
-//! - [`Wakers::notify_additional`]`(n)` takes the same lock and notifies the first `n` listeners
-//!   that were *not yet notified* (`event-listener`'s `additional` notification): a listener
-//!   notified earlier whose task has not run yet does not count towards `n`.
-//! - A listener dropped while notified passes its notification on to the next listener that was
-//!   not yet notified (`event-listener` does this in its `Drop`, as an `additional` one again).
+//! # Locks and shared nodes
+//! The waiter queue sits behind a [`Mutex`] and its thread nodes are shared through [`Arc`]: std's
+//! under a normal build, loom's under `--cfg loom` (so loom sees every lock and every node).
+//! [`OnceBox`] allocates the queue on first use, so that an uncontended semaphore owns no heap
+//! memory and `Semaphore::new` stays `const`.
 
 #[cfg(not(loom))]
 pub(crate) use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -71,58 +64,50 @@ pub(crate) fn yield_now() {
 
 pub(crate) use crossbeam_utils::Backoff;
 
-// `event-listener` switches to loom's atomics and locks itself under `--cfg loom` (with its
-// `loom` feature, which Cargo.toml turns on there).
-pub(crate) use event_listener::{Event, EventListener};
+#[cfg(loom)]
+pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
 
-/// A list of async waiters' wakers, for [`Park::Wakers`].
-pub(crate) trait Wakers {
-    /// An empty list, for the `const` constructor.
-    #[cfg(not(loom))]
-    const EMPTY: Self;
-    /// An empty list (loom's types have no `const` constructors).
-    #[cfg(loom)]
-    fn empty() -> Self;
-    /// Notifies the first `n` listeners that were not notified yet (`u64::MAX`: all of them).
-    fn notify_additional(&self, n: u64);
-}
+/// A value allocated on first use: `std::sync::OnceLock<Box<T>>`, one word plus the `Once`.
+#[cfg(not(loom))]
+pub(crate) struct OnceBox<T>(std::sync::OnceLock<Box<T>>);
 
-impl Wakers for Event {
-    // A `const` of a type with interior mutability: each use is a fresh, empty list, which is
-    // what the constructor wants (as with `AtomicU32::new` in a `const`).
-    #[cfg(not(loom))]
-    #[allow(clippy::declare_interior_mutable_const)]
-    const EMPTY: Event = Event::new();
-
-    #[cfg(loom)]
-    fn empty() -> Event {
-        Event::new()
+#[cfg(not(loom))]
+impl<T> OnceBox<T> {
+    pub(crate) const fn new() -> OnceBox<T> {
+        OnceBox(std::sync::OnceLock::new())
     }
 
+    /// The value, made by `init` if this is the first use.
     #[inline]
-    fn notify_additional(&self, n: u64) {
-        use event_listener::IntoNotification;
-        // Not `notify(n)`: that only makes sure that `n` listeners are notified *in all*, and a
-        // listener notified by an earlier release whose task has not run yet would absorb this
-        // release's wake. The `SeqCst` fence that `notify` emits is kept (no `.relaxed()`): the
-        // engine's argument rests on the list's lock, but the fence is `event-listener`'s
-        // documented contract and costs nothing next to the lock.
-        self.notify(usize::try_from(n).unwrap_or(usize::MAX).additional());
+    pub(crate) fn get_or_init(&self, init: impl FnOnce() -> T) -> &T {
+        self.0.get_or_init(|| Box::new(init()))
+    }
+
+    /// The value, if it was made.
+    #[inline]
+    pub(crate) fn get(&self) -> Option<&T> {
+        self.0.get().map(|b| &**b)
     }
 }
 
-/// The waker list of a semaphore that has no async waiters: the process-shared one.
-#[cfg(all(not(loom), any(target_os = "linux", target_os = "android")))]
-#[allow(dead_code)] // used by the cross-process semaphore
-pub(crate) struct NoWakers;
+/// Under loom the value is made at once (loom has no `OnceLock`, and the models need no `const`).
+#[cfg(loom)]
+pub(crate) struct OnceBox<T>(T);
 
-#[cfg(all(not(loom), any(target_os = "linux", target_os = "android")))]
-impl Wakers for NoWakers {
-    const EMPTY: NoWakers = NoWakers;
+#[cfg(loom)]
+impl<T: Default> OnceBox<T> {
+    pub(crate) fn new() -> OnceBox<T> {
+        OnceBox(T::default())
+    }
 
-    #[inline]
-    fn notify_additional(&self, _n: u64) {
-        // Nobody sets `ASYNC` on a shared semaphore, so the engine never calls this.
+    pub(crate) fn get_or_init(&self, _init: impl FnOnce() -> T) -> &T {
+        &self.0
+    }
+
+    pub(crate) fn get(&self) -> Option<&T> {
+        Some(&self.0)
     }
 }
 
@@ -138,8 +123,6 @@ pub(crate) enum WaitOutcome {
 /// Blocking on and waking a [`Futex`]: process-private ([`Private`]) or, on Linux,
 /// process-shared ([`Shared`], for a futex in shared memory).
 pub(crate) trait Park {
-    /// Where async waiters of a semaphore with this kind of futex wait.
-    type Wakers: Wakers;
     /// Blocks while `futex` holds `expected`, until woken or until `deadline` (if any).
     fn wait(futex: &Futex, expected: u32, deadline: Option<Instant>) -> WaitOutcome;
     /// Wakes up to `n` blocked threads; [`WAKE_ALL`] wakes all of them.

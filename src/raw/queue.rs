@@ -1,0 +1,458 @@
+//! The waiter queue: every thread and task that waits, in order of arrival, with the size of its
+//! request; who is woken; and the reservation that bounds every wait.
+//!
+//! One lock guards the queue. Everything a waiter or a releaser does under it happens in a
+//! [`Locked`] section, which ends, on drop, with [`Locked::walk`] (decide whom the permits serve)
+//! and, after the lock is released, the wakes the walk chose. The argument for this design, and
+//! the proofs that cite the invariants below, are in `docs/design.md` ("The waiting side").
+//!
+//! # Invariants (held whenever the lock is free)
+//! 1. [`QUEUED`] is set in the state exactly while the queue has an entry. It is set by the first
+//!    waiter to queue *before* that waiter's last look at the permits, in an RMW, and cleared by
+//!    the last to leave.
+//! 2. `inflight` is the sum of the requests of the entries marked `notified`: woken and not yet
+//!    run. A walk counts those permits as spoken for, so a release wakes nobody for permits an
+//!    earlier wake is already on its way to take.
+//! 3. [`RESERVED`] is set exactly while `reservation` is `Some`; its owner is in the queue.
+//! 4. A waiter decides to sleep in a locked section, after un-marking itself, and every section
+//!    ends with a walk: a wake that was spent on a waiter that then found nothing (robbed by a
+//!    barger) is passed on by that waiter's own section.
+//! 5. While a reservation holds back permits that would serve another waiter, one such waiter is
+//!    its `watcher`, or has been woken to become it: someone awake sees the lapse.
+//!
+//! # Who is woken ([`Locked::walk`])
+//! With `budget` = available permits − `inflight`: if a reservation holds, its owner first
+//! (woken if the budget covers it, and the budget goes down by what it needs either way); then,
+//! in arrival order, every un-woken entry whose request fits in what is left. A request that does
+//! not fit is passed over, not waited for: no head-of-line blocking.
+//!
+//! # The reservation (the bound on every wait)
+//! When the queue's head has waited [`STARVE_AFTER`], the next section claims a reservation for
+//! it: takers other than the owner may only take permits beyond what the owner still needs, so
+//! releases accumulate permits for it until it fits. A reservation lapses after the owner's
+//! `lapse` (first [`FIRST_LAPSE`], doubled at each claim up to [`MAX_LAPSE`]); its owner's
+//! starvation clock starts again, so it cannot be claimed again for `STARVE_AFTER`, and barging
+//! resumes meanwhile. That keeps every program that progresses under barging progressing: permits
+//! held back from a waiter whose progress the holders need come free after the lapse. The lapse
+//! is enforced by those it holds back (they are the only ones who can be stuck): a thread sleeps
+//! at most until the lapse, a task yields to its executor until then.
+
+use super::state::*;
+use crate::sync::{Arc, AtomicU64, Futex, Mutex, MutexGuard, Ordering::Acquire, Ordering::Relaxed};
+use crate::sync::{Ordering::Release, Park, Private};
+use std::collections::VecDeque;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+/// How long the queue's head waits before it gets priority over later arrivals (under loom:
+/// one walk, see [`Entry::starving`]).
+pub(crate) const STARVE_AFTER: Duration = Duration::from_millis(1);
+
+/// How long a waiter's first reservation lasts before it lapses. Under loom the clock never lapses
+/// one (an hour); the modelled timed wait of a held-back thread does, wherever it would block.
+#[cfg(not(loom))]
+pub(crate) const FIRST_LAPSE: Duration = Duration::from_millis(2);
+#[cfg(loom)]
+pub(crate) const FIRST_LAPSE: Duration = Duration::from_secs(3600);
+
+/// The longest a reservation lasts (the first one doubled nine times: about 1 s).
+pub(crate) const MAX_LAPSE: Duration = FIRST_LAPSE.saturating_mul(512);
+
+/// A waiter's place in the queue: ids grow with arrival, so the queue is sorted by them.
+pub(crate) type Id = u64;
+
+/// How to wake a waiter.
+pub(crate) enum Wake {
+    /// A thread asleep on its own futex word (bumped to wake it).
+    Thread(Arc<Futex>),
+    /// A task; `None` while its waker is out (being woken) and it has not been polled since.
+    Task(Option<Waker>),
+}
+
+struct Entry {
+    id: Id,
+    n: u64,
+    /// When it queued, or when its last reservation lapsed: the start of its starvation clock.
+    since: Instant,
+    /// How long its next reservation lasts.
+    lapse: Duration,
+    /// Walks that passed it over at the head since `since`: the loom models' clock (see
+    /// [`Entry::starving`]).
+    passed: u32,
+    /// Woken and not yet run (invariant 2).
+    notified: bool,
+    wake: Wake,
+}
+
+struct Reservation {
+    owner: Id,
+    n: u64,
+    until: Instant,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: VecDeque<Entry>,
+    next_id: Id,
+    /// Invariant 2.
+    inflight: u64,
+    /// Invariant 3.
+    reservation: Option<Reservation>,
+    /// The waiter held back by the reservation that sees it out (sleeps until its lapse, or
+    /// yields until then): invariant 5.
+    watcher: Option<Id>,
+}
+
+/// The queue: allocated on first use by the semaphore (see `OnceBox`).
+#[derive(Default)]
+pub(crate) struct Queue {
+    inner: Mutex<Inner>,
+}
+
+/// What a waiter's look at the permits found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Take {
+    /// The permits are taken (and the waiter, if queued, has left the queue).
+    Taken,
+    /// The semaphore is closed (and the waiter, if queued, has left the queue).
+    Closed,
+    /// Not enough permits for this waiter. `held_back_until` is the end of the reservation when
+    /// only the reservation stands in the way: the permits are there, but another waiter needs them.
+    Short { held_back_until: Option<Instant> },
+}
+
+/// A section under the queue's lock. Dropping it walks the queue, releases the lock and then wakes
+/// whom the walk chose.
+pub(crate) struct Locked<'a> {
+    state: &'a AtomicU64,
+    inner: Option<MutexGuard<'a, Inner>>,
+    now: Instant,
+    wakes: WakeList,
+}
+
+impl Queue {
+    /// Starts a locked section over `state`, the semaphore's state word.
+    pub(crate) fn lock<'a>(&'a self, state: &'a AtomicU64) -> Locked<'a> {
+        // The lock is never held across user code or a panic point that leaves `Inner` broken,
+        // so a poisoned lock (a panic in a waker's `clone`) still holds a consistent queue.
+        let inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Locked { state, inner: Some(inner), now: Instant::now(), wakes: WakeList::default() }
+    }
+}
+
+impl Locked<'_> {
+    fn inner(&mut self) -> &mut Inner {
+        self.inner.as_mut().expect("the lock is held until drop")
+    }
+
+    /// Waiters in the queue.
+    pub(crate) fn len(&mut self) -> usize {
+        self.inner().entries.len()
+    }
+
+    /// Looks at the permits for a waiter of `n` (`me`: its entry, if it is queued) and takes them
+    /// if it may; never queues. A queued waiter that was woken is un-marked first (invariant 4).
+    pub(crate) fn take(&mut self, me: Option<Id>, n: u64) -> Take {
+        if let Some(id) = me {
+            self.unmark(id);
+        }
+        let state = self.state;
+        loop {
+            let s = state.load(Relaxed);
+            let inner = self.inner();
+            if is_closed(s) {
+                if let Some(id) = me {
+                    inner.remove(id);
+                }
+                return Take::Closed;
+            }
+            let owner = inner.reservation.as_ref().is_some_and(|r| Some(r.owner) == me);
+            let held = match &inner.reservation {
+                Some(r) if !owner => r.n,
+                _ => 0,
+            };
+            if permits(s) < n + held {
+                let held_back_until = match &inner.reservation {
+                    Some(r) if !owner && permits(s) >= n => Some(r.until),
+                    _ => None,
+                };
+                if held_back_until.is_some() && me.is_some() && inner.watcher.is_none() {
+                    inner.watcher = me; // invariant 5
+                }
+                return Take::Short { held_back_until };
+            }
+            let mut new = s - n;
+            if owner {
+                new &= !RESERVED;
+            }
+            if me.is_some() && inner.entries.len() == 1 {
+                new &= !QUEUED; // invariant 1: the last waiter leaves
+            }
+            // Acquire: pairs with the Release RMW of the release that gave these permits back.
+            if state.compare_exchange(s, new, Acquire, Relaxed).is_ok() {
+                if let Some(id) = me {
+                    inner.remove(id);
+                }
+                return Take::Taken;
+            }
+        }
+    }
+
+    /// As [`take`](Self::take), and if the permits are short, queues the waiter (setting `*me`),
+    /// made to wake through `wake()`.
+    pub(crate) fn take_or_queue(&mut self, me: &mut Option<Id>, n: u64, wake: impl FnOnce() -> Wake) -> Take {
+        let result = self.take(*me, n);
+        match result {
+            Take::Taken | Take::Closed => {
+                *me = None;
+                return result;
+            }
+            Take::Short { .. } if me.is_some() => return result,
+            Take::Short { .. } => {}
+        }
+        let now = self.now;
+        let inner = self.inner();
+        let id = inner.next_id;
+        inner.next_id += 1;
+        inner.entries.push_back(Entry {
+            id,
+            n,
+            since: now,
+            lapse: FIRST_LAPSE,
+            passed: 0,
+            notified: false,
+            wake: wake(),
+        });
+        *me = Some(id);
+        if inner.entries.len() == 1 {
+            // Invariant 1, then the last look: a release whose RMW comes after this one sees
+            // QUEUED and walks after this section; one before it left its permits for the look.
+            self.state.fetch_or(QUEUED, Relaxed);
+        }
+        let result = self.take(*me, n);
+        if matches!(result, Take::Taken | Take::Closed) {
+            *me = None;
+        }
+        result
+    }
+
+    /// A queued waiter leaves without permits (timed out, cancelled): its wake, if it had one,
+    /// and its reservation, if it owned one, pass to others in this section's walk.
+    pub(crate) fn leave(&mut self, me: &mut Option<Id>) {
+        if let Some(id) = me.take() {
+            self.inner().remove(id);
+        }
+    }
+
+    /// Ends the reservation that was to last `until`, if it is still the one in force: a waiter it
+    /// held back saw it out.
+    pub(crate) fn lapse_at(&mut self, until: Instant) {
+        if self.inner().reservation.as_ref().is_some_and(|r| r.until == until) {
+            self.lapse();
+        }
+    }
+
+    /// Stores a task's waker, for the next wake.
+    pub(crate) fn set_waker(&mut self, me: Id, waker: &Waker) {
+        if let Some(i) = self.inner().index(me) {
+            match &mut self.inner().entries[i].wake {
+                Wake::Task(Some(w)) if w.will_wake(waker) => {}
+                slot => *slot = Wake::Task(Some(waker.clone())),
+            }
+        }
+    }
+
+    /// Takes back a wake this waiter was sent and has now acted on (invariant 2).
+    fn unmark(&mut self, id: Id) {
+        let inner = self.inner();
+        if let Some(i) = inner.index(id) {
+            let e = &mut inner.entries[i];
+            if e.notified {
+                e.notified = false;
+                inner.inflight -= e.n;
+            }
+        }
+    }
+
+    fn lapse(&mut self) {
+        let now = self.now;
+        let inner = self.inner();
+        if let Some(r) = inner.end_reservation() {
+            if let Some(i) = inner.index(r.owner) {
+                let owner = &mut inner.entries[i];
+                (owner.since, owner.passed) = (now, 0);
+            }
+            self.state.fetch_and(!RESERVED, Relaxed);
+        }
+    }
+
+    /// Clears QUEUED and RESERVED if entries left or the reservation ended in this section
+    /// (invariants 1, 3). Setting them is done where it must come first, not here.
+    fn sync_flags(&mut self) {
+        let empty = self.inner().entries.is_empty();
+        let reserved = self.inner().reservation.is_some();
+        let mut clear = 0;
+        if empty {
+            clear |= QUEUED;
+        }
+        if !reserved {
+            clear |= RESERVED;
+        }
+        if self.state.load(Relaxed) & clear != 0 {
+            self.state.fetch_and(!clear, Relaxed);
+        }
+    }
+
+    /// Decides whom the available permits serve, lapses or claims the reservation, and queues
+    /// the wakes (sent after the lock is released).
+    fn walk(&mut self) {
+        let now = self.now;
+        if self.inner().reservation.as_ref().is_some_and(|r| now >= r.until) {
+            self.lapse();
+        }
+        let state = self.state;
+        let s = state.load(Relaxed);
+        let Locked { inner, wakes, .. } = self;
+        let inner: &mut Inner = inner.as_mut().expect("the lock is held until drop");
+        let Some(head) = inner.entries.front_mut() else { return };
+        if is_closed(s) {
+            for i in 0..inner.entries.len() {
+                inner.notify(i, wakes);
+            }
+            return;
+        }
+        if inner.reservation.is_none() && !head.starving(now) {
+            head.passed = head.passed.saturating_add(1);
+        } else if inner.reservation.is_none() {
+            inner.reservation = Some(Reservation { owner: head.id, n: head.n, until: now + head.lapse });
+            head.lapse = head.lapse.saturating_mul(2).min(MAX_LAPSE);
+            state.fetch_or(RESERVED, Relaxed);
+        }
+        let mut budget = permits(s).saturating_sub(inner.inflight);
+        if let Some(&Reservation { owner, n, .. }) = inner.reservation.as_ref() {
+            let owner = inner.index(owner).expect("the owner is queued (invariant 3)");
+            if !inner.entries[owner].notified {
+                if budget >= n {
+                    inner.notify(owner, wakes);
+                }
+                budget = budget.saturating_sub(n);
+            }
+        }
+        for i in 0..inner.entries.len() {
+            if budget == 0 {
+                break;
+            }
+            let e = &inner.entries[i];
+            if !e.notified && e.n <= budget {
+                budget -= e.n;
+                inner.notify(i, wakes);
+            }
+        }
+        if let Some(r) = &inner.reservation
+            && inner.watcher.is_none()
+        {
+            // Invariant 5: wake one waiter the reservation holds back, to see it out.
+            let (owner, free) = (r.owner, permits(s).saturating_sub(inner.inflight));
+            if let Some(i) = inner.entries.iter().position(|e| !e.notified && e.id != owner && e.n <= free) {
+                inner.notify(i, wakes);
+            }
+        }
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.sync_flags();
+        self.walk();
+        drop(self.inner.take());
+        self.wakes.wake_all();
+    }
+}
+
+impl Entry {
+    /// Whether it has waited long enough for a reservation: [`STARVE_AFTER`] since `since`. Under
+    /// loom, where time does not pass, once a walk has passed it over, so that the models see
+    /// the queue both without and with a reservation.
+    fn starving(&self, now: Instant) -> bool {
+        if cfg!(loom) { self.passed >= 1 } else { now.saturating_duration_since(self.since) >= STARVE_AFTER }
+    }
+}
+
+impl Inner {
+    fn index(&self, id: Id) -> Option<usize> {
+        self.entries.binary_search_by_key(&id, |e| e.id).ok()
+    }
+
+    fn remove(&mut self, id: Id) {
+        if let Some(i) = self.index(id) {
+            let e = self.entries.remove(i).expect("found");
+            if e.notified {
+                self.inflight -= e.n;
+            }
+            if self.watcher == Some(id) {
+                self.watcher = None;
+            }
+            if self.reservation.as_ref().is_some_and(|r| r.owner == id) {
+                self.end_reservation();
+            }
+        }
+    }
+
+    fn end_reservation(&mut self) -> Option<Reservation> {
+        self.watcher = None;
+        self.reservation.take()
+    }
+
+    /// Marks entry `i` woken and queues its wake (invariant 2).
+    fn notify(&mut self, i: usize, wakes: &mut WakeList) {
+        let e = &mut self.entries[i];
+        if e.notified {
+            return;
+        }
+        e.notified = true;
+        self.inflight += e.n;
+        match &mut e.wake {
+            Wake::Thread(futex) => {
+                // Release: pairs with the Acquire load of its word by the sleeping thread, so that a
+                // bump after its last look makes its futex wait return.
+                futex.bump(Release);
+                wakes.push(Wake::Thread(Arc::clone(futex)));
+            }
+            Wake::Task(waker) => {
+                if let Some(waker) = waker.take() {
+                    wakes.push(Wake::Task(Some(waker)));
+                }
+            }
+        }
+    }
+}
+
+/// Wakes chosen under the lock and sent after it: a few inline, more on the heap.
+#[derive(Default)]
+struct WakeList {
+    few: [Option<Wake>; 4],
+    len: usize,
+    more: Vec<Wake>,
+}
+
+impl WakeList {
+    fn push(&mut self, wake: Wake) {
+        if self.len < self.few.len() {
+            self.few[self.len] = Some(wake);
+            self.len += 1;
+        } else {
+            self.more.push(wake);
+        }
+    }
+
+    fn wake_all(&mut self) {
+        for wake in self.few[..self.len].iter_mut().filter_map(Option::take).chain(self.more.drain(..)) {
+            match wake {
+                Wake::Thread(futex) => Private::wake(&futex, 1),
+                Wake::Task(Some(waker)) => waker.wake(),
+                Wake::Task(None) => {}
+            }
+        }
+        self.len = 0;
+    }
+}
