@@ -295,8 +295,8 @@ pub(crate) struct Identity {
     pub(crate) id: u64,
     /// Inode of the pid namespace, 0 if unknown.
     pub(crate) pid_ns: u64,
-    /// This incarnation of the process: unlike `id`, never the same for two processes, even a
-    /// process and its forked child that got its pid in the same clock tick. Never 0.
+    /// This incarnation of the process (see [`nonce`]): unlike `id`, not the same for two
+    /// processes that share a pid and a start time (a pid reused within one clock tick). Never 0.
     pub(crate) nonce: u64,
 }
 
@@ -407,24 +407,38 @@ fn fill(cell: &IdentityCell, pid: u32) -> Identity {
     // `st_ino` is a `c_ulong` on some targets, hence the cast.
     #[allow(clippy::unnecessary_cast)]
     let pid_ns = rustix::fs::stat("/proc/self/ns/pid").map_or(0, |s| s.st_ino as u64);
-    let me = Identity { id: owner::id(pid, start), pid_ns, nonce: nonce(pid) };
+    // One nonce per process, whichever of its threads fills first: the nonce names its pid in
+    // its high half, so a stale one (the parent's, in the fallback cell after `fork`) is
+    // replaced, and a fresh one is kept.
+    let mut seen = cell.nonce.load(Ordering::Acquire);
+    let nonce = loop {
+        if seen != 0 && (seen >> 32) as u32 == pid {
+            break seen;
+        }
+        let mine = nonce(pid);
+        // AcqRel: publishes this nonce to the threads that lose the race, and reads theirs.
+        match cell.nonce.compare_exchange(seen, mine, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => break mine,
+            Err(theirs) => seen = theirs,
+        }
+    };
+    let me = Identity { id: owner::id(pid, start), pid_ns, nonce };
     cell.pid_ns.store(me.pid_ns, Ordering::Relaxed);
-    cell.nonce.store(me.nonce, Ordering::Relaxed);
     // Release: pairs with the Acquire load in `identity`.
     cell.id.store(me.id, Ordering::Release);
     me
 }
 
-/// A number no other process incarnation gets: two processes with this pid never run at once,
-/// and the later one reads the monotonic clock later. Mixed (splitmix64) so that nearby values
-/// differ in every bit, and never 0.
+/// The nonce of a process incarnation: its pid in the high half, and in the low half 32 bits
+/// mixed (splitmix64) from the monotonic clock, never 0. Two processes with one pid never run
+/// at once, and the later one reads the clock later, so they differ unless the mixed clock
+/// readings collide in 32 bits (one chance in 2^32 per reuse of a pid).
 fn nonce(pid: u32) -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    let mut z = (t.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(t.tv_nsec as u64)
-        ^ u64::from(pid) << 40;
+    let mut z = (t.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(t.tv_nsec as u64);
     z = (z ^ z >> 30).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ z >> 27).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (z ^ z >> 31) | 1
+    u64::from(pid) << 32 | u64::from((z ^ z >> 31) as u32 | 1)
 }
 
 fn getpid() -> u32 {
