@@ -795,48 +795,69 @@ fn threads_of_a_fresh_process_acquiring_at_once_share_one_slot() {
     forker.succeeds();
 }
 
-/// Scenario 4 of issue 11: rounds of `SLOTS` processes, each with `THREADS` threads making their
-/// first acquire at once, on a table of exactly `SLOTS` slots. A process that took two slots
-/// leaves another without one: some thread's permit is then not recoverable.
+/// Scenario 4 of issue 11: `PROCESSES` processes, each with `THREADS` threads making their first
+/// acquire at once, on the default table (128 slots). Then single-threaded fillers take the
+/// rest of the table: exactly `128 - PROCESSES` of them must find a slot, which fails if one of
+/// the first processes took more than one.
 fn first_acquires_role() {
-    const SLOTS: usize = 4;
+    const PROCESSES: usize = 20;
     const THREADS: usize = 32;
-    const ROUNDS: usize = 8;
-    for round in 0..ROUNDS {
-        let sem = ProcessSemaphore::builder().holder_slots(SLOTS).anonymous(1000).unwrap();
-        let (ready, gate) = (ProcessSemaphore::anonymous(0).unwrap(), ProcessSemaphore::anonymous(0).unwrap());
-        let children: Vec<libc::pid_t> = (0..SLOTS)
-            .map(|_| {
-                fork(|| {
-                    let start = std::sync::Barrier::new(THREADS);
-                    let unrecoverable = AtomicU32::new(0);
-                    std::thread::scope(|s| {
-                        for _ in 0..THREADS {
-                            s.spawn(|| {
-                                start.wait();
-                                let permit = sem.try_acquire().unwrap();
-                                if !permit.is_recoverable() {
-                                    unrecoverable.fetch_add(1, SeqCst);
-                                }
-                                permit.forget();
-                            });
-                        }
-                    });
-                    ready.release().unwrap();
-                    // Stay alive (keeping the slot) until every process of the round has one.
-                    gate.try_acquire_for(PATIENCE).unwrap().forget();
-                    unrecoverable.load(SeqCst) as i32
-                })
+    let slots = ProcessSemaphore::MAX_HOLDER_PROCESSES;
+    let sem = ProcessSemaphore::anonymous(10_000).unwrap();
+    let (ready, gate) = (ProcessSemaphore::anonymous(0).unwrap(), ProcessSemaphore::anonymous(0).unwrap());
+    let mut children: Vec<libc::pid_t> = (0..PROCESSES)
+        .map(|_| {
+            fork(|| {
+                // Every thread waits until all are running, then they acquire together.
+                let (started, unrecoverable) = (AtomicU32::new(0), AtomicU32::new(0));
+                std::thread::scope(|s| {
+                    for _ in 0..THREADS {
+                        s.spawn(|| {
+                            started.fetch_add(1, SeqCst);
+                            let since = Instant::now();
+                            while started.load(SeqCst) < THREADS as u32 && since.elapsed() < PATIENCE {
+                                std::thread::yield_now();
+                            }
+                            let permit = sem.try_acquire().unwrap();
+                            if !permit.is_recoverable() {
+                                unrecoverable.fetch_add(1, SeqCst);
+                            }
+                            permit.forget();
+                        });
+                    }
+                });
+                ready.release().unwrap();
+                // Stay alive (keeping the slot) until the fillers have run.
+                gate.try_acquire_for(PATIENCE).unwrap().forget();
+                unrecoverable.load(SeqCst) as i32
             })
-            .collect();
-        ready.try_acquire_many_for(SLOTS as u32, PATIENCE).unwrap().forget();
-        gate.add_permits(SLOTS).unwrap();
-        let codes: Vec<i32> = children.into_iter().map(wait).collect();
-        assert!(
-            codes.iter().all(|&c| c == 0),
-            "round {round}: threads with unrecoverable permits per process: {codes:?} (a process took more than one slot)"
-        );
+        })
+        .collect();
+    ready.try_acquire_many_for(PROCESSES as u32, PATIENCE).unwrap().forget();
+    // Fillers, one at a time: 0 if it got a slot, 1 if untracked.
+    let mut tracked = 0;
+    for _ in 0..slots - PROCESSES + 1 {
+        let filler = fork(|| {
+            let permit = sem.try_acquire().unwrap();
+            let code = i32::from(!permit.is_recoverable());
+            ready.release().unwrap();
+            gate.try_acquire_for(PATIENCE).unwrap().forget();
+            code
+        });
+        ready.try_acquire_for(PATIENCE).unwrap().forget();
+        children.push(filler);
     }
+    gate.add_permits(children.len()).unwrap();
+    let codes: Vec<i32> = children.into_iter().map(wait).collect();
+    let (first, fillers) = codes.split_at(PROCESSES);
+    assert!(first.iter().all(|&c| c == 0), "threads without a slot in the first processes: {first:?}");
+    tracked += fillers.iter().filter(|&&c| c == 0).count();
+    assert_eq!(
+        tracked,
+        slots - PROCESSES,
+        "{tracked} fillers found a slot, not {}: some process took more than one",
+        slots - PROCESSES
+    );
     say("done");
 }
 
