@@ -37,7 +37,6 @@
 use super::protocol::{Announced, GIVE, LANES, Lane, Refused, TAKE, held_total};
 use super::region::{Slot, View, owner};
 use super::sys::{self, Identity};
-use crate::raw::MAX_PERMITS;
 use crate::sync::{AtomicU64, Backoff, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 use std::cell::Cell;
 
@@ -258,25 +257,9 @@ impl<'a> View<'a> {
         if slot.owner.compare_exchange(seen, me.id | owner::RECOVERING, AcqRel, Relaxed).is_err() {
             return 0;
         }
-        // Settle every lane: what reached the state word is completed, the rest dropped.
-        for lane in 0..LANES as u32 {
-            self.state.resolve(self.slots, index, lane);
-        }
-        let held = held_total(&slot.lanes);
-        let mut returned = 0;
-        if held != 0 {
-            // The give-back is an announced operation like any other, so a recoverer killed
-            // here leaves it for the next one to settle. More than can exist (a corrupt slot)
-            // is dropped: erring toward fewer permits.
-            let lane = &slot.lanes[0];
-            if let Some(op) = lane.announce(index, 0, GIVE, held) {
-                if u64::from(held) <= MAX_PERMITS && self.state.publish(self.slots, &op).is_ok() {
-                    returned = u64::from(held);
-                }
-                op.complete(lane);
-                op.finish(lane);
-            }
-        }
+        // Settle every lane (what reached the state word is completed, the rest dropped), then
+        // give the total back, itself as an announced operation.
+        let returned = self.state.recover_lanes(self.slots, index, &slot.lanes);
         let sleeping = slot.sleeping.swap(0, Relaxed);
         if sleeping != 0 {
             // Their registrations: the slot's count never exceeds what is in the total (it is

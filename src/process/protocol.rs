@@ -26,8 +26,10 @@
 //! 2. **Publish**: CAS the state word: the permits change *and* the tag becomes this lane and
 //!    `seq`. Before that CAS overwrites a tag, the previous tag's operation must be complete
 //!    (its lane's `held.seq` reached it): if not, this thread completes it ([`State::help`]).
-//! 3. **Complete**: `held = (held ± n, seq)`. Idempotent: whoever completes (the owner, a helper,
-//!    a recoverer) writes the same value, and a helper only by a CAS from `(h, seq - 1)`.
+//! 3. **Complete**: `held = (held ± n, seq)`, by a CAS from `(held, seq - 1)`, whoever completes
+//!    (the owner, a helper, a recoverer): exactly one CAS succeeds. (A plain store by the owner
+//!    looked enough, since all write the same value, but loom reported a history in which the
+//!    owner's next completion was then lost; with a CAS there is no such question.)
 //! 4. **Finish**: `announce` back to idle.
 //!
 //! # Invariants
@@ -181,12 +183,12 @@ impl Lane {
     /// another thread has the lane.
     #[inline]
     pub fn announce(&self, slot: u32, lane: u32, op: u64, n: u32) -> Option<Announced> {
-        let idle = self.announce.load(Relaxed);
+        // Acquire: pairs with the Release store of `finish` (by another thread of this process,
+        // or by a recoverer): `held` below is the completed one.
+        let idle = self.announce.load(Acquire);
         if self::op(idle) != IDLE {
             return None;
         }
-        // Acquire: pairs with the Release store of `finish` (by another thread of this process,
-        // or by a recoverer): `held` below is the completed one.
         let held = self.held.load(Acquire);
         let word = announcement(op, n, seq(held) + 1);
         // Acquire: as above. Release is given by the publishing CAS, which comes after.
@@ -217,10 +219,10 @@ impl Announced {
     /// Step 3: records the operation in the lane's `held`.
     #[inline]
     pub fn complete(&self, lane: &Lane) {
-        // Release: pairs with the Acquire loads of `held` by helpers and recoverers. A plain
-        // store: nobody else changes `held` while this op is announced, except to this same
-        // value (invariant 1).
-        lane.held.store(applied(self.held, self.word), Release);
+        // Release: pairs with the Acquire loads of `held` by helpers and recoverers. A CAS from
+        // the value read when announcing: nobody else changes `held` while this op is
+        // announced, except a helper completing it (to this same value), so it fails only then.
+        let _ = lane.held.compare_exchange(self.held, applied(self.held, self.word), Release, Relaxed);
     }
 
     /// Step 4: frees the lane.
@@ -406,13 +408,36 @@ impl State {
         if seq(h) != seq(a) {
             let t = tag(s);
             if t != 0 && tag_parts(t) == (slot, lane_index, seq(a) & TAG_SEQ_MASK) {
-                // Published: complete it (a helper may do the same, with the same value).
-                lane.held.store(applied(h, a), Release);
+                // Published: complete it. A CAS, as everywhere: a helper may complete it first.
+                let _ = lane.held.compare_exchange(h, applied(h, a), Release, Relaxed);
             }
             // Else never published (invariant 2): the announcement is dropped.
         }
         // Release: pairs with the Acquire of the next `announce`.
         lane.announce.store(announcement(IDLE, 0, seq(lane.held.load(Acquire))), Release);
+    }
+}
+
+impl State {
+    /// For a recoverer that owns the slot `slot` of a dead process, whose lanes are
+    /// `slot_lanes`: settles every lane ([`resolve`](State::resolve)), then gives the slot's
+    /// total back as an announced operation of its own in lane 0, so that a recoverer killed
+    /// half-way leaves it for the next one to settle. Returns the permits given back. A total
+    /// past `MAX_PERMITS` (a corrupt slot) is dropped: erring toward fewer permits.
+    pub fn recover_lanes(&self, lanes: &(impl Lanes + ?Sized), slot: u32, slot_lanes: &[Lane]) -> u64 {
+        for lane in 0..slot_lanes.len() as u32 {
+            self.resolve(lanes, slot, lane);
+        }
+        let held = held_total(slot_lanes);
+        let Some(first) = slot_lanes.first() else { return 0 };
+        if held == 0 {
+            return 0;
+        }
+        let Some(op) = first.announce(slot, 0, GIVE, held) else { return 0 };
+        let given = u64::from(held) <= MAX_PERMITS && self.publish(lanes, &op).is_ok();
+        op.complete(first);
+        op.finish(first);
+        if given { u64::from(held) } else { 0 }
     }
 }
 
