@@ -38,7 +38,10 @@ impl Lanes for World {
 
 impl World {
     fn new(permits: u64) -> Arc<World> {
-        Arc::new(World { state: State::new(permits), slots: std::array::from_fn(|_| std::array::from_fn(|_| Lane::new())) })
+        Arc::new(World {
+            state: State::new(permits),
+            slots: std::array::from_fn(|_| std::array::from_fn(|_| Lane::new())),
+        })
     }
 
     /// Steps of one operation in lane 0 of `slot`, stopping after `steps` of them (5 or more:

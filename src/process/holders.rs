@@ -37,7 +37,9 @@
 use super::protocol::{Announced, GIVE, LANES, Lane, Refused, TAKE, held_total};
 use super::region::{Slot, View, owner};
 use super::sys::{self, Identity};
-use crate::sync::{AtomicU64, Backoff, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use crate::sync::{
+    AtomicU64, Backoff, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::cell::Cell;
 
 /// The slot index of a process that has no slot: its permits are not recoverable.
@@ -204,7 +206,7 @@ impl<'a> View<'a> {
     #[inline]
     pub(crate) fn give(&self, index: u32, n: u32) -> bool {
         let Some(slot) = self.slot(index) else {
-            return self.state.add_untagged(self.slots, u64::from(n)).is_ok();
+            return self.state.add_untagged(self.slots, u64::from(n));
         };
         let (lane, op) = self.announce(index, slot, GIVE, n);
         let given = self.state.publish(self.slots, &op).is_ok();

@@ -325,15 +325,16 @@ impl State {
         })
     }
 
-    /// An untagged addition (`release`, `add_permits`, an untracked give-back); `Err` past
+    /// An untagged addition (`release`, `add_permits`, an untracked give-back); `false` past
     /// `MAX_PERMITS`, and nothing is added then.
     #[inline]
-    pub fn add_untagged(&self, lanes: &(impl Lanes + ?Sized), n: u64) -> Result<(), ()> {
+    #[must_use]
+    pub fn add_untagged(&self, lanes: &(impl Lanes + ?Sized), n: u64) -> bool {
         self.change(lanes, |s| {
             let p = permits(s).checked_add(n).filter(|&p| p <= MAX_PERMITS).ok_or(Refused::NoPermits)?;
             Ok(s & CLOSED | p)
         })
-        .map_err(drop)
+        .is_ok()
     }
 
     /// CASes the state word to `next(s)`, first completing the operation of the tag it

@@ -326,7 +326,11 @@ impl IdentityCell {
     /// The identity stored with `id` (read `Acquire`, after `fill`'s `Release`).
     #[inline]
     fn identity(&self, id: u64) -> Identity {
-        Identity { id, pid_ns: self.pid_ns.load(Ordering::Relaxed), nonce: self.nonce.load(Ordering::Relaxed) }
+        Identity {
+            id,
+            pid_ns: self.pid_ns.load(Ordering::Relaxed),
+            nonce: self.nonce.load(Ordering::Relaxed),
+        }
     }
 }
 const CELL_PAGE: usize = 4096;
