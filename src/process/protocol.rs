@@ -364,18 +364,23 @@ impl State {
 
     /// Makes sure the operation tagged in state `s` is complete; `false` if the state moved on
     /// meanwhile (re-read it).
-    #[cold]
+    #[inline]
     pub fn help(&self, lanes: &(impl Lanes + ?Sized), s: u64) -> bool {
         let (slot, lane_index, tag_seq) = tag_parts(tag(s));
         let Some(lane) = lanes.lane(slot, lane_index) else {
             // A tag naming no lane: a corrupt region. Nothing to complete.
             return true;
         };
-        // Acquire: pairs with the Release store of `complete`.
+        // Acquire: pairs with the Release CAS of `complete`. The usual case: complete already.
         let h = lane.held.load(Acquire);
         if seq(h) & TAG_SEQ_MASK == tag_seq {
             return true;
         }
+        self.help_slow(lane, s, h, tag_seq)
+    }
+
+    #[cold]
+    fn help_slow(&self, lane: &Lane, s: u64, h: u64, tag_seq: u64) -> bool {
         // Acquire: the announcement was made before the tag was published.
         let a = lane.announce.load(Acquire);
         if op(a) == IDLE || seq(a) & TAG_SEQ_MASK != tag_seq || seq(a) != (seq(h) + 1) & SEQ_MASK {
