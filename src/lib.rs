@@ -27,6 +27,12 @@ mod future;
 mod permit;
 #[cfg(all(not(loom), any(target_os = "linux", target_os = "android")))]
 mod process;
+/// The announce/complete protocol of `ProcessSemaphore`, built under loom for
+/// `tests/loom_process.rs` (the rest of the process module is not).
+#[cfg(loom)]
+#[doc(hidden)]
+#[path = "process/protocol.rs"]
+pub mod process_protocol;
 mod raw;
 mod semaphore;
 mod sync;
@@ -36,7 +42,7 @@ pub use error::{AcquireError, ReleaseError, TryAcquireError};
 pub use future::{Acquire, AcquireOwned};
 pub use permit::{OwnedPermit, Permit};
 #[cfg(all(not(loom), any(target_os = "linux", target_os = "android")))]
-pub use process::{ProcessPermit, ProcessSemaphore};
+pub use process::{ProcessPermit, ProcessSemaphore, ProcessSemaphoreBuilder};
 pub use semaphore::Semaphore;
 
 #[cfg(all(test, not(loom)))]

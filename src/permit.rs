@@ -2,6 +2,7 @@
 //! Dropping either gives its permits back, also while a panic unwinds.
 
 use crate::Semaphore;
+use crate::raw::MAX_PERMITS;
 use std::fmt;
 use std::sync::Arc;
 
@@ -77,7 +78,8 @@ impl<'a> Permit<'a> {
     /// Moves the permits of `other` into `self`.
     ///
     /// # Panics
-    /// If `other` comes from a different semaphore.
+    /// If `other` comes from a different semaphore, or if the two together would hold more than
+    /// `MAX_PERMITS` (`2^31 - 1`) permits; `other` gives its permits back then.
     ///
     /// # Examples
     /// ```
@@ -197,7 +199,8 @@ impl OwnedPermit {
     /// Moves the permits of `other` into `self`.
     ///
     /// # Panics
-    /// If `other` comes from a different semaphore.
+    /// If `other` comes from a different semaphore, or if the two together would hold more than
+    /// `MAX_PERMITS` (`2^31 - 1`) permits; `other` gives its permits back then.
     ///
     /// # Examples
     /// ```
@@ -267,16 +270,42 @@ impl fmt::Debug for OwnedPermit {
     }
 }
 
+/// `a + b`, refused past `MAX_PERMITS`: a permit never holds more than a semaphore can, so giving
+/// it back can never carry past the permit field of the state word.
 #[track_caller]
 fn merged(a: u32, b: u32) -> u32 {
     match a.checked_add(b) {
-        Some(sum) => sum,
-        None => panic!("futex-semaphore: merging permits: {a} + {b} permits do not fit in one permit"),
+        Some(sum) if u64::from(sum) <= MAX_PERMITS => sum,
+        _ => too_many_merged(a, b),
     }
+}
+
+#[cold]
+#[track_caller]
+fn too_many_merged(a: u32, b: u32) -> ! {
+    panic!(
+        "futex-semaphore: merging permits: {a} + {b} permits is more than MAX_PERMITS ({MAX_PERMITS}), \
+         the most one permit can hold"
+    )
 }
 
 fn split_off(permits: &mut u32, n: usize) -> Option<u32> {
     let n = u32::try_from(n).ok().filter(|&n| n <= *permits)?;
     *permits -= n;
     Some(n)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::Semaphore;
+
+    #[test]
+    #[should_panic(expected = "MAX_PERMITS")]
+    fn merging_past_max_permits_panics_naming_the_limit() {
+        let sem = Semaphore::new(Semaphore::MAX_PERMITS);
+        let mut all = sem.acquire_many(Semaphore::MAX_PERMITS as u32).unwrap();
+        all.merge(sem.acquire_many(0).unwrap()); // exactly MAX_PERMITS: fine
+        sem.add_permits(1);
+        all.merge(sem.acquire().unwrap()); // one more: refused
+    }
 }

@@ -74,6 +74,10 @@ fn child() {
         }
         "fork" => fork_role(),
         "fork-full" => full_table_role(),
+        "pid-reuse-cache" => pid_reuse_cache_role(),
+        "pid-reuse-permit" => pid_reuse_permit_role(),
+        "first-acquires" => first_acquires_role(),
+        "untracked-sleeper" => untracked_sleeper_role(),
         // Uncontended acquires and releases, for `strace` to count system calls.
         "fast" => {
             let sem = ProcessSemaphore::anonymous(1).unwrap();
@@ -128,6 +132,33 @@ impl Proc {
                 return;
             }
         }
+    }
+
+    /// Reads the child's output until it reports `done`, or a `SKIPPED: ...` line (printed
+    /// again here, for the test log).
+    fn expect_done_or_skipped(&mut self) {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let read = self.stdout.read_line(&mut line).unwrap();
+            assert!(read > 0, "child {} ended before reporting done", self.child.id());
+            if line.starts_with("SKIPPED:") {
+                println!("{}", line.trim_end());
+                return;
+            }
+            if let Some(at) = line.find("@@") {
+                let got = line[at + 2..].trim_end();
+                assert_eq!(got, "done", "child {} reported something else", self.child.id());
+                return;
+            }
+        }
+    }
+
+    /// Waits until the child process itself has ended, leaving its stdout open to its own
+    /// children (used where the child's pid must be free for a grandchild to take).
+    fn wait_exit(&mut self) {
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "child {} failed: {status}", self.child.id());
     }
 
     /// Closes the child's stdin (a "hold" child then releases and ends).
@@ -620,4 +651,250 @@ fn wait(pid: libc::pid_t) -> i32 {
     let got = unsafe { libc::waitpid(pid, &mut status, 0) };
     assert_eq!(got, pid);
     if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -libc::WTERMSIG(status) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pid reuse, first acquires from many threads, killed untracked sleepers (issue 11).
+
+/// Forks a child that gets pid `target` (forced through `/proc/sys/kernel/ns_last_pid`, which
+/// needs root) and runs `f` there; `None` if that pid could not be had.
+fn fork_with_pid(target: libc::pid_t, f: impl Fn() -> i32) -> Option<libc::pid_t> {
+    for _ in 0..50 {
+        let mut last = OpenOptions::new().write(true).open("/proc/sys/kernel/ns_last_pid").ok()?;
+        if last.write_all(format!("{}", target - 1).as_bytes()).is_err() {
+            return None;
+        }
+        drop(last);
+        let pid = fork(|| {
+            // SAFETY: getpid has no preconditions.
+            if unsafe { libc::getpid() } != target {
+                return 99; // another process took the pid first: the parent tries again
+            }
+            f()
+        });
+        if pid == target {
+            return Some(pid);
+        }
+        assert_eq!(wait(pid), 99);
+    }
+    None
+}
+
+/// Waits (bounded) until no process has pid `pid` any more (it exited and was reaped).
+fn wait_until_gone(pid: libc::pid_t) {
+    let start = Instant::now();
+    // SAFETY: kill with signal 0 only checks for existence.
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        assert!(start.elapsed() < PATIENCE, "process {pid} never went away");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_reused_pid_never_writes_into_the_slot_its_namesake_had() {
+    let mut first = Proc::spawn("pid-reuse-cache", &[]);
+    first.expect("forked");
+    // The first process has ended; reap it so that its pid is free for its grandchild.
+    first.wait_exit();
+    first.expect_done_or_skipped();
+}
+
+/// Scenario 1 of issue 11. This process P1 fills its handle's slot cache, forks C and ends. C
+/// forks G with P1's pid; G acquires through the inherited handle. Then an unrelated process U
+/// claims a slot and ends, and `recover()` runs: if G had written into P1's old (freed) slot,
+/// U would have claimed it and recovery would hand out G's permit while G still holds it.
+fn pid_reuse_cache_role() {
+    let sem = ProcessSemaphore::anonymous(1).unwrap();
+    let (ready, gate) = (ProcessSemaphore::anonymous(0).unwrap(), ProcessSemaphore::anonymous(0).unwrap());
+    drop(sem.acquire().unwrap()); // claims a slot and fills the cache
+    // SAFETY: getpid has no preconditions.
+    let p1 = unsafe { libc::getpid() };
+    fork(|| {
+        wait_until_gone(p1);
+        assert_eq!(sem.recover().unwrap(), 0); // frees P1's slot
+        let g = fork_with_pid(p1, || {
+            let permit = sem.try_acquire().expect("the one permit is free");
+            ready.release().unwrap();
+            gate.try_acquire_for(PATIENCE).unwrap().forget();
+            drop(permit);
+            0
+        });
+        let Some(g) = g else {
+            println!("SKIPPED: pid reuse could not be forced (needs root and /proc/sys/kernel/ns_last_pid)");
+            return 0;
+        };
+        ready.try_acquire_for(PATIENCE).unwrap().forget();
+        let unrelated = fork(|| {
+            let _ = sem.try_acquire(); // claims a slot on the way; fails: G holds the permit
+            0
+        });
+        assert_eq!(wait(unrelated), 0);
+        sem.recover().unwrap();
+        let (available, extra) = (sem.available_permits(), sem.try_acquire().is_ok());
+        gate.release().unwrap();
+        assert_eq!(wait(g), 0);
+        if available != 0 || extra {
+            println!("@@failed: G holds the only permit, yet {available} available (extra: {extra})");
+        } else if sem.available_permits() != 1 {
+            println!("@@failed: {} permits after G gave its one back", sem.available_permits());
+        } else {
+            say("done");
+        }
+        0
+    });
+    say("forked");
+}
+
+#[test]
+fn a_permit_copied_by_fork_is_not_given_back_by_a_process_with_the_takers_pid() {
+    let mut first = Proc::spawn("pid-reuse-permit", &[]);
+    first.expect("forked");
+    first.wait_exit();
+    first.expect_done_or_skipped();
+}
+
+/// Scenario 2 of issue 11. P1 takes the one permit, forks C (which gets a copy of the
+/// `ProcessPermit`), gives its own back and ends. C forks G with P1's pid; G drops its copy.
+fn pid_reuse_permit_role() {
+    let sem = ProcessSemaphore::anonymous(1).unwrap();
+    let permit = sem.acquire().unwrap();
+    // SAFETY: getpid has no preconditions.
+    let p1 = unsafe { libc::getpid() };
+    let copy = std::mem::ManuallyDrop::new(permit);
+    fork(|| {
+        wait_until_gone(p1);
+        let g = fork_with_pid(p1, || {
+            // SAFETY: this process's copy of the permit, dropped once, here only.
+            drop(unsafe { std::ptr::read(&*copy) });
+            0
+        });
+        let Some(g) = g else {
+            println!("SKIPPED: pid reuse could not be forced (needs root and /proc/sys/kernel/ns_last_pid)");
+            return 0;
+        };
+        assert_eq!(wait(g), 0);
+        let available = sem.available_permits();
+        let first = sem.try_acquire();
+        let second = sem.try_acquire();
+        if available != 1 || second.is_ok() || first.is_err() {
+            println!("@@failed: {available} permits available after G dropped P1's copy");
+        } else {
+            say("done");
+        }
+        0
+    });
+    // SAFETY: P1's own permit, dropped once (the copies in the children are theirs).
+    drop(unsafe { std::ptr::read(&*copy) });
+    say("forked");
+}
+
+#[test]
+fn threads_of_a_fresh_process_acquiring_at_once_share_one_slot() {
+    let mut forker = Proc::spawn("first-acquires", &[]);
+    forker.expect("done");
+    forker.succeeds();
+}
+
+/// Scenario 4 of issue 11: `PROCESSES` processes, each with `THREADS` threads making their first
+/// acquire at once, on the default table (128 slots). Then single-threaded fillers take the
+/// rest of the table: exactly `128 - PROCESSES` of them must find a slot, which fails if one of
+/// the first processes took more than one.
+fn first_acquires_role() {
+    const PROCESSES: usize = 20;
+    const THREADS: usize = 32;
+    let slots = ProcessSemaphore::MAX_HOLDER_PROCESSES;
+    let sem = ProcessSemaphore::anonymous(10_000).unwrap();
+    let (ready, gate) = (ProcessSemaphore::anonymous(0).unwrap(), ProcessSemaphore::anonymous(0).unwrap());
+    let mut children: Vec<libc::pid_t> = (0..PROCESSES)
+        .map(|_| {
+            fork(|| {
+                // Every thread waits until all are running, then they acquire together.
+                let (started, unrecoverable) = (AtomicU32::new(0), AtomicU32::new(0));
+                std::thread::scope(|s| {
+                    for _ in 0..THREADS {
+                        s.spawn(|| {
+                            started.fetch_add(1, SeqCst);
+                            let since = Instant::now();
+                            while started.load(SeqCst) < THREADS as u32 && since.elapsed() < PATIENCE {
+                                std::thread::yield_now();
+                            }
+                            let permit = sem.try_acquire().unwrap();
+                            if !permit.is_recoverable() {
+                                unrecoverable.fetch_add(1, SeqCst);
+                            }
+                            permit.forget();
+                        });
+                    }
+                });
+                ready.release().unwrap();
+                // Stay alive (keeping the slot) until the fillers have run.
+                gate.try_acquire_for(PATIENCE).unwrap().forget();
+                unrecoverable.load(SeqCst) as i32
+            })
+        })
+        .collect();
+    ready.try_acquire_many_for(PROCESSES as u32, PATIENCE).unwrap().forget();
+    // Fillers, one at a time: 0 if it got a slot, 1 if untracked.
+    let mut tracked = 0;
+    for _ in 0..slots - PROCESSES + 1 {
+        let filler = fork(|| {
+            let permit = sem.try_acquire().unwrap();
+            let code = i32::from(!permit.is_recoverable());
+            ready.release().unwrap();
+            gate.try_acquire_for(PATIENCE).unwrap().forget();
+            code
+        });
+        ready.try_acquire_for(PATIENCE).unwrap().forget();
+        children.push(filler);
+    }
+    gate.add_permits(children.len()).unwrap();
+    let codes: Vec<i32> = children.into_iter().map(wait).collect();
+    let (first, fillers) = codes.split_at(PROCESSES);
+    assert!(first.iter().all(|&c| c == 0), "threads without a slot in the first processes: {first:?}");
+    tracked += fillers.iter().filter(|&&c| c == 0).count();
+    assert_eq!(
+        tracked,
+        slots - PROCESSES,
+        "{tracked} fillers found a slot, not {}: some process took more than one",
+        slots - PROCESSES
+    );
+    say("done");
+}
+
+#[test]
+fn a_killed_untracked_sleeper_is_not_counted_after_recovery() {
+    let mut forker = Proc::spawn("untracked-sleeper", &[]);
+    forker.expect("done");
+    forker.succeeds();
+}
+
+/// Scenario 5 of issue 11: the table (1 slot) is full, so a second process is untracked; it
+/// sleeps in `acquire_many(2)` and is killed. Afterwards no sleeper is counted, and an
+/// untracked sleeper (which nobody counts, so nobody wakes) still gets permits by polling.
+fn untracked_sleeper_role() {
+    let sem = ProcessSemaphore::builder().holder_slots(1).anonymous(1).unwrap();
+    let held = sem.acquire().unwrap(); // this process has the one slot
+    assert!(held.is_recoverable());
+    let sleeper = fork(|| {
+        let _ = sem.acquire_many(2);
+        30
+    });
+    // Let it get past its spinning and into its sleep.
+    std::thread::sleep(Duration::from_millis(50));
+    // SAFETY: signals our own child, not yet reaped.
+    assert_eq!(unsafe { libc::kill(sleeper, libc::SIGKILL) }, 0);
+    assert_eq!(wait(sleeper), -libc::SIGKILL);
+    sem.recover().unwrap();
+    let dbg = format!("{sem:?}");
+    assert!(dbg.contains("sleepers: 0,"), "a dead untracked sleeper is still counted: {dbg}");
+    // An untracked waiter still gets the permit when it comes back.
+    let waiter = fork(|| match sem.try_acquire_for(PATIENCE) {
+        Ok(permit) if !permit.is_recoverable() => 0,
+        Ok(_) => 31,
+        Err(_) => 32,
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    drop(held);
+    assert_eq!(wait(waiter), 0);
+    say("done");
 }

@@ -1,40 +1,46 @@
 //! The holder table: how many permits each process holds, so that the permits of a process that
-//! died can be given back.
+//! died can be given back exactly.
 //!
 //! # Protocol
-//! 1. **Claim.** The first time a process uses a handle it looks for the slot whose `owner` is
-//!    its own identity (pid + start time; another handle or an earlier `exec` of the same
-//!    process may have claimed it), else claims a free slot with a CAS `0 -> id`. It keeps the
-//!    slot until it dies: its threads share it. When no slot is free, it first recovers the slots
-//!    of dead processes; if the table is still full, the process is *untracked*: its acquires
-//!    work, but what it holds is not given back if it dies.
-//! 2. **Record.** An acquire takes permits from the engine *first*, then adds them to the
-//!    slot's `held`. A release subtracts them from `held` *first*, then gives them to the engine.
-//!    So `held` never counts more than the process took: a crash between the two steps leaves
-//!    fewer permits in circulation, never more (see "Crash windows" below).
+//! 1. **Claim.** The first time a process uses a handle it looks for the slot that is its own
+//!    (`owner` is its identity, pid + start time, *and* `nonce` is its incarnation's nonce), else
+//!    claims a free slot with a CAS `0 -> id` and then writes its nonce. Threads of one process
+//!    claim one at a time ([`CLAIM_LOCK`], a process-local lock keyed by the nonce, so a child
+//!    made by `fork` while a thread held it finds it free), so a process has at most one slot.
+//!    It keeps the slot until it dies: its threads share it, each operation in one of the slot's
+//!    lanes. When no slot is free, it first recovers the slots of dead processes; if the table is
+//!    still full, the process is *untracked*: its acquires work, but what it holds is not given
+//!    back if it dies.
+//! 2. **Record.** Every take and give-back of a tracked process is an announce/complete
+//!    operation in one of its lanes (`protocol.rs`): announced in the lane, published in the
+//!    state word together with a tag naming the lane, completed in the lane's `held`. Whoever
+//!    next changes the state word completes a tagged operation that is not complete yet.
 //! 3. **Recover.** A process that suspects a dead holder (a waiter after each ~100 ms without
 //!    permits, or anyone through `ProcessSemaphore::recover`) reads each taken slot's owner and
 //!    asks the kernel whether that process still exists (`kill(pid, 0)`, then
 //!    `/proc/<pid>/stat`: another start time means the pid was reused; a zombie is dead). For a
 //!    dead owner it claims the slot with a CAS `id -> its own id | RECOVERING`: exactly one
-//!    recoverer wins, the others move on. The winner swaps `held` and `sleeping` to 0, gives the
-//!    held permits back to the engine, takes the sleeping count off the region's sleepers, and
-//!    frees the slot (`Release`, so that the next claimer sees the zeros). A slot left
-//!    `RECOVERING` by a recoverer that itself died is recovered again like any dead owner's.
+//!    recoverer wins, the others move on. The winner settles each lane (an announced operation
+//!    is completed if it reached the state word, dropped if not: `State::resolve`), gives the
+//!    slot's total back as an announced operation of its own in lane 0, takes the sleeping count
+//!    off the region's sleepers, and frees the slot (`Release`). A slot left `RECOVERING` by a
+//!    recoverer that itself died is recovered again like any dead owner's, and its half-done
+//!    give-back is settled like any other.
 //!
 //! # Crash windows
-//! A process killed between the engine's CAS and its `held += n` (a few instructions), or between
-//! `held -= n` and the engine's add (likewise), or a recoverer killed between its swap of `held`
-//! and its add, loses those permits: nobody can give them back. Recording *before* taking would
-//! close the first window but open a worse one: the engine's state word does not say who took
-//! what, so a recoverer could not tell "died just before the CAS" from "died just after", and
-//! would hand out permits that were never taken (more holders than permits). This design errs
-//! toward fewer permits, never toward more. `add_permits` restores lost permits.
+//! None for permits: a take or give-back killed at any instruction either happened (and is
+//! completed by the next process to touch the state, or by the recoverer) or did not. What is
+//! left: a process killed between adding itself to the region's `sleepers` and to its slot's
+//! `sleeping` stays counted in `sleepers` (releases then make a futex wake each, slower, not
+//! wrong); see `sleep.rs`.
 
-use super::region::{Region, Slot, owner};
+use super::protocol::{Announced, GIVE, LANES, Lane, Refused, TAKE, held_total};
+use super::region::{Slot, View, owner};
 use super::sys::{self, Identity};
-use crate::raw::MAX_PERMITS;
-use crate::sync::{Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use crate::sync::{
+    AtomicU64, Backoff, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
+use std::cell::Cell;
 
 /// The slot index of a process that has no slot: its permits are not recoverable.
 pub(crate) const UNTRACKED: u32 = u32::MAX;
@@ -48,7 +54,57 @@ pub(crate) enum Scope {
     All,
 }
 
-impl Region {
+/// Held by the thread of this process that is claiming a slot: the nonce of its process, or
+/// anything else when free (0, or the nonce of the parent this process was forked from while one
+/// of the parent's threads held it: that thread does not exist here).
+static CLAIM_LOCK: AtomicU64 = AtomicU64::new(0);
+
+struct ClaimGuard;
+
+impl ClaimGuard {
+    fn lock(me: &Identity) -> ClaimGuard {
+        let backoff = Backoff::new();
+        loop {
+            let seen = CLAIM_LOCK.load(Relaxed);
+            // Acquire: pairs with the Release in `drop`: the slot the last claimer wrote is seen.
+            if seen != me.nonce && CLAIM_LOCK.compare_exchange(seen, me.nonce, Acquire, Relaxed).is_ok() {
+                return ClaimGuard;
+            }
+            // Another thread of this process is claiming (a few loads and one CAS per slot).
+            backoff.snooze();
+        }
+    }
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        // Release: pairs with the Acquire in `lock`.
+        CLAIM_LOCK.store(0, Release);
+    }
+}
+
+thread_local! {
+    /// The lane this thread tries first (spread over the lanes, so that threads rarely meet).
+    static LANE_HINT: Cell<u32> = const { Cell::new(u32::MAX) };
+}
+
+/// The next first lane for a new thread.
+static NEXT_LANE: AtomicU64 = AtomicU64::new(0);
+
+#[inline]
+fn lane_hint() -> u32 {
+    LANE_HINT.with(|hint| {
+        let h = hint.get();
+        if h != u32::MAX {
+            return h;
+        }
+        let h = (NEXT_LANE.fetch_add(1, Relaxed) % LANES as u64) as u32;
+        hint.set(h);
+        h
+    })
+}
+
+impl<'a> View<'a> {
     /// Whether this process can use the holder table: its pids mean what the creator's mean.
     /// A process in another pid namespace is untracked and never judges who is alive.
     #[inline]
@@ -56,13 +112,22 @@ impl Region {
         self.header.pid_ns.load(Relaxed) == me.pid_ns
     }
 
+    /// Whether slot `index` is this process incarnation's.
+    #[inline]
+    pub(crate) fn is_mine(&self, index: u32, me: &Identity) -> bool {
+        // Relaxed: the nonce is written by this process (under the claim lock, which orders it
+        // for its other threads) or by others, who never write ours.
+        self.slot(index).is_some_and(|s| s.nonce.load(Relaxed) == me.nonce && s.owner.load(Relaxed) == me.id)
+    }
+
     /// This process's slot: the one it has, or a free one claimed now, or [`UNTRACKED`].
     pub(crate) fn claim_slot(&self, me: &Identity) -> u32 {
         if !self.tracks(me) {
             return UNTRACKED;
         }
-        if let Some(own) = self.slots.iter().position(|s| s.owner.load(Acquire) == me.id) {
-            return own as u32;
+        let _claiming = ClaimGuard::lock(me);
+        if let Some(own) = (0..self.slots.len() as u32).find(|&i| self.is_mine(i, me)) {
+            return own;
         }
         if let Some(free) = self.claim_free(me) {
             return free;
@@ -74,35 +139,91 @@ impl Region {
 
     fn claim_free(&self, me: &Identity) -> Option<u32> {
         for (i, slot) in self.slots.iter().enumerate() {
-            // Acquire: pairs with the Release store that freed the slot, so the zeros are seen.
+            // Acquire: pairs with the Release store that freed the slot, so its settled lanes
+            // are seen.
             if slot.owner.load(Relaxed) == owner::FREE
                 && slot.owner.compare_exchange(owner::FREE, me.id, Acquire, Relaxed).is_ok()
             {
-                // `held` and `sleeping` are 0: recovery zeroed them before it freed the slot. (Not
-                // zeroed again here: another thread of this process may find the slot by its
-                // owner and record permits in it from the moment of the CAS.)
+                slot.nonce.store(me.nonce, Relaxed);
+                // The lanes sum to 0 and are idle: recovery settled them before it freed the
+                // slot (they are not zeroed one by one: only their sum means anything).
                 return Some(i as u32);
             }
         }
         None
     }
 
-    /// Records `n` permits taken by this process (after the engine gave them).
+    /// Announces `op` of `n` permits in a free lane of slot `index` (spinning, then yielding,
+    /// while all of them are in use by other threads of this process: each is held for a few
+    /// instructions).
     #[inline]
-    pub(crate) fn record(&self, slot: u32, n: u32) {
-        if let Some(slot) = self.slot(slot) {
-            // Relaxed: read by this process's threads (one modification order) and, after its
-            // death, by a recoverer, which learnt of the death from the kernel.
-            slot.held.fetch_add(u64::from(n), Relaxed);
+    fn announce(&self, index: u32, slot: &'a Slot, op: u64, n: u32) -> (&'a Lane, Announced) {
+        let first = lane_hint();
+        if let Some(done) = slot.lanes[first as usize].announce(index, first, op, n) {
+            return (&slot.lanes[first as usize], done);
+        }
+        self.announce_slow(index, slot, op, n)
+    }
+
+    #[cold]
+    fn announce_slow(&self, index: u32, slot: &'a Slot, op: u64, n: u32) -> (&'a Lane, Announced) {
+        let backoff = Backoff::new();
+        loop {
+            for (i, lane) in slot.lanes.iter().enumerate() {
+                if let Some(done) = lane.announce(index, i as u32, op, n) {
+                    LANE_HINT.with(|hint| hint.set(i as u32));
+                    return (lane, done);
+                }
+            }
+            backoff.snooze();
         }
     }
 
-    /// Un-records `n` permits this process gives back or forgets (before the engine gets them).
+    /// Takes `n` permits for slot `index` (untagged for [`UNTRACKED`]).
     #[inline]
-    pub(crate) fn unrecord(&self, slot: u32, n: u32) {
-        if let Some(slot) = self.slot(slot) {
-            // Relaxed: as in `record`. Wraps (never panics) if a corrupt region says less is held.
-            slot.held.fetch_sub(u64::from(n), Relaxed);
+    pub(crate) fn take(&self, index: u32, n: u32) -> Result<(), Refused> {
+        let Some(slot) = self.slot(index) else {
+            return self.state.take_untagged(self.slots, n);
+        };
+        // Nothing to take: fail without touching the lanes (a spinning waiter comes here often).
+        self.state.check_take(n)?;
+        let (lane, op) = self.announce(index, slot, TAKE, n);
+        match self.state.publish(self.slots, &op) {
+            Ok(()) => {
+                op.complete(lane);
+                op.finish(lane);
+                Ok(())
+            }
+            Err(refused) => {
+                op.withdraw(lane);
+                Err(refused)
+            }
+        }
+    }
+
+    /// Gives back `n` permits that slot `index` holds (untagged for [`UNTRACKED`]); `false` if
+    /// they would take the count past `MAX_PERMITS` (a corrupt region), and are dropped then.
+    #[inline]
+    pub(crate) fn give(&self, index: u32, n: u32) -> bool {
+        let Some(slot) = self.slot(index) else {
+            return self.state.add_untagged(self.slots, u64::from(n));
+        };
+        let (lane, op) = self.announce(index, slot, GIVE, n);
+        let given = self.state.publish(self.slots, &op).is_ok();
+        // Recorded as given back either way: past MAX_PERMITS they are dropped.
+        op.complete(lane);
+        op.finish(lane);
+        given
+    }
+
+    /// Un-records `n` permits slot `index` holds without giving them back (`forget`).
+    pub(crate) fn unrecord(&self, index: u32, n: u32) {
+        if let Some(slot) = self.slot(index) {
+            let (lane, op) = self.announce(index, slot, GIVE, n);
+            // Completed without publishing: a crash before `complete` drops the announcement
+            // (then recovery gives them back, as if `forget` had not been called).
+            op.complete(lane);
+            op.finish(lane);
         }
     }
 
@@ -112,39 +233,43 @@ impl Region {
         if !self.tracks(me) {
             return 0;
         }
-        self.slots.iter().map(|slot| self.recover_slot(slot, me, scope)).sum()
+        (0..self.slots.len() as u32).map(|i| self.recover_slot(i, me, scope)).sum()
     }
 
-    fn recover_slot(&self, slot: &Slot, me: &Identity, scope: Scope) -> u64 {
+    fn recover_slot(&self, index: u32, me: &Identity, scope: Scope) -> u64 {
+        let slot = &self.slots[index as usize];
         let seen = slot.owner.load(Acquire);
         let subject = seen & !owner::RECOVERING;
         if seen == owner::FREE || subject == me.id {
             return 0;
         }
-        if scope == Scope::Holding && slot.held.load(Relaxed) == 0 && slot.sleeping.load(Relaxed) == 0 {
+        if scope == Scope::Holding
+            && held_total(&slot.lanes) == 0
+            && !slot.lanes.iter().any(Lane::is_busy)
+            && slot.sleeping.load(Relaxed) == 0
+        {
             return 0;
         }
         if !sys::is_dead(subject) {
             return 0;
         }
         // Exactly once: of all who saw this owner dead, one CAS succeeds. AcqRel: Acquire to
-        // read `held` after the owner's last write to it, Release for a recoverer that finds
+        // read the lanes after the owner's last writes, Release for a recoverer that finds
         // this one dead in turn.
         if slot.owner.compare_exchange(seen, me.id | owner::RECOVERING, AcqRel, Relaxed).is_err() {
             return 0;
         }
-        let held = slot.held.swap(0, Relaxed);
-        // More than can exist: the slot is corrupt (or was cleared while in use). Giving back
-        // nothing errs toward fewer permits, as everywhere here.
-        let held = if held > MAX_PERMITS { 0 } else { held };
+        // Settle every lane (what reached the state word is completed, the rest dropped), then
+        // give the total back, itself as an announced operation.
+        let returned = self.state.recover_lanes(self.slots, index, &slot.lanes);
         let sleeping = slot.sleeping.swap(0, Relaxed);
         if sleeping != 0 {
             // Their registrations: the slot's count never exceeds what is in the total (it is
             // added second and taken off first), so this never takes off a live sleeper.
             self.sleepers.fetch_sub(sleeping, Relaxed);
         }
-        let returned = if held != 0 && self.sem.add_permits(held, MAX_PERMITS).is_ok() { held } else { 0 };
-        // Release: pairs with the Acquire CAS of the next claimer (it must see the zeros).
+        slot.nonce.store(0, Relaxed);
+        // Release: pairs with the Acquire CAS of the next claimer (it must see settled lanes).
         slot.owner.store(owner::FREE, Release);
         returned
     }

@@ -1,55 +1,65 @@
-//! The layout of the shared region: a header, the engine's words, the sleeper count, and the
+//! The layout of the shared region: a header, the state word, the sleeper count, and the
 //! holder table. Only integers, no pointers: every process maps it at its own address.
 //!
 //! | offset | size  | field              | meaning                                                   |
 //! |--------|-------|--------------------|-----------------------------------------------------------|
 //! | 0      | 8     | `magic`            | [`MAGIC`] once initialised (written last, `Release`)      |
 //! | 8      | 4     | `version`          | [`VERSION`], the layout version                           |
-//! | 12     | 4     | `size`             | [`REGION_SIZE`], the size of the region in bytes          |
-//! | 16     | 4     | `slots`            | [`SLOTS`], the number of holder slots                     |
+//! | 12     | 4     | `size`             | the size of the region in bytes: [`region_size`]`(slots)` |
+//! | 16     | 4     | `slots`            | the number of holder slots (1 to [`MAX_SLOTS`]; default [`DEFAULT_SLOTS`]) |
 //! | 20     | 4     | `initial_permits`  | the permits it was created with (informational)           |
 //! | 24     | 8     | `pid_ns`           | inode of the creator's pid namespace (0: unknown)         |
 //! | 32     | 32    | -                  | reserved, zero                                            |
-//! | 64     | 16    | `sem`              | the engine: `RawSemaphore<Shared>` (state + two futexes)  |
-//! | 80     | 8     | `sleepers`         | sleeping acquires: all in bits 0..32, multi-permit in 32..64 |
-//! | 88     | 4     | `wake`             | the futex word sleepers wait on, bumped by a waking release |
-//! | 92     | 36    | -                  | padding to the next cache line                            |
-//! | 128    | 64 each | `slots[i]`       | the holder table: [`SLOTS`] slots of 64 bytes             |
+//! | 64     | 8     | `state`            | the state word (`protocol.rs`): permits, tag, closed      |
+//! | 72     | 8     | `sleepers`         | sleeping acquires: all in bits 0..32, multi-permit in 32..64 |
+//! | 80     | 4     | `wake`             | the futex word sleepers wait on, bumped by a waking release |
+//! | 84     | 44    | -                  | padding to the next cache line                            |
+//! | 128    | 128 each | `slots[i]`      | the holder table                                          |
 //!
-//! A slot (one cache line, so that two processes never share one):
+//! A slot (two cache lines; only its process and recoverers write it):
 //!
 //! | offset | size | field      | meaning                                                           |
 //! |--------|------|------------|-------------------------------------------------------------------|
 //! | 0      | 8    | `owner`    | 0: free; else a process identity, see [`owner`] (bit 63: being recovered) |
-//! | 8      | 8    | `held`     | permits that process holds (its threads together)                 |
+//! | 8      | 8    | `nonce`    | the owning process incarnation's nonce (`sys::Identity::nonce`)   |
 //! | 16     | 8    | `sleeping` | its sleeping acquires, counted as in `sleepers`                   |
-//! | 24     | 40   | -          | padding                                                           |
+//! | 24     | 8    | -          | reserved                                                          |
+//! | 32     | 16 each | `lanes[i]` | [`LANES`] lanes: `announce` and `held` words (`protocol.rs`)   |
 //!
 //! A fresh region is all zeros (0 permits, no sleeper, free slots) but for the header and the
 //! permits: every field is an atomic integer and every bit pattern is a valid value, so once a
-//! mapping of [`REGION_SIZE`] bytes exists, reading and writing it through `&Region` is sound
-//! whatever another process wrote there. Wrong values give wrong counts or hangs, never undefined
-//! behaviour or a panic.
+//! mapping of the size the header says exists, reading and writing it is sound whatever another
+//! process wrote there. Wrong values give wrong counts or hangs, never undefined behaviour or a
+//! panic. The number of slots a process uses is the one it validated when it mapped the region,
+//! never re-read from shared memory.
 
-use crate::raw::{MAX_PERMITS, RawSemaphore};
-use crate::sync::{
-    AtomicU32, AtomicU64, Futex, Ordering::Acquire, Ordering::Relaxed, Ordering::Release, Shared,
-};
+use super::protocol::{LANES, Lane, Lanes, State};
+use crate::sync::{AtomicU32, AtomicU64, Futex, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 use std::io;
 use std::mem::{offset_of, size_of};
+use std::ops::Deref;
+
+pub(crate) use super::protocol::MAX_SLOTS;
 
 /// `b"futexsem"` read as a big-endian integer, stored in native byte order.
 pub(crate) const MAGIC: u64 = u64::from_be_bytes(*b"futexsem");
-/// The layout version. Bump it on any change of this file's tables, and on any change of the
-/// engine's layout or state encoding (`src/raw/mod.rs`, `src/raw/state.rs`): the engine's words
-/// are part of the region, read by every build that opens it.
-pub(crate) const VERSION: u32 = 1;
-/// The number of holder slots: the most processes whose permits can be recovered at once.
-pub(crate) const SLOTS: usize = 128;
+/// The layout version. Bump it on any change of this file's tables or of the state and lane
+/// encodings of `protocol.rs`: every build that opens a region reads them. Version 2: the
+/// process semaphore's own state word (tagged, `protocol.rs`) in place of the engine's, lanes,
+/// nonces, and a table size chosen at creation.
+pub(crate) const VERSION: u32 = 2;
+/// The number of holder slots unless the creator chooses another.
+pub(crate) const DEFAULT_SLOTS: usize = 128;
 /// The size of the header, the part `open` reads before it maps anything.
 pub(crate) const HEADER_SIZE: usize = size_of::<Header>();
-/// The size of the region, and of the file or memfd that holds it.
-pub(crate) const REGION_SIZE: usize = size_of::<Region>();
+/// The size of a slot.
+pub(crate) const SLOT_SIZE: usize = size_of::<Slot>();
+
+/// The size of a region of `slots` slots, and of the file or memfd that holds it.
+#[inline]
+pub(crate) const fn region_size(slots: usize) -> usize {
+    size_of::<Region>() + SLOT_SIZE * slots
+}
 
 /// The sleepers increment of an acquire for one permit...
 pub(crate) const ONE_SLEEPER: u64 = 1;
@@ -80,47 +90,71 @@ pub(crate) struct Header {
     _reserved: [AtomicU64; 4],
 }
 
-/// The shared region. Never constructed as a value: it exists only in a mapping.
+/// The fixed part of the shared region; the slots follow it. Never constructed as a value: it
+/// exists only in a mapping.
 #[repr(C)]
 pub(crate) struct Region {
     pub(crate) header: Header,
-    pub(crate) sem: RawSemaphore<Shared>,
+    pub(crate) state: State,
     pub(crate) sleepers: AtomicU64,
     pub(crate) wake: Futex,
-    _pad: [AtomicU32; 9],
-    pub(crate) slots: [Slot; SLOTS],
+    _pad: [AtomicU32; 11],
 }
 
 /// One process's entry in the holder table.
 #[repr(C, align(64))]
 pub(crate) struct Slot {
     pub(crate) owner: AtomicU64,
-    pub(crate) held: AtomicU64,
+    pub(crate) nonce: AtomicU64,
     pub(crate) sleeping: AtomicU64,
-    _pad: [AtomicU64; 5],
+    _reserved: AtomicU64,
+    pub(crate) lanes: [Lane; LANES],
 }
 
 const _: () = {
     assert!(HEADER_SIZE == 64);
-    assert!(size_of::<RawSemaphore<Shared>>() == 16);
-    assert!(offset_of!(Region, sem) == 64);
-    assert!(offset_of!(Region, sleepers) == 80);
-    assert!(offset_of!(Region, wake) == 88);
-    assert!(offset_of!(Region, slots) == 128);
-    assert!(size_of::<Slot>() == 64);
-    assert!(REGION_SIZE == 128 + 64 * SLOTS);
+    assert!(offset_of!(Region, state) == 64);
+    assert!(offset_of!(Region, sleepers) == 72);
+    assert!(offset_of!(Region, wake) == 80);
+    assert!(size_of::<Region>() == 128);
+    assert!(offset_of!(Slot, lanes) == 32);
+    assert!(SLOT_SIZE == 128);
+    assert!(region_size(DEFAULT_SLOTS) == 128 + 128 * 128);
 };
 
+/// The region as this process uses it: the fixed part and the slots it validated.
+#[derive(Clone, Copy)]
+pub(crate) struct View<'a> {
+    pub(crate) region: &'a Region,
+    pub(crate) slots: &'a [Slot],
+}
+
+impl Deref for View<'_> {
+    type Target = Region;
+
+    #[inline]
+    fn deref(&self) -> &Region {
+        self.region
+    }
+}
+
+impl Lanes for [Slot] {
+    #[inline]
+    fn lane(&self, slot: u32, lane: u32) -> Option<&Lane> {
+        self.get(slot as usize)?.lanes.get(lane as usize)
+    }
+}
+
 impl Region {
-    /// Fills in a fresh, zeroed region that no other process can see yet, and marks it
-    /// initialised by writing the magic last.
-    pub(crate) fn initialise(&self, permits: u32, pid_ns: u64) {
-        // The callers refuse more than MAX_PERMITS, so this adds them all.
-        let _ = self.sem.add_permits(u64::from(permits), MAX_PERMITS);
+    /// Fills in a fresh, zeroed region of `slots` slots that no other process can see yet, and
+    /// marks it initialised by writing the magic last.
+    pub(crate) fn initialise(&self, permits: u32, slots: usize, pid_ns: u64) {
+        // The callers refuse more than MAX_PERMITS, so this adds them all; no slot has a tag.
+        let _ = self.state.add_untagged(&[][..] as &[Slot], u64::from(permits));
         let h = &self.header;
         h.version.store(VERSION, Relaxed);
-        h.size.store(REGION_SIZE as u32, Relaxed);
-        h.slots.store(SLOTS as u32, Relaxed);
+        h.size.store(region_size(slots) as u32, Relaxed);
+        h.slots.store(slots as u32, Relaxed);
         h.initial_permits.store(permits, Relaxed);
         h.pid_ns.store(pid_ns, Relaxed);
         // Release: pairs with the Acquire load in `is_published`; everything above is visible to
@@ -133,10 +167,12 @@ impl Region {
         // Acquire: pairs with the Release store in `initialise`.
         self.header.magic.load(Acquire) == MAGIC
     }
+}
 
+impl<'a> View<'a> {
     /// The slot at `index`; `None` for [`UNTRACKED`](super::holders::UNTRACKED).
     #[inline]
-    pub(crate) fn slot(&self, index: u32) -> Option<&Slot> {
+    pub(crate) fn slot(&self, index: u32) -> Option<&'a Slot> {
         self.slots.get(index as usize)
     }
 }
@@ -179,8 +215,9 @@ pub(crate) mod owner {
     }
 }
 
-/// What `open` found in a header: a region of this layout, or why not.
-pub(crate) fn validate_header(bytes: &[u8], file_size: u64) -> io::Result<()> {
+/// What `open` found in a header: a region of this layout (then its number of slots), or why
+/// not.
+pub(crate) fn validate_header(bytes: &[u8], file_size: u64) -> io::Result<usize> {
     let field = |at: usize, len: usize| bytes.get(at..at + len);
     let u32_at = |at| field(at, 4).and_then(|b| b.try_into().ok()).map(u32::from_ne_bytes);
     let u64_at = |at| field(at, 8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes);
@@ -188,8 +225,9 @@ pub(crate) fn validate_header(bytes: &[u8], file_size: u64) -> io::Result<()> {
         (u64_at(0), u32_at(8), u32_at(12), u32_at(16))
     else {
         return Err(invalid(format!(
-            "{file_size} bytes is too small for a futex-semaphore region ({REGION_SIZE} bytes): \
-             not a semaphore, or truncated"
+            "{file_size} bytes is too small for a futex-semaphore region (at least {} bytes): \
+             not a semaphore, or truncated",
+            region_size(1)
         )));
     };
     if magic != MAGIC {
@@ -202,18 +240,20 @@ pub(crate) fn validate_header(bytes: &[u8], file_size: u64) -> io::Result<()> {
             "a futex-semaphore region of layout version {version}; this build understands version {VERSION}"
         )));
     }
-    if size as usize != REGION_SIZE || slots as usize != SLOTS {
+    let n = slots as usize;
+    if n == 0 || n > MAX_SLOTS || size as usize != region_size(n) {
         return Err(invalid(format!(
             "a futex-semaphore region header says {size} bytes and {slots} slots; \
-             version {VERSION} has {REGION_SIZE} bytes and {SLOTS} slots"
+             version {VERSION} has 1 to {MAX_SLOTS} slots and {} bytes for {slots}",
+            region_size(n.min(MAX_SLOTS))
         )));
     }
-    if file_size != REGION_SIZE as u64 {
+    if file_size != size as u64 {
         return Err(invalid(format!(
-            "a futex-semaphore region of {file_size} bytes instead of {REGION_SIZE}: truncated or extended"
+            "a futex-semaphore region of {file_size} bytes instead of {size}: truncated or extended"
         )));
     }
-    Ok(())
+    Ok(n)
 }
 
 pub(crate) fn invalid(message: String) -> io::Error {
@@ -235,19 +275,26 @@ mod tests {
 
     #[test]
     fn a_valid_header_passes() {
-        let b = header(MAGIC, VERSION, REGION_SIZE as u32, SLOTS as u32);
-        assert!(validate_header(&b, REGION_SIZE as u64).is_ok());
+        let size = region_size(DEFAULT_SLOTS);
+        let b = header(MAGIC, VERSION, size as u32, DEFAULT_SLOTS as u32);
+        assert_eq!(validate_header(&b, size as u64).unwrap(), DEFAULT_SLOTS);
+        let b = header(MAGIC, VERSION, region_size(3) as u32, 3);
+        assert_eq!(validate_header(&b, region_size(3) as u64).unwrap(), 3);
     }
 
     #[test]
     fn anything_else_is_invalid_data() {
-        let size = REGION_SIZE as u32;
+        let full = region_size(DEFAULT_SLOTS) as u64;
+        let size = full as u32;
+        let slots = DEFAULT_SLOTS as u32;
         let cases = [
-            (header(MAGIC, VERSION, size, SLOTS as u32), 100),
-            (header(0, VERSION, size, SLOTS as u32), REGION_SIZE as u64),
-            (header(MAGIC, VERSION + 1, size, SLOTS as u32), REGION_SIZE as u64),
-            (header(MAGIC, VERSION, size + 64, SLOTS as u32), REGION_SIZE as u64),
-            (header(MAGIC, VERSION, size, 3), REGION_SIZE as u64),
+            (header(MAGIC, VERSION, size, slots), 100),
+            (header(0, VERSION, size, slots), full),
+            (header(MAGIC, VERSION + 1, size, slots), full),
+            (header(MAGIC, 1, size, slots), full),
+            (header(MAGIC, VERSION, size + 64, slots), full),
+            (header(MAGIC, VERSION, size, 3), full),
+            (header(MAGIC, VERSION, region_size(0) as u32, 0), region_size(0) as u64),
             (vec![1, 2, 3], 3),
         ];
         for (bytes, file_size) in cases {

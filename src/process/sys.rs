@@ -13,7 +13,7 @@
 //!   private page marked `MADV_WIPEONFORK`: a forked child finds the page zeroed and reads its own.
 //!   Where the kernel lacks that (before Linux 4.14), every call asks `getpid` instead.
 
-use super::region::{HEADER_SIZE, REGION_SIZE, Region, invalid, owner, validate_header};
+use super::region::{HEADER_SIZE, Region, Slot, View, invalid, owner, region_size, validate_header};
 use rustix::fs::{AtFlags, CWD, FileType, MemfdFlags, Mode, OFlags, SealFlags};
 use rustix::io::Errno;
 use rustix::mm::{Advice, MapFlags, ProtFlags};
@@ -56,82 +56,97 @@ pub(crate) fn shm_path(name: &str) -> io::Result<String> {
     Ok(format!("{SHM_DIR}/{name}"))
 }
 
-/// A shared, read-write mapping of exactly [`REGION_SIZE`] bytes; unmapped when dropped.
+/// A shared, read-write mapping of a region of `slots` slots ([`region_size`] bytes); unmapped
+/// when dropped.
 ///
 /// Made only by the functions of this file, and only over a region that is initialised (by this
 /// process) or validated (magic, version, size).
 pub(crate) struct Mapping {
     ptr: NonNull<Region>,
+    /// The slots this process validated (or created): fixed for the mapping's life, never
+    /// re-read from the shared header.
+    slots: usize,
 }
 
 impl Mapping {
-    fn new(fd: BorrowedFd<'_>) -> io::Result<Mapping> {
+    fn new(fd: BorrowedFd<'_>, slots: usize) -> io::Result<Mapping> {
         // SAFETY: a new shared mapping at an address the kernel chooses (no MAP_FIXED): it
         // overlaps no memory that Rust code uses. The callers made sure the file has
-        // REGION_SIZE bytes, so the whole mapping is backed.
+        // region_size(slots) bytes, so the whole mapping is backed.
         let ptr = unsafe {
             rustix::mm::mmap(
                 null_mut(),
-                REGION_SIZE,
+                region_size(slots),
                 ProtFlags::READ | ProtFlags::WRITE,
                 MapFlags::SHARED,
                 fd,
                 0,
             )?
         };
-        Mapping::from_raw(ptr)
+        Mapping::from_raw(ptr, slots)
     }
 
     /// A shared anonymous mapping, for `anonymous` where memfd is missing (before Linux 3.17).
-    fn new_anonymous() -> io::Result<Mapping> {
+    fn new_anonymous(slots: usize) -> io::Result<Mapping> {
         // SAFETY: as in `new`; an anonymous mapping is zero-filled and fully backed.
         let ptr = unsafe {
             rustix::mm::mmap_anonymous(
                 null_mut(),
-                REGION_SIZE,
+                region_size(slots),
                 ProtFlags::READ | ProtFlags::WRITE,
                 MapFlags::SHARED,
             )?
         };
-        Mapping::from_raw(ptr)
+        Mapping::from_raw(ptr, slots)
     }
 
-    fn from_raw(ptr: *mut c_void) -> io::Result<Mapping> {
+    fn from_raw(ptr: *mut c_void, slots: usize) -> io::Result<Mapping> {
         match NonNull::new(ptr.cast::<Region>()) {
-            Some(ptr) => Ok(Mapping { ptr }),
+            Some(ptr) => Ok(Mapping { ptr, slots }),
             None => Err(io::Error::other("mmap returned a null mapping")),
         }
     }
 
-    /// The region. A shared reference is all anyone makes: every field is an atomic.
+    /// The region. Shared references are all anyone makes: every field is an atomic.
     #[inline]
-    pub(crate) fn region(&self) -> &Region {
-        // SAFETY: `ptr` is a live mapping of REGION_SIZE (== size_of::<Region>()) read-write
-        // bytes, page-aligned (Region needs 64), kept until `self` drops. Region holds only
-        // atomic integers, valid for every bit pattern, so whatever another process wrote is a
-        // valid Region; other processes change it only through atomic operations, as this one
-        // does through this `&Region`. (A file truncated under the mapping raises SIGBUS on
-        // access: a crash, documented, not a read of invalid memory.)
-        unsafe { self.ptr.as_ref() }
+    pub(crate) fn region(&self) -> View<'_> {
+        // SAFETY: `ptr` is a live mapping of region_size(slots) read-write bytes, page-aligned
+        // (Region and Slot need 64), kept until `self` drops. The fixed part is the first
+        // size_of::<Region>() bytes, the `slots` slots follow it, all in the mapping. Both
+        // hold only atomic integers, valid for every bit pattern, so whatever another process
+        // wrote is a valid value; other processes change them only through atomic operations,
+        // as this one does through these references. (A file truncated under the mapping
+        // raises SIGBUS on access: a crash, documented, not a read of invalid memory.)
+        unsafe {
+            let region = self.ptr.as_ref();
+            let first = self.ptr.as_ptr().add(1).cast::<Slot>();
+            View { region, slots: std::slice::from_raw_parts(first, self.slots) }
+        }
     }
 }
 
 // SAFETY: the mapping is shared memory reached only through `&Region`, whose fields are all
 // atomics (Sync); nothing about it is tied to the thread that made it.
 unsafe impl Send for Mapping {}
-// SAFETY: as for Send: `region()` hands out `&Region`, and Region is Sync.
+// SAFETY: as for Send: `region()` hands out `&Region` and `&[Slot]`, which are Sync.
 unsafe impl Sync for Mapping {}
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: the mapping made in `new`, of REGION_SIZE bytes; `&mut self` means no
+        // SAFETY: the mapping made in `new`, of region_size(slots) bytes; `&mut self` means no
         // reference from `region()` outlives this (they borrow `self`).
-        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), REGION_SIZE) };
+        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), region_size(self.slots)) };
     }
 }
 
 /// Creates the region `name` with `permits`, or fails if that name exists.
-pub(crate) fn create(name: &str, permits: u32, mode: u32, me: &Identity) -> io::Result<Mapping> {
+pub(crate) fn create(
+    name: &str,
+    permits: u32,
+    slots: usize,
+    mode: u32,
+    me: &Identity,
+) -> io::Result<Mapping> {
     let path = shm_path(name)?;
     if mode & !0o777 != 0 {
         return Err(io::Error::new(
@@ -144,7 +159,7 @@ pub(crate) fn create(name: &str, permits: u32, mode: u32, me: &Identity) -> io::
     let mode = Mode::from_raw_mode(mode);
     // First choice: build it unnamed, then give it its name.
     if let Ok(fd) = rustix::fs::open(SHM_DIR, OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC, mode) {
-        let map = initialise(fd.as_fd(), permits, mode, me)?;
+        let map = initialise(fd.as_fd(), permits, slots, mode, me)?;
         let unnamed = format!("/proc/self/fd/{}", fd.as_raw_fd());
         match rustix::fs::linkat(CWD, unnamed.as_str(), CWD, path.as_str(), AtFlags::SYMLINK_FOLLOW) {
             Ok(()) => return Ok(map),
@@ -153,13 +168,14 @@ pub(crate) fn create(name: &str, permits: u32, mode: u32, me: &Identity) -> io::
             Err(_) => {}
         }
     }
-    create_via_temporary_name(name, &path, permits, mode, me)
+    create_via_temporary_name(name, &path, permits, slots, mode, me)
 }
 
 fn create_via_temporary_name(
     name: &str,
     path: &str,
     permits: u32,
+    slots: usize,
     mode: Mode,
     me: &Identity,
 ) -> io::Result<Mapping> {
@@ -172,7 +188,7 @@ fn create_via_temporary_name(
     );
     let flags = OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW;
     let fd = rustix::fs::open(temporary.as_str(), flags, mode).map_err(|e| named_error(e, name))?;
-    let made = initialise(fd.as_fd(), permits, mode, me).and_then(|map| {
+    let made = initialise(fd.as_fd(), permits, slots, mode, me).and_then(|map| {
         match rustix::fs::linkat(CWD, temporary.as_str(), CWD, path, AtFlags::empty()) {
             Ok(()) => Ok(map),
             Err(Errno::EXIST) => Err(exists(name)),
@@ -184,12 +200,18 @@ fn create_via_temporary_name(
 }
 
 /// Sizes a fresh (empty, unnamed or privately named) file, maps it and initialises the region.
-fn initialise(fd: BorrowedFd<'_>, permits: u32, mode: Mode, me: &Identity) -> io::Result<Mapping> {
+fn initialise(
+    fd: BorrowedFd<'_>,
+    permits: u32,
+    slots: usize,
+    mode: Mode,
+    me: &Identity,
+) -> io::Result<Mapping> {
     // Exactly `mode`, whatever the umask.
     rustix::fs::fchmod(fd, mode)?;
-    rustix::fs::ftruncate(fd, REGION_SIZE as u64)?;
-    let map = Mapping::new(fd)?;
-    map.region().initialise(permits, me.pid_ns);
+    rustix::fs::ftruncate(fd, region_size(slots) as u64)?;
+    let map = Mapping::new(fd, slots)?;
+    map.region().initialise(permits, slots, me.pid_ns);
     Ok(map)
 }
 
@@ -214,9 +236,9 @@ pub(crate) fn open(name: &str) -> io::Result<Mapping> {
             Err(e) => return Err(e.into()),
         }
     }
-    validate_header(&header[..got], size).map_err(|e| invalid(format!("{path}: {e}")))?;
-    // Validated: the file has REGION_SIZE bytes and the header of this layout. Map it.
-    let map = Mapping::new(fd.as_fd())?;
+    let slots = validate_header(&header[..got], size).map_err(|e| invalid(format!("{path}: {e}")))?;
+    // Validated: the file has region_size(slots) bytes and the header of this layout. Map it.
+    let map = Mapping::new(fd.as_fd(), slots)?;
     if !map.region().is_published() {
         return Err(invalid(format!("{path}: the header changed while it was being opened")));
     }
@@ -224,20 +246,20 @@ pub(crate) fn open(name: &str) -> io::Result<Mapping> {
 }
 
 /// Makes an unnamed region in a sealed memfd (or a shared anonymous mapping).
-pub(crate) fn anonymous(permits: u32, me: &Identity) -> io::Result<Mapping> {
+pub(crate) fn anonymous(permits: u32, slots: usize, me: &Identity) -> io::Result<Mapping> {
     let map =
         match rustix::fs::memfd_create("futex-semaphore", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING) {
             Ok(fd) => {
-                rustix::fs::ftruncate(&fd, REGION_SIZE as u64)?;
+                rustix::fs::ftruncate(&fd, region_size(slots) as u64)?;
                 // Nobody can shrink it under the mapping (SIGBUS) or grow it. Best effort.
                 let _ =
                     rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL);
-                Mapping::new(fd.as_fd())?
+                Mapping::new(fd.as_fd(), slots)?
             }
-            Err(Errno::NOSYS) => Mapping::new_anonymous()?,
+            Err(Errno::NOSYS) => Mapping::new_anonymous(slots)?,
             Err(e) => return Err(e.into()),
         };
-    map.region().initialise(permits, me.pid_ns);
+    map.region().initialise(permits, slots, me.pid_ns);
     Ok(map)
 }
 
@@ -273,10 +295,13 @@ pub(crate) struct Identity {
     pub(crate) id: u64,
     /// Inode of the pid namespace, 0 if unknown.
     pub(crate) pid_ns: u64,
+    /// This incarnation of the process (see [`nonce`]): unlike `id`, not the same for two
+    /// processes that share a pid and a start time (a pid reused within one clock tick). Never 0.
+    pub(crate) nonce: u64,
 }
 
 impl Identity {
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn pid(&self) -> u32 {
         owner::pid(self.id)
     }
@@ -287,13 +312,27 @@ struct IdentityCell {
     /// 0 until filled (and again in a forked child, when the page is wiped).
     id: AtomicU64,
     pid_ns: AtomicU64,
+    nonce: AtomicU64,
 }
 
 /// The wipe-on-fork page, once mapped; never unmapped.
 static CELL: AtomicPtr<IdentityCell> = AtomicPtr::new(null_mut());
 static NO_WIPE_ON_FORK: AtomicBool = AtomicBool::new(false);
 /// Where `MADV_WIPEONFORK` is missing: checked against `getpid` on every call.
-static FALLBACK: IdentityCell = IdentityCell { id: AtomicU64::new(0), pid_ns: AtomicU64::new(0) };
+static FALLBACK: IdentityCell =
+    IdentityCell { id: AtomicU64::new(0), pid_ns: AtomicU64::new(0), nonce: AtomicU64::new(0) };
+
+impl IdentityCell {
+    /// The identity stored with `id` (read `Acquire`, after `fill`'s `Release`).
+    #[inline]
+    fn identity(&self, id: u64) -> Identity {
+        Identity {
+            id,
+            pid_ns: self.pid_ns.load(Ordering::Relaxed),
+            nonce: self.nonce.load(Ordering::Relaxed),
+        }
+    }
+}
 const CELL_PAGE: usize = 4096;
 
 /// This process's identity. No system call, once per process, where `MADV_WIPEONFORK` works.
@@ -303,7 +342,7 @@ pub(crate) fn identity() -> Identity {
         // Acquire: pairs with the Release store in `fill`, so `pid_ns` is the one stored with `id`.
         let id = cell.id.load(Ordering::Acquire);
         if id != 0 {
-            return Identity { id, pid_ns: cell.pid_ns.load(Ordering::Relaxed) };
+            return cell.identity(id);
         }
         return fill(cell, getpid());
     }
@@ -311,7 +350,7 @@ pub(crate) fn identity() -> Identity {
     // Acquire: as above.
     let id = FALLBACK.id.load(Ordering::Acquire);
     if id != 0 && owner::pid(id) == pid {
-        return Identity { id, pid_ns: FALLBACK.pid_ns.load(Ordering::Relaxed) };
+        return FALLBACK.identity(id);
     }
     fill(&FALLBACK, pid)
 }
@@ -372,11 +411,38 @@ fn fill(cell: &IdentityCell, pid: u32) -> Identity {
     // `st_ino` is a `c_ulong` on some targets, hence the cast.
     #[allow(clippy::unnecessary_cast)]
     let pid_ns = rustix::fs::stat("/proc/self/ns/pid").map_or(0, |s| s.st_ino as u64);
-    let me = Identity { id: owner::id(pid, start), pid_ns };
+    // One nonce per process, whichever of its threads fills first: the nonce names its pid in
+    // its high half, so a stale one (the parent's, in the fallback cell after `fork`) is
+    // replaced, and a fresh one is kept.
+    let mut seen = cell.nonce.load(Ordering::Acquire);
+    let nonce = loop {
+        if seen != 0 && (seen >> 32) as u32 == pid {
+            break seen;
+        }
+        let mine = nonce(pid);
+        // AcqRel: publishes this nonce to the threads that lose the race, and reads theirs.
+        match cell.nonce.compare_exchange(seen, mine, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => break mine,
+            Err(theirs) => seen = theirs,
+        }
+    };
+    let me = Identity { id: owner::id(pid, start), pid_ns, nonce };
     cell.pid_ns.store(me.pid_ns, Ordering::Relaxed);
     // Release: pairs with the Acquire load in `identity`.
     cell.id.store(me.id, Ordering::Release);
     me
+}
+
+/// The nonce of a process incarnation: its pid in the high half, and in the low half 32 bits
+/// mixed (splitmix64) from the monotonic clock, never 0. Two processes with one pid never run
+/// at once, and the later one reads the clock later, so they differ unless the mixed clock
+/// readings collide in 32 bits (one chance in 2^32 per reuse of a pid).
+fn nonce(pid: u32) -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let mut z = (t.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(t.tv_nsec as u64);
+    z = (z ^ z >> 30).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ z >> 27).wrapping_mul(0x94D0_49BB_1331_11EB);
+    u64::from(pid) << 32 | u64::from((z ^ z >> 31) as u32 | 1)
 }
 
 fn getpid() -> u32 {

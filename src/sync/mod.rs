@@ -22,6 +22,13 @@
 pub(crate) use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+// The fence of the cross-process sleep protocol (`src/process/sleep.rs`).
+#[cfg(not(loom))]
+#[allow(unused_imports)]
+pub(crate) use core::sync::atomic::fence;
+#[cfg(loom)]
+#[allow(unused_imports)]
+pub(crate) use loom::sync::atomic::fence;
 
 use std::time::Instant;
 

@@ -1,0 +1,117 @@
+//! [`ProcessPermit`]: permits taken from a [`ProcessSemaphore`], recorded in the holder table
+//! under the nonce of the process incarnation that took them.
+
+use super::holders::UNTRACKED;
+use super::{Holder, ProcessSemaphore, sys};
+use std::fmt;
+
+/// Permits taken from a [`ProcessSemaphore`], given back when dropped.
+///
+/// Dropping it returns the permits, also while a panic unwinds. If the process dies instead
+/// (killed, aborted, `exit` without running destructors), the permits are recorded as this
+/// process's and are given back by recovery, unless the holder table was full
+/// ([`is_recoverable`](ProcessPermit::is_recoverable)). A copy of a permit that a child got
+/// through `fork` belongs to the parent: dropping it in the child does nothing.
+///
+/// # Examples
+/// ```
+/// use futex_semaphore::ProcessSemaphore;
+///
+/// let sem = ProcessSemaphore::anonymous(3)?;
+/// {
+///     let permit = sem.acquire_many(2).unwrap();
+///     assert_eq!(permit.num_permits(), 2);
+///     assert_eq!(sem.available_permits(), 1);
+/// } // dropped: both permits are back
+/// assert_eq!(sem.available_permits(), 3);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[must_use = "the permits are given back as soon as the ProcessPermit is dropped"]
+pub struct ProcessPermit<'a> {
+    pub(super) sem: &'a ProcessSemaphore,
+    pub(super) permits: u32,
+    /// The slot the permits are recorded in, or [`UNTRACKED`].
+    pub(super) slot: u32,
+    /// The nonce of the process incarnation that took them: a copy of this permit in a process
+    /// made by `fork` (even one that reuses the taker's pid) is not that process's to give back.
+    pub(super) nonce: u64,
+}
+
+impl<'a> ProcessPermit<'a> {
+    pub(super) fn new(sem: &'a ProcessSemaphore, permits: u32, me: Holder) -> ProcessPermit<'a> {
+        ProcessPermit { sem, permits, slot: me.slot, nonce: me.nonce }
+    }
+
+    /// Keeps the permits out of the semaphore for good: they are not given back on drop, nor by
+    /// recovery if this process dies. [`ProcessSemaphore::release`] (in any process) puts them
+    /// back.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::ProcessSemaphore;
+    ///
+    /// let sem = ProcessSemaphore::anonymous(2)?;
+    /// sem.acquire().unwrap().forget();
+    /// assert_eq!(sem.available_permits(), 1);
+    /// sem.release()?;
+    /// assert_eq!(sem.available_permits(), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn forget(mut self) {
+        if self.permits > 0 && sys::identity().nonce == self.nonce {
+            self.sem.region().unrecord(self.slot, self.permits);
+        }
+        self.permits = 0;
+    }
+
+    /// How many permits this holds.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::ProcessSemaphore;
+    ///
+    /// let sem = ProcessSemaphore::anonymous(5)?;
+    /// assert_eq!(sem.acquire_many(3).unwrap().num_permits(), 3);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[inline]
+    pub fn num_permits(&self) -> usize {
+        self.permits as usize
+    }
+
+    /// Whether these permits are recorded in the holder table, and so given back by recovery if
+    /// this process dies. `false` when the table was full (more processes at once than
+    /// [`holder_slots`](ProcessSemaphore::holder_slots)), when
+    /// this process is in another pid namespace than the creator, and for an empty permit.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::ProcessSemaphore;
+    ///
+    /// let sem = ProcessSemaphore::anonymous(1)?;
+    /// assert!(sem.acquire().unwrap().is_recoverable());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[inline]
+    pub fn is_recoverable(&self) -> bool {
+        self.slot != UNTRACKED
+    }
+}
+
+impl Drop for ProcessPermit<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.permits > 0 {
+            self.sem.give_back(self.permits, self.slot, self.nonce);
+        }
+    }
+}
+
+impl fmt::Debug for ProcessPermit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessPermit")
+            .field("permits", &self.permits)
+            .field("recoverable", &self.is_recoverable())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,453 @@
+//! The announce/complete protocol of the process semaphore: the shared state word and the
+//! holders' lanes, as operations on atomic words only (no system call, no process), so that it
+//! builds under loom (`tests/loom_process.rs` models it; a killed process is a thread that stops
+//! between two steps).
+//!
+//! # The words
+//! The state word:
+//!
+//! | bits    | field      | meaning                                                              |
+//! |---------|------------|----------------------------------------------------------------------|
+//! | 0..=31  | permits    | permits available (at most `MAX_PERMITS`; bit 31 is headroom)        |
+//! | 32..=45 | tag seq    | low [`TAG_SEQ_BITS`] bits of the sequence of the last tagged change  |
+//! | 46..=48 | tag lane   | the lane of that change                                              |
+//! | 49..=62 | tag slot   | its slot + 1; 0: the last change was untagged (nobody to complete)   |
+//! | 63      | [`CLOSED`] | closed: every take fails                                             |
+//!
+//! A lane (each holder slot has [`LANES`], one per thread operating at once) is two words:
+//! `announce` (`n` in bits 0..=31, the sequence in 32..=61, the op in 62..=63: [`IDLE`], [`TAKE`],
+//! [`GIVE`]) and `held` (the lane's held count, a wrapping `u32`, in bits 0..=31, the sequence
+//! of its last completed op in 32..=61). A slot holds the wrapping sum of its lanes' counts (a
+//! permit taken in one lane may be given back through another).
+//!
+//! # An operation, in four steps
+//! 1. **Announce**: CAS `announce` from idle to `(op, n, seq)`, `seq = held.seq + 1` (this also
+//!    reserves the lane for this thread).
+//! 2. **Publish**: CAS the state word: the permits change *and* the tag becomes this lane and
+//!    `seq`. Before that CAS overwrites a tag, the previous tag's operation must be complete
+//!    (its lane's `held.seq` reached it): if not, this thread completes it ([`State::help`]).
+//! 3. **Complete**: `held = (held ± n, seq)`, by a CAS from `(held, seq - 1)`, whoever completes
+//!    (the owner, a helper, a recoverer): exactly one CAS succeeds. (A plain store by the owner
+//!    looked enough, since all write the same value, but loom reported a history in which the
+//!    owner's next completion was then lost; with a CAS there is no such question.)
+//! 4. **Finish**: `announce` back to idle.
+//!
+//! # Invariants
+//! 1. While the state's tag names `(slot, lane, s)`, that lane's `held.seq` is `s - 1` or `s`,
+//!    and its `announce` holds op `s` until `held.seq` is `s`.
+//! 2. An announced op whose sequence is not in the tag and not in `held.seq` never reached the
+//!    state word: a tag is overwritten only after its op is complete (step 2).
+//! 3. Hence, for a dead owner, the recoverer decides exactly ([`State::resolve`]): op announced
+//!    and (in the tag or completed) = it happened, complete it; otherwise roll it back (drop the
+//!    announcement). Permits are then `state + sum of the lanes`, with none lost and none made.
+//!
+//! # Memory ordering
+//! The publishing CAS is `AcqRel`: `Release` so that a helper or recoverer that reads the tag
+//! (`Acquire`) sees the announcement made before it, and so that permits given back
+//! happen-before the take that gets them; `Acquire` for the converse. `held` is stored and read
+//! `Release`/`Acquire`, so a recoverer that reads it after the tag moved on sees the completion
+//! the mover made (the mover completed before its own publishing CAS, invariant 2).
+//! The tag keeps only 14 bits of the sequence: a helper re-reads the state after reading the
+//! lane, and completes only if the state is unchanged, so a stale reading is never applied
+//! (`docs/process.md`, *The announce/complete protocol*, has the argument).
+
+use crate::raw::MAX_PERMITS;
+use crate::sync::{AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+
+/// Lanes per holder slot: how many threads of one process can be inside an operation at once.
+pub const LANES: usize = 6;
+/// The most holder slots a region can have (the tag's slot field is 14 bits, 0 meaning none).
+pub const MAX_SLOTS: usize = (1 << 14) - 1;
+/// Bits of the sequence kept in the state word's tag.
+pub const TAG_SEQ_BITS: u32 = 14;
+
+const PERMITS_MASK: u64 = 0xFFFF_FFFF;
+const TAG_SHIFT: u32 = 32;
+const TAG_MASK: u64 = ((1 << 31) - 1) << TAG_SHIFT;
+const TAG_SEQ_MASK: u64 = (1 << TAG_SEQ_BITS) - 1;
+const TAG_LANE_SHIFT: u32 = TAG_SEQ_BITS;
+const TAG_SLOT_SHIFT: u32 = TAG_SEQ_BITS + 3;
+/// The semaphore is closed.
+pub const CLOSED: u64 = 1 << 63;
+
+const SEQ_MASK: u64 = (1 << 30) - 1;
+const SEQ_SHIFT: u32 = 32;
+const OP_SHIFT: u32 = 62;
+/// The lane is free: no operation in flight.
+pub const IDLE: u64 = 0;
+/// An announced take of `n` permits.
+pub const TAKE: u64 = 1;
+/// An announced give-back of `n` permits.
+pub const GIVE: u64 = 2;
+
+#[inline]
+const fn permits(s: u64) -> u64 {
+    s & PERMITS_MASK
+}
+
+/// The tag field of a state word (0: untagged).
+#[inline]
+const fn tag(s: u64) -> u64 {
+    (s & TAG_MASK) >> TAG_SHIFT
+}
+
+#[inline]
+const fn make_tag(slot: u32, lane: u32, seq: u64) -> u64 {
+    ((slot as u64 + 1) << TAG_SLOT_SHIFT | (lane as u64) << TAG_LANE_SHIFT | (seq & TAG_SEQ_MASK))
+        << TAG_SHIFT
+}
+
+/// `(slot, lane, seq bits)` of a non-zero tag.
+#[inline]
+const fn tag_parts(t: u64) -> (u32, u32, u64) {
+    (((t >> TAG_SLOT_SHIFT) - 1) as u32, ((t >> TAG_LANE_SHIFT) & 7) as u32, t & TAG_SEQ_MASK)
+}
+
+#[inline]
+const fn op(a: u64) -> u64 {
+    a >> OP_SHIFT
+}
+
+#[inline]
+const fn seq(word: u64) -> u64 {
+    (word >> SEQ_SHIFT) & SEQ_MASK
+}
+
+#[inline]
+const fn count(word: u64) -> u32 {
+    word as u32
+}
+
+#[inline]
+const fn announcement(op: u64, n: u32, seq: u64) -> u64 {
+    op << OP_SHIFT | (seq & SEQ_MASK) << SEQ_SHIFT | n as u64
+}
+
+#[inline]
+const fn held_word(count: u32, seq: u64) -> u64 {
+    (seq & SEQ_MASK) << SEQ_SHIFT | count as u64
+}
+
+/// `held` after the announced op `a` is applied to `held` word `h`.
+#[inline]
+const fn applied(h: u64, a: u64) -> u64 {
+    let n = count(a);
+    let c = if op(a) == TAKE { count(h).wrapping_add(n) } else { count(h).wrapping_sub(n) };
+    held_word(c, seq(a))
+}
+
+/// Why a take failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The semaphore is closed.
+    Closed,
+    /// Fewer permits are available than asked for.
+    NoPermits,
+}
+
+/// Where the lanes are, for helpers: the holder table.
+pub trait Lanes {
+    /// Lane `lane` of slot `slot`, if the table has it.
+    fn lane(&self, slot: u32, lane: u32) -> Option<&Lane>;
+}
+
+/// One lane of a holder slot.
+#[derive(Debug)]
+#[repr(C)]
+pub struct Lane {
+    /// The announced operation, or idle.
+    pub announce: AtomicU64,
+    /// The held count and the sequence of the last completed operation.
+    pub held: AtomicU64,
+}
+
+/// An operation announced in a lane (step 1 done), to publish, complete and finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "an announced operation must be published (or withdrawn) and finished"]
+pub struct Announced {
+    slot: u32,
+    lane: u32,
+    word: u64,
+    held: u64,
+}
+
+impl Lane {
+    crate::loom_const_fn! {
+        /// A lane with nothing held and nothing announced.
+        pub fn new() -> Lane {
+            Lane { announce: AtomicU64::new(IDLE), held: AtomicU64::new(0) }
+        }
+    }
+
+    /// Step 1: reserves this lane and announces `op` (`TAKE` or `GIVE`) of `n` permits; `None` if
+    /// another thread has the lane.
+    #[inline]
+    pub fn announce(&self, slot: u32, lane: u32, op: u64, n: u32) -> Option<Announced> {
+        // Acquire: pairs with the Release store of `finish` (by another thread of this process,
+        // or by a recoverer): `held` below is the completed one.
+        let idle = self.announce.load(Acquire);
+        if self::op(idle) != IDLE {
+            return None;
+        }
+        let held = self.held.load(Acquire);
+        let word = announcement(op, n, seq(held) + 1);
+        // Acquire: as above. Release is given by the publishing CAS, which comes after.
+        self.announce.compare_exchange(idle, word, Acquire, Relaxed).ok()?;
+        Some(Announced { slot, lane, word, held })
+    }
+
+    /// The held count of this lane (wrapping).
+    #[inline]
+    pub fn held(&self) -> u32 {
+        count(self.held.load(Acquire))
+    }
+
+    /// Whether an operation is announced and not finished.
+    #[inline]
+    pub fn is_busy(&self) -> bool {
+        op(self.announce.load(Acquire)) != IDLE
+    }
+}
+
+impl Default for Lane {
+    fn default() -> Lane {
+        Lane::new()
+    }
+}
+
+impl Announced {
+    /// Step 3: records the operation in the lane's `held`.
+    #[inline]
+    pub fn complete(&self, lane: &Lane) {
+        // Release: pairs with the Acquire loads of `held` by helpers and recoverers. A CAS from
+        // the value read when announcing: nobody else changes `held` while this op is
+        // announced, except a helper completing it (to this same value), so it fails only then.
+        let _ = lane.held.compare_exchange(self.held, applied(self.held, self.word), Release, Relaxed);
+    }
+
+    /// Step 4: frees the lane.
+    #[inline]
+    pub fn finish(self, lane: &Lane) {
+        // Release: pairs with the Acquire of the next `announce` in this lane.
+        lane.announce.store(announcement(IDLE, 0, seq(self.word)), Release);
+    }
+
+    /// Steps 3 and 4 for an operation that did not reach the state word: nothing happened.
+    #[inline]
+    pub fn withdraw(self, lane: &Lane) {
+        lane.announce.store(announcement(IDLE, 0, seq(self.held)), Release);
+    }
+}
+
+/// The shared state word.
+#[derive(Debug)]
+#[repr(transparent)]
+pub struct State {
+    word: AtomicU64,
+}
+
+impl State {
+    crate::loom_const_fn! {
+        /// A state with `permits` permits (at most `MAX_PERMITS`), untagged, open (for the loom
+        /// models: a region starts zeroed instead).
+        #[cfg_attr(not(loom), allow(dead_code))]
+        pub fn new(permits: u64) -> State {
+            State { word: AtomicU64::new(permits & PERMITS_MASK) }
+        }
+    }
+
+    /// Permits available now.
+    #[inline]
+    pub fn available(&self) -> u64 {
+        permits(self.word.load(Relaxed))
+    }
+
+    /// Whether closed.
+    #[inline]
+    pub fn is_closed(&self) -> bool {
+        self.word.load(Relaxed) & CLOSED != 0
+    }
+
+    /// Whether a take of `n` could succeed now (a hint: the publishing CAS decides).
+    #[inline]
+    pub fn check_take(&self, n: u32) -> Result<(), Refused> {
+        let s = self.word.load(Relaxed);
+        if s & CLOSED != 0 {
+            Err(Refused::Closed)
+        } else if permits(s) < u64::from(n) {
+            Err(Refused::NoPermits)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Closes: every take from now on fails.
+    pub fn close(&self) {
+        // Release: an acquire that fails as closed sees what came before the close.
+        self.word.fetch_or(CLOSED, Release);
+    }
+
+    /// The raw word, for `Debug`.
+    pub fn word(&self) -> u64 {
+        self.word.load(Relaxed)
+    }
+
+    /// Step 2 of a take or a give-back announced in a lane. A take fails (and must then be
+    /// withdrawn) if closed or short of permits; a give-back fails only past `MAX_PERMITS`
+    /// (a corrupt count), and is withdrawn then too (the permits are dropped).
+    #[inline]
+    pub fn publish(&self, lanes: &(impl Lanes + ?Sized), op: &Announced) -> Result<(), Refused> {
+        let n = u64::from(count(op.word));
+        let tag = make_tag(op.slot, op.lane, seq(op.word));
+        self.change(lanes, |s| {
+            let p = permits(s);
+            let p = if self::op(op.word) == TAKE {
+                if s & CLOSED != 0 {
+                    return Err(Refused::Closed);
+                }
+                p.checked_sub(n).ok_or(Refused::NoPermits)?
+            } else {
+                p.checked_add(n).filter(|&p| p <= MAX_PERMITS).ok_or(Refused::NoPermits)?
+            };
+            Ok(s & CLOSED | tag | p)
+        })
+    }
+
+    /// An untagged take, by a process without a slot (untracked).
+    #[inline]
+    pub fn take_untagged(&self, lanes: &(impl Lanes + ?Sized), n: u32) -> Result<(), Refused> {
+        self.change(lanes, |s| {
+            if s & CLOSED != 0 {
+                return Err(Refused::Closed);
+            }
+            let p = permits(s).checked_sub(u64::from(n)).ok_or(Refused::NoPermits)?;
+            Ok(s & CLOSED | p)
+        })
+    }
+
+    /// An untagged addition (`release`, `add_permits`, an untracked give-back); `false` past
+    /// `MAX_PERMITS`, and nothing is added then.
+    #[inline]
+    #[must_use]
+    pub fn add_untagged(&self, lanes: &(impl Lanes + ?Sized), n: u64) -> bool {
+        self.change(lanes, |s| {
+            let p = permits(s).checked_add(n).filter(|&p| p <= MAX_PERMITS).ok_or(Refused::NoPermits)?;
+            Ok(s & CLOSED | p)
+        })
+        .is_ok()
+    }
+
+    /// CASes the state word to `next(s)`, first completing the operation of the tag it
+    /// overwrites (invariant 2).
+    #[inline]
+    fn change(
+        &self,
+        lanes: &(impl Lanes + ?Sized),
+        next: impl Fn(u64) -> Result<u64, Refused>,
+    ) -> Result<(), Refused> {
+        let mut s = self.word.load(Acquire);
+        loop {
+            let new = next(s)?;
+            if tag(s) != 0 && !self.help(lanes, s) {
+                s = self.word.load(Acquire);
+                continue;
+            }
+            // AcqRel: Release publishes this lane's announcement and the permits given back
+            // (pairs with the Acquire loads here and in `help`/`resolve`); Acquire pairs with the
+            // Release of the change that gave the permits this one takes.
+            match self.word.compare_exchange_weak(s, new, AcqRel, Acquire) {
+                Ok(_) => return Ok(()),
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Makes sure the operation tagged in state `s` is complete; `false` if the state moved on
+    /// meanwhile (re-read it).
+    #[inline]
+    pub fn help(&self, lanes: &(impl Lanes + ?Sized), s: u64) -> bool {
+        let (slot, lane_index, tag_seq) = tag_parts(tag(s));
+        let Some(lane) = lanes.lane(slot, lane_index) else {
+            // A tag naming no lane: a corrupt region. Nothing to complete.
+            return true;
+        };
+        // Acquire: pairs with the Release CAS of `complete`. The usual case: complete already.
+        let h = lane.held.load(Acquire);
+        if seq(h) & TAG_SEQ_MASK == tag_seq {
+            return true;
+        }
+        self.help_slow(lane, s, h, tag_seq)
+    }
+
+    #[cold]
+    fn help_slow(&self, lane: &Lane, s: u64, h: u64, tag_seq: u64) -> bool {
+        // Acquire: the announcement was made before the tag was published.
+        let a = lane.announce.load(Acquire);
+        if op(a) == IDLE || seq(a) & TAG_SEQ_MASK != tag_seq || seq(a) != (seq(h) + 1) & SEQ_MASK {
+            // The lane moved on, so the tagged op completed first and `held` now says so
+            // (Acquire on `announce` above); or the state moved on; or the words are corrupt,
+            // and there is nothing to complete.
+            let done = seq(lane.held.load(Acquire)) & TAG_SEQ_MASK == tag_seq;
+            return done || self.word.load(Acquire) == s;
+        }
+        // Unchanged state: the tag is this announcement's op, which reached the state word.
+        if self.word.load(Acquire) != s {
+            return false;
+        }
+        // Release: as in `complete`. Fails if someone completed it first: fine.
+        let _ = lane.held.compare_exchange(h, applied(h, a), Release, Relaxed);
+        true
+    }
+
+    /// For a recoverer that owns the slot of a dead process: settles lane `lane_index` of slot
+    /// `slot` exactly (invariant 3). Afterwards the lane is idle and its `held` is what it
+    /// holds.
+    pub fn resolve(&self, lanes: &(impl Lanes + ?Sized), slot: u32, lane_index: u32) {
+        let Some(lane) = lanes.lane(slot, lane_index) else { return };
+        let a = lane.announce.load(Acquire);
+        if op(a) == IDLE {
+            return;
+        }
+        // Acquire: pairs with the publishing CAS (and with a helper's, which completed first).
+        let s = self.word.load(Acquire);
+        let h = lane.held.load(Acquire);
+        if seq(h) != seq(a) {
+            let t = tag(s);
+            if t != 0 && tag_parts(t) == (slot, lane_index, seq(a) & TAG_SEQ_MASK) {
+                // Published: complete it. A CAS, as everywhere: a helper may complete it first.
+                let _ = lane.held.compare_exchange(h, applied(h, a), Release, Relaxed);
+            }
+            // Else never published (invariant 2): the announcement is dropped.
+        }
+        // Release: pairs with the Acquire of the next `announce`.
+        lane.announce.store(announcement(IDLE, 0, seq(lane.held.load(Acquire))), Release);
+    }
+}
+
+impl State {
+    /// For a recoverer that owns the slot `slot` of a dead process, whose lanes are
+    /// `slot_lanes`: settles every lane ([`resolve`](State::resolve)), then gives the slot's
+    /// total back as an announced operation of its own in lane 0, so that a recoverer killed
+    /// half-way leaves it for the next one to settle. Returns the permits given back. A total
+    /// past `MAX_PERMITS` (a corrupt slot) is dropped: erring toward fewer permits.
+    pub fn recover_lanes(&self, lanes: &(impl Lanes + ?Sized), slot: u32, slot_lanes: &[Lane]) -> u64 {
+        for lane in 0..slot_lanes.len() as u32 {
+            self.resolve(lanes, slot, lane);
+        }
+        let held = held_total(slot_lanes);
+        let Some(first) = slot_lanes.first() else { return 0 };
+        if held == 0 {
+            return 0;
+        }
+        let Some(op) = first.announce(slot, 0, GIVE, held) else { return 0 };
+        let given = u64::from(held) <= MAX_PERMITS && self.publish(lanes, &op).is_ok();
+        op.complete(first);
+        op.finish(first);
+        if given { u64::from(held) } else { 0 }
+    }
+}
+
+/// The permits a slot's lanes hold together (wrapping sum of their counts).
+pub fn held_total(lanes: &[Lane]) -> u32 {
+    lanes.iter().fold(0u32, |sum, lane| sum.wrapping_add(lane.held()))
+}

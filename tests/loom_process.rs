@@ -1,0 +1,206 @@
+//! Loom models of `ProcessSemaphore`'s announce/complete protocol (`src/process/protocol.rs`).
+//!
+//! A process is a thread; a process killed by `SIGKILL` is a thread that stops between two steps
+//! of an operation (each step is one atomic operation on the shared words, or a CAS loop whose
+//! iterations leave nothing half-done). A recoverer is another thread that runs once the killed
+//! one has stopped (it learnt of the death from the kernel), possibly while other live processes
+//! keep going. Every model checks conservation: once everyone is done, the permits in the state
+//! word are exactly the initial ones (none lost, none made), and no slot still counts any.
+//!
+//! Run: `RUSTFLAGS="--cfg loom" cargo test --release --target-dir target/loom --test loom_process`.
+//! `docs/process.md` lists the mutation of the protocol each model was checked against.
+#![cfg(loom)]
+
+use futex_semaphore::process_protocol::{GIVE, LANES, Lane, Lanes, Refused, State, TAKE, held_total};
+use loom::sync::Arc;
+use loom::thread;
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(2);
+    }
+    builder.check(f);
+}
+
+/// Two holder slots (0: the process that gets killed, 1: a live one), each with its lanes, and
+/// the state word.
+struct World {
+    state: State,
+    slots: [[Lane; LANES]; 2],
+}
+
+impl Lanes for World {
+    fn lane(&self, slot: u32, lane: u32) -> Option<&Lane> {
+        self.slots.get(slot as usize)?.get(lane as usize)
+    }
+}
+
+impl World {
+    fn new(permits: u64) -> Arc<World> {
+        Arc::new(World {
+            state: State::new(permits),
+            slots: std::array::from_fn(|_| std::array::from_fn(|_| Lane::new())),
+        })
+    }
+
+    /// Steps of one operation in lane 0 of `slot`, stopping after `steps` of them (5 or more:
+    /// the whole operation): 1 announce, 2 publish, 3 complete, 4 finish. Whether it took or
+    /// gave its permits (so far as the state word goes).
+    fn op(&self, slot: u32, op: u64, n: u32, steps: usize) -> bool {
+        let lane = &self.slots[slot as usize][0];
+        if steps == 0 {
+            return false;
+        }
+        let announced = lane.announce(slot, 0, op, n).expect("lane 0 is this thread's");
+        if steps == 1 {
+            return false;
+        }
+        match self.state.publish(self, &announced) {
+            Ok(()) => {
+                if steps >= 3 {
+                    announced.complete(lane);
+                }
+                if steps >= 4 {
+                    announced.finish(lane);
+                }
+                true
+            }
+            Err(Refused::NoPermits | Refused::Closed) => {
+                announced.withdraw(lane);
+                false
+            }
+        }
+    }
+
+    /// The live process: takes one permit (which may fail) and gives it back.
+    fn live(&self) {
+        if self.op(1, TAKE, 1, usize::MAX) {
+            self.op(1, GIVE, 1, usize::MAX);
+        }
+    }
+
+    /// The recoverer of slot 0 (its owner has stopped).
+    fn recover(&self) -> u64 {
+        self.state.recover_lanes(self, 0, &self.slots[0])
+    }
+
+    fn assert_conserved(&self, permits: u64) {
+        use loom::sync::atomic::Ordering::SeqCst;
+        let words = |slot: usize| {
+            let lane = &self.slots[slot][0];
+            format!("announce {:#x} held {:#x}", lane.announce.load(SeqCst), lane.held.load(SeqCst))
+        };
+        let dump = format!("state {:#x}; slot 0: {}; slot 1: {}", self.state.word(), words(0), words(1));
+        assert_eq!(held_total(&self.slots[0]), 0, "slot 0 still counts permits: {dump}");
+        assert_eq!(held_total(&self.slots[1]), 0, "slot 1 still counts permits: {dump}");
+        assert_eq!(self.state.available(), permits, "permits lost or made");
+    }
+}
+
+/// A process killed at each step of a take, while another takes and gives back: the recoverer,
+/// racing the live one, gives back exactly what the dead one took.
+#[test]
+fn a_take_killed_at_any_step_is_settled_exactly() {
+    for steps in 0..=4 {
+        model(move || {
+            let world = World::new(1);
+            let dead = {
+                let world = world.clone();
+                thread::spawn(move || {
+                    world.op(0, TAKE, 1, steps);
+                })
+            };
+            let live = {
+                let world = world.clone();
+                thread::spawn(move || world.live())
+            };
+            dead.join().unwrap();
+            world.recover();
+            live.join().unwrap();
+            world.assert_conserved(1);
+        });
+    }
+}
+
+/// A process that holds a permit killed at each step of giving it back, while another takes
+/// and gives back: the permit comes back exactly once.
+#[test]
+fn a_give_back_killed_at_any_step_is_settled_exactly() {
+    for steps in 0..=4 {
+        model(move || {
+            let world = World::new(2);
+            assert!(world.op(0, TAKE, 1, usize::MAX));
+            let dead = {
+                let world = world.clone();
+                thread::spawn(move || {
+                    world.op(0, GIVE, 1, steps);
+                })
+            };
+            let live = {
+                let world = world.clone();
+                thread::spawn(move || world.live())
+            };
+            dead.join().unwrap();
+            world.recover();
+            live.join().unwrap();
+            world.assert_conserved(2);
+        });
+    }
+}
+
+/// A recoverer killed at each step of giving a dead holder's permit back; a second recoverer
+/// settles what it left, while a live process takes and gives back.
+#[test]
+fn a_recoverer_killed_at_any_step_is_settled_by_the_next() {
+    for steps in 0..=4 {
+        model(move || {
+            let world = World::new(1);
+            assert!(world.op(0, TAKE, 1, usize::MAX));
+            // The holder is dead; the first recoverer settled its lanes (nothing pending), and
+            // gives the total back in lane 0, killed after `steps` steps.
+            let first = {
+                let world = world.clone();
+                thread::spawn(move || {
+                    let held = held_total(&world.slots[0]);
+                    world.op(0, GIVE, held, steps);
+                })
+            };
+            let live = {
+                let world = world.clone();
+                thread::spawn(move || world.live())
+            };
+            first.join().unwrap();
+            world.recover();
+            live.join().unwrap();
+            world.assert_conserved(1);
+        });
+    }
+}
+
+/// Two live processes contending, with no kill: never more taken than exists (a take that
+/// succeeds while the other holds the only permit fails the model), and all comes back.
+#[test]
+fn two_live_processes_never_hold_more_than_exists() {
+    model(|| {
+        let world = World::new(1);
+        let inside = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let threads: Vec<_> = (0..2u32)
+            .map(|slot| {
+                let (world, inside) = (world.clone(), inside.clone());
+                thread::spawn(move || {
+                    use loom::sync::atomic::Ordering::SeqCst;
+                    if world.op(slot, TAKE, 1, usize::MAX) {
+                        assert_eq!(inside.fetch_add(1, SeqCst), 0, "two holders of one permit");
+                        inside.fetch_sub(1, SeqCst);
+                        world.op(slot, GIVE, 1, usize::MAX);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        world.assert_conserved(1);
+    });
+}
