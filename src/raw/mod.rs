@@ -143,7 +143,7 @@ impl RawSemaphore {
                 continue;
             }
             // Queued waiters or a reservation mean the permits will not come to a spinner first.
-            if is_queued(s) || is_reserved(s) || rounds >= SPIN_ROUNDS + YIELD_ROUNDS {
+            if is_reserved(s) || rounds >= SPIN_ROUNDS + YIELD_ROUNDS {
                 return None;
             }
             if rounds < SPIN_ROUNDS {
