@@ -6,8 +6,8 @@
 //! - **Release** ([`RawSemaphore::release`]): one `fetch_add`. Only if the old state said that
 //!   someone is queued does it take the queue's lock and wake whom the permits serve
 //!   ([`queue`]). No waiter, no lock and no system call.
-//! - **Acquire, contended** ([`RawSemaphore::acquire_slow`]): spin on loads while nobody is
-//!   queued and no reservation holds, then queue ([`queue::Locked::take_or_queue`]) and sleep on
+//! - **Acquire, contended** ([`RawSemaphore::acquire_slow`]): spin on loads and yield for a
+//!   bounded number of rounds unless a reservation holds, then queue ([`queue::Locked::take_or_queue`]) and sleep on
 //!   the thread's own futex word until a walk wakes it, re-checking under the lock each time.
 //!   Tasks do the same with a waker ([`task`]).
 //!
@@ -125,8 +125,10 @@ impl RawSemaphore {
         self.wait(u64::from(n), deadline)
     }
 
-    /// Spins on loads while nobody is queued, for at most [`SPIN_ROUNDS`] rounds, then yields for
-    /// at most [`YIELD_ROUNDS`]. Returns `None` when it is time to queue.
+    /// Spins on loads for at most [`SPIN_ROUNDS`] rounds, then yields for at most
+    /// [`YIELD_ROUNDS`], while no reservation holds. Returns `None` when it is time to queue.
+    /// Queued waiters do not stop it: a permit that comes back within the spin saves this thread
+    /// a sleep and a wake, and the reservation bounds what that barging costs the queue.
     fn spin(&self, n: u64) -> Option<Result<(), Failure>> {
         let backoff = Backoff::new();
         let mut rounds = 0;
@@ -142,7 +144,7 @@ impl RawSemaphore {
                 }
                 continue;
             }
-            // Queued waiters or a reservation mean the permits will not come to a spinner first.
+            // A reservation means the permits will not come to a spinner first.
             if is_reserved(s) || rounds >= SPIN_ROUNDS + YIELD_ROUNDS {
                 return None;
             }
