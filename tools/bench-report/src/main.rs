@@ -1,13 +1,15 @@
 //! Turns the output of `cargo bench` into `docs/benchmarks.svg` and the results section of
-//! `docs/benchmarks.md`.
+//! `docs/benchmarks.md`. Maintainer tooling: a workspace member, not part of the published crate.
 //!
 //! ```text
-//! cargo bench                                 # writes target/criterion/
-//! cargo run --release --example bench_chart   # reads it, writes docs/benchmarks.{svg,md}
+//! cargo bench                              # writes target/criterion/
+//! cargo run --release -p bench-report      # reads it, writes docs/benchmarks.{svg,md}
 //! ```
 //!
 //! It reads criterion's `target/criterion/<group>/<function>/<implementation>/new/estimates.json`
-//! (the slope estimate, else the mean), `target/criterion/wait_tail/latency.json` and
+//! (the slope estimate, else the mean), the contended throughput from
+//! `target/criterion/summary.tsv` (the summary table every bench target records, see
+//! `benches/common/report.rs`), `target/criterion/wait_tail/latency.json` and
 //! `target/criterion/syscalls/futex.json` (written by `benches/semaphore.rs` and
 //! `benches/syscalls.rs`). The chart shows every implementation's cost relative to
 //! futex-semaphore, per scenario, on a log scale. The Markdown (tables, ratios and the verdict on
@@ -25,7 +27,7 @@ const IMPLS: [&str; 6] = ["futex-semaphore", "std", "parking_lot", "sem_t", "tok
 const OURS: &str = "futex-semaphore";
 const FLOOR: &str = "floor";
 const PEERS: [&str; 5] = ["std", "parking_lot", "sem_t", "tokio", "async-lock"];
-const SHAPES: [&str; 3] = ["2t-1p", "8t-2p", "32t-4p"];
+const SHAPES: [&str; 4] = ["2t-1p", "8t-2p", "32t-4p", "64t-8p"];
 
 /// A criterion estimate in nanoseconds, with its 95 % confidence interval.
 #[derive(Clone, Copy)]
@@ -59,9 +61,18 @@ impl Data {
         })
     }
 
-    /// Nanoseconds per acquire/release pair in a contended shape such as `8t-2p`.
+    /// Nanoseconds per acquire/release pair in a contended shape such as `8t-2p`: the median
+    /// throughput of the timed runs, from the summary file (no interval: `lo` and `hi` are the
+    /// point).
     fn contended(&self, shape: &str, imp: &str) -> Option<Est> {
-        self.est("contended", shape, imp)
+        let text = std::fs::read_to_string(self.dir.join("summary.tsv")).ok()?;
+        let prefix = format!("contended {shape} ");
+        let mops: f64 = text.lines().find_map(|line| {
+            let f: Vec<&str> = line.split('\t').collect();
+            (f.len() > 3 && f[1].starts_with(&prefix) && f[2] == imp).then(|| f[3].parse().ok()).flatten()
+        })?;
+        let ns = 1000.0 / mops;
+        Some(Est { ns, lo: ns, hi: ns })
     }
 
     fn json(&self, relative: &str) -> Option<Value> {
@@ -83,7 +94,8 @@ impl Data {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The workspace root: this crate is `tools/bench-report`.
+    let root = &Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let dir = if let Some(home) = std::env::var_os("CRITERION_HOME") {
         PathBuf::from(home)
     } else if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
@@ -93,14 +105,14 @@ fn main() {
     };
     let data = Data { dir };
     if data.est("uncontended", "acquire_release", OURS).is_none() {
-        eprintln!("bench_chart: no results under {}: run `cargo bench` first", data.dir.display());
+        eprintln!("bench-report: no results under {}: run `cargo bench` first", data.dir.display());
         std::process::exit(1);
     }
 
     let svg = chart(&data);
     let svg_path = root.join("docs/benchmarks.svg");
     std::fs::write(&svg_path, svg).expect("write docs/benchmarks.svg");
-    println!("bench_chart: wrote {}", svg_path.display());
+    println!("bench-report: wrote {}", svg_path.display());
 
     let results = markdown(&data);
     let md_path = root.join("docs/benchmarks.md");
@@ -110,7 +122,7 @@ fn main() {
         (Some(b), Some(e)) if b < e => {
             let doc = format!("{}{begin}{results}{}", &doc[..b], &doc[e..]);
             std::fs::write(&md_path, doc).expect("write docs/benchmarks.md");
-            println!("bench_chart: updated the results section of {}", md_path.display());
+            println!("bench-report: updated the results section of {}", md_path.display());
         }
         _ => print!("{results}"),
     }
@@ -180,8 +192,9 @@ fn markdown(data: &Data) -> String {
     let _ = writeln!(
         md,
         "\n### Contended: T threads on P permits, million pairs per second (higher is better)\n\n\
-         Each thread holds a permit for 20 work units (about 22 ns) and does 60 between. `ours ÷ best peer`: \
-         the throughput ratio, with the range the two 95 % confidence intervals allow.\n"
+         Each shape is `threads t - permits p` with its work units inside/outside the permit as in \
+         `benches/semaphore.rs`; medians of interleaved timed runs. `ours ÷ best peer`: the throughput \
+         ratio.\n"
     );
     let mut header = String::from("| shape |");
     let mut rule = String::from("|---|");
@@ -217,24 +230,6 @@ fn markdown(data: &Data) -> String {
         }
         md.push_str(&row);
     }
-    // The wait-tail run is the fourth shape, with no work between acquires.
-    let _ = writeln!(
-        md,
-        "\nThe `wait_tail` group's criterion figure, 4 threads on 1 permit asking again at once (no \
-         work between), million acquires per second:\n"
-    );
-    let mut row = String::from("| 4t-1p, no work between |");
-    let _ = writeln!(md, "{header}\n{rule}");
-    for imp in IMPLS {
-        match data.est("wait_tail", "4t-1p", imp) {
-            Some(e) => {
-                let _ = write!(row, " {:.2} |", 1000.0 / e.ns);
-            }
-            None => row.push_str(" - |"),
-        }
-    }
-    let _ = writeln!(md, "{row}");
-
     // Handoff.
     let _ = writeln!(
         md,
