@@ -412,7 +412,7 @@ fn table(title: &str, rows: &[&Stored]) -> String {
         let ratio = match (ours, best) {
             (Some(o), Some(b)) if o.value > 0.0 && b.value > 0.0 => {
                 let r = if better == Better::Higher { o.value / b.value } else { b.value / o.value };
-                format!("{r:.2}x")
+                if r >= 0.1 { format!("{r:.2}x") } else { format!("{r:.3}x") }
             }
             _ => "-".into(),
         };

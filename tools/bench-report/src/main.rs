@@ -96,6 +96,7 @@ impl Data {
 fn main() {
     // The workspace root: this crate is `tools/bench-report`.
     let root = &Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = &root.canonicalize().unwrap_or_else(|_| root.clone());
     let dir = if let Some(home) = std::env::var_os("CRITERION_HOME") {
         PathBuf::from(home)
     } else if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
@@ -149,11 +150,6 @@ fn us(v: &Value) -> String {
 
 fn ratio(a: f64, b: f64) -> String {
     format!("{:.2}×", a / b)
-}
-
-/// `a / b` with the range that the two confidence intervals allow.
-fn ratio_range(a: Est, b: Est) -> String {
-    format!("{:.2}× ({:.2}–{:.2})", a.ns / b.ns, a.lo / b.hi, a.hi / b.lo)
 }
 
 fn verdict(met: bool) -> &'static str {
@@ -221,8 +217,9 @@ fn markdown(data: &Data) -> String {
         match (best, data.contended(shape, OURS)) {
             (Some((peer, b)), Some(o)) => {
                 // Throughput ratio: the peer's time over ours.
-                let _ = writeln!(row, " {peer} | {} |", ratio_range(b, o));
-                contended_ratios.push((shape, peer, b.ns / o.ns, b.lo / o.hi, b.hi / o.lo));
+                // Medians of timed runs: no interval to show.
+                let _ = writeln!(row, " {peer} | {:.2}× |", b.ns / o.ns);
+                contended_ratios.push((shape, peer, b.ns / o.ns));
             }
             _ => {
                 let _ = writeln!(row, " - | - |");
@@ -260,7 +257,7 @@ fn markdown(data: &Data) -> String {
             md,
             "\n### Wait tail: {} threads, 1 permit, hold {} work units, {} acquires per thread\n\n\
              Time from calling `acquire` to holding the permit, in µs (lower is better).\n\n\
-             | implementation | p50 | p90 | p99 | p99.9 | max | mean | run (ms) |\n\
+             | implementation | p50 | p90 | p99 | p99.9 | max | mean | M acquires/s |\n\
              |---|---:|---:|---:|---:|---:|---:|---:|",
             json["threads"], json["hold_units"], json["acquires_per_thread"]
         );
@@ -268,14 +265,14 @@ fn markdown(data: &Data) -> String {
             if let Some(r) = data.tail(imp) {
                 let _ = writeln!(
                     md,
-                    "| {imp} | {} | {} | {} | {} | {} | {} | {:.1} |",
+                    "| {imp} | {} | {} | {} | {} | {} | {} | {:.2} |",
                     us(&r["p50_ns"]),
                     us(&r["p90_ns"]),
                     us(&r["p99_ns"]),
                     us(&r["p999_ns"]),
                     us(&r["max_ns"]),
                     us(&r["mean_ns"]),
-                    r["wall_ms"].as_f64().unwrap_or(f64::NAN)
+                    r["rate_per_s"].as_f64().map_or(f64::NAN, |r| r / 1e6)
                 );
             }
         }
@@ -332,10 +329,10 @@ fn markdown(data: &Data) -> String {
             );
         }
     }
-    for (shape, peer, r, lo, hi) in contended_ratios {
+    for (shape, peer, r) in contended_ratios {
         let _ = writeln!(
             md,
-            "| contended {shape} ≥ 1.2× the best peer | {r:.2}× {peer} (interval {lo:.2}–{hi:.2}) | {} |",
+            "| contended {shape} ≥ 1.2× the best peer | {r:.2}× {peer} | {} |",
             verdict(r >= 1.2)
         );
     }
