@@ -176,10 +176,10 @@ pub fn voluntary_switches() -> u64 {
 pub struct TimedRun {
     /// Acquire/release pairs per thread.
     pub per_thread: Vec<u64>,
-    /// From the start barrier to the stop signal.
+    /// From the first worker's start to the last worker's end.
     pub elapsed: Duration,
-    /// Voluntary context switches of the process during the run (spawning and joining included:
-    /// a few, against the hundreds of thousands of acquires of a run).
+    /// Voluntary context switches of the process from before the start barrier to the stop
+    /// signal (the barrier's own wakes included: at most one per thread).
     pub switches: u64,
 }
 
@@ -206,9 +206,13 @@ impl TimedRun {
     }
 }
 
-/// `threads` threads share `gate` for `duration`; each, in a loop, takes a permit, holds it for
-/// `inside` work units and does `outside` units before asking again. Counts every thread's pairs
-/// and the process's voluntary context switches; spawning is outside the timed span.
+/// `threads` threads share `gate` for about `duration`; each, in a loop, takes a permit, holds it
+/// for `inside` work units and does `outside` units before asking again. Counts every thread's
+/// pairs and the process's voluntary context switches while they run.
+///
+/// The span runs from the first worker's start to the last worker's end, as the workers see them:
+/// on a loaded machine the main thread may run long after the start barrier has released the
+/// workers, and a span it measured would miss their first pairs.
 pub fn contend_for<G: Gate>(
     gate: &G,
     threads: usize,
@@ -223,6 +227,7 @@ pub fn contend_for<G: Gate>(
             .map(|_| {
                 s.spawn(|| {
                     barrier.wait();
+                    let start = Instant::now();
                     let mut ops = 0u64;
                     // Relaxed: the flag only ends the loop; the counts go back through `join`.
                     while !stop.load(Ordering::Relaxed) {
@@ -232,18 +237,21 @@ pub fn contend_for<G: Gate>(
                         work(outside);
                         ops += 1;
                     }
-                    ops
+                    (ops, start, Instant::now())
                 })
             })
             .collect();
-        barrier.wait();
         let switches = voluntary_switches();
-        let start = Instant::now();
+        barrier.wait();
         thread::sleep(duration);
         stop.store(true, Ordering::Relaxed);
-        let elapsed = start.elapsed();
-        let per_thread = workers.into_iter().map(|w| w.join().unwrap()).collect();
-        TimedRun { per_thread, elapsed, switches: voluntary_switches() - switches }
+        // Read before joining: a sleeper counted its switch when it went to sleep, and the exits
+        // and the join are no part of the run.
+        let switches = voluntary_switches() - switches;
+        let runs: Vec<(u64, Instant, Instant)> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+        let start = runs.iter().map(|r| r.1).min().unwrap();
+        let end = runs.iter().map(|r| r.2).max().unwrap();
+        TimedRun { per_thread: runs.iter().map(|r| r.0).collect(), elapsed: end - start, switches }
     })
 }
 
