@@ -7,7 +7,12 @@
 //!   `FUTEX_SEM_BENCH_CHILD` set) waits on `ping` and releases `pong`. Every step wakes a
 //!   sleeper in the other process: what the futex path costs across processes.
 //!
-//! Run: `cargo bench --bench process` (about 15 s; Linux and Android only).
+//! Run: `cargo bench --bench process` (about 15 s; Linux and Android only). The POSIX side is
+//! `common::posix`, the same adapter as the threads' `sem_t` peer.
+
+#[cfg(all(not(loom), any(target_os = "linux", target_os = "android")))]
+#[macro_use]
+mod common;
 
 #[cfg(all(not(loom), any(target_os = "linux", target_os = "android")))]
 fn main() {
@@ -21,12 +26,13 @@ fn main() {
 
 #[cfg(all(not(loom), any(target_os = "linux", target_os = "android")))]
 mod linux {
+    use crate::common::report::criterion_ns;
+    use crate::common::{Args, Better, PosixSemaphore, Report, Row};
     use criterion::Criterion;
     use futex_semaphore::ProcessSemaphore;
-    use std::ffi::CString;
     use std::hint::black_box;
     use std::process::{Child, Command};
-    use std::time::Duration;
+    use std::time::{Duration, SystemTime};
 
     /// Set in the child: `<kind> <ping name> <pong name>`.
     const CHILD: &str = "FUTEX_SEM_BENCH_CHILD";
@@ -36,14 +42,32 @@ mod linux {
             child(&spec);
             return;
         }
+        let args = Args::parse();
+        let started = SystemTime::now();
+        let (warm_up, measurement) =
+            args.mode.criterion_times(Duration::from_millis(500), Duration::from_secs(2));
         let mut c = Criterion::default()
-            .warm_up_time(Duration::from_millis(500))
-            .measurement_time(Duration::from_secs(2))
-            .sample_size(30)
+            .warm_up_time(warm_up)
+            .measurement_time(measurement)
+            .sample_size(args.mode.pick(30, 10, 10))
+            .nresamples(10_000)
             .configure_from_args();
         uncontended(&mut c);
         handoff(&mut c);
         c.final_summary();
+        let mut report = Report::new("process", args.mode);
+        // Criterion writes `process/handoff` to the directory `process_handoff`.
+        for (group, scenario, unit, scale) in [
+            ("process_uncontended", "process uncontended acquire+release", "ns", 1.0),
+            ("process_handoff", "process handoff round trip", "us", 1e-3),
+        ] {
+            for (name, peer) in [("ProcessSemaphore", "futex-semaphore"), ("sem_open", "sem_open")] {
+                if let Some(ns) = criterion_ns(group, name, "", started) {
+                    report.add(Row::new(scenario, peer, ns * scale, unit, Better::Lower));
+                }
+            }
+        }
+        report.finish();
     }
 
     fn uncontended(c: &mut Criterion) {
@@ -136,61 +160,6 @@ mod linux {
                 }
             }
             _ => panic!("bad {CHILD}: {spec:?}"),
-        }
-    }
-
-    /// A POSIX named semaphore; the one that created it unlinks it when dropped.
-    struct PosixSemaphore {
-        sem: *mut libc::sem_t,
-        name: CString,
-        owner: bool,
-    }
-
-    impl PosixSemaphore {
-        fn create(name: &str, value: u32) -> PosixSemaphore {
-            let name = CString::new(name).expect("no NUL in the name");
-            // SAFETY: `name` is a NUL-terminated string; with O_CREAT, sem_open takes the mode
-            // and the value as its variadic arguments (as c_uint, after promotion).
-            let sem = unsafe {
-                libc::sem_open(
-                    name.as_ptr(),
-                    libc::O_CREAT | libc::O_EXCL,
-                    0o600 as libc::c_uint,
-                    value as libc::c_uint,
-                )
-            };
-            assert!(sem != libc::SEM_FAILED, "sem_open {name:?}: {}", std::io::Error::last_os_error());
-            PosixSemaphore { sem, name, owner: true }
-        }
-
-        fn open(name: &str) -> PosixSemaphore {
-            let name = CString::new(name).expect("no NUL in the name");
-            // SAFETY: `name` is a NUL-terminated string; without O_CREAT there are no more arguments.
-            let sem = unsafe { libc::sem_open(name.as_ptr(), 0) };
-            assert!(sem != libc::SEM_FAILED, "sem_open {name:?}: {}", std::io::Error::last_os_error());
-            PosixSemaphore { sem, name, owner: false }
-        }
-
-        fn wait(&self) {
-            // SAFETY: `sem` is an open semaphore until `drop`. Retried on EINTR.
-            while unsafe { libc::sem_wait(self.sem) } != 0 {}
-        }
-
-        fn post(&self) {
-            // SAFETY: `sem` is an open semaphore until `drop`.
-            unsafe { libc::sem_post(self.sem) };
-        }
-    }
-
-    impl Drop for PosixSemaphore {
-        fn drop(&mut self) {
-            // SAFETY: `sem` came from sem_open and is closed once, here; `name` is NUL-terminated.
-            unsafe {
-                libc::sem_close(self.sem);
-                if self.owner {
-                    libc::sem_unlink(self.name.as_ptr());
-                }
-            }
         }
     }
 }

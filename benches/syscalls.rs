@@ -12,12 +12,14 @@
 //!
 //! The `harness` row runs the same scenario through a gate that does nothing: the calls that
 //! spawning, the start barrier and joining make by themselves. Without strace it prints
-//! `SKIPPED` and succeeds. Results go to stdout and `target/criterion/syscalls/futex.{json,csv}`.
+//! `SKIPPED` and succeeds. Results go to stdout, the summary, and
+//! `target/criterion/syscalls/futex.{json,csv}`. `FUTEX_SEMAPHORE_BENCH_QUICK=1`: one plain run
+//! per row instead of three, and runs 10 times smaller.
 
 #[macro_use]
 mod common;
 
-use common::{Floor, Gate};
+use common::{Args, Better, Floor, Gate, Mode, Report};
 use std::fmt::Write as _;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -47,14 +49,20 @@ impl Gate for Harness {
     fn release(&self) {}
 }
 
-/// Acquire/release pairs (or round trips) that `scenario` makes.
-fn operations(scenario: &str) -> u64 {
+/// Acquire/release pairs (or round trips) that `scenario` makes, `scale` times smaller.
+fn operations(scenario: &str, scale: u64) -> u64 {
     match scenario {
-        "uncontended" => UNCONTENDED_PAIRS,
-        "contended" => CONTENDED_PAIRS_PER_THREAD * CONTENDED_THREADS as u64,
-        "handoff" | "handoff-1cpu" => HANDOFF_ROUND_TRIPS,
+        "uncontended" => UNCONTENDED_PAIRS / scale,
+        "contended" => CONTENDED_PAIRS_PER_THREAD / scale * CONTENDED_THREADS as u64,
+        "handoff" | "handoff-1cpu" => HANDOFF_ROUND_TRIPS / scale,
         _ => panic!("unknown scenario {scenario:?}"),
     }
+}
+
+/// How much smaller than the real run the children run: 10 in quick mode (the children inherit
+/// the environment variable).
+fn child_scale() -> u64 {
+    if std::env::var(common::report::QUICK_VAR).is_ok_and(|v| !v.is_empty() && v != "0") { 10 } else { 1 }
 }
 
 /// Runs `scenario` over `G`, `scale` times smaller than the real run; returns its time.
@@ -68,11 +76,15 @@ fn run<G: Gate>(scenario: &str, scale: u64) -> Duration {
             }
             start.elapsed()
         }
-        "contended" => {
-            common::contend(&G::new(CONTENDED_PERMITS), CONTENDED_THREADS, CONTENDED_PAIRS_PER_THREAD / scale)
+        "contended" => common::workloads::contend(
+            &G::new(CONTENDED_PERMITS),
+            CONTENDED_THREADS,
+            CONTENDED_PAIRS_PER_THREAD / scale,
+        ),
+        "handoff" => common::workloads::handoff(&G::new(0), &G::new(0), HANDOFF_ROUND_TRIPS / scale, false),
+        "handoff-1cpu" => {
+            common::workloads::handoff(&G::new(0), &G::new(0), HANDOFF_ROUND_TRIPS / scale, true)
         }
-        "handoff" => common::handoff(&G::new(0), &G::new(0), HANDOFF_ROUND_TRIPS / scale, false),
-        "handoff-1cpu" => common::handoff(&G::new(0), &G::new(0), HANDOFF_ROUND_TRIPS / scale, true),
         _ => panic!("unknown scenario {scenario:?}"),
     }
 }
@@ -117,16 +129,17 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(at) = args.iter().position(|a| a == "--child") {
         let (name, scenario) = (&args[at + 1], &args[at + 2]);
-        println!("{}", run_named(name, scenario, 1).as_nanos());
+        println!("{}", run_named(name, scenario, child_scale()).as_nanos());
         return;
     }
+    let parsed = Args::parse();
     // `cargo bench -- FILTER` passes the filter to every benchmark: run only if it matches.
     if let Some(filter) = args.iter().find(|a| !a.starts_with('-')) {
         if !"syscalls".contains(filter.as_str()) && !filter.contains("syscalls") {
             return;
         }
     }
-    if !args.iter().any(|a| a == "--bench") {
+    if parsed.mode == Mode::Smoke {
         // `cargo test --benches`: a quick run of every workload, no strace.
         for scenario in SCENARIOS {
             for name in names(scenario) {
@@ -153,8 +166,9 @@ fn main() {
                 cmd.args(["--child", name, scenario]);
                 cmd
             };
-            // The time: the median of three plain runs.
-            let mut times: Vec<u64> = (0..3)
+            // The time: the median of three plain runs (one in quick mode).
+            let plain_runs = parsed.mode.pick(3, 1, 1);
+            let mut times: Vec<u64> = (0..plain_runs)
                 .map(|_| {
                     let timed = child().output().expect("run the child");
                     assert!(timed.status.success(), "{name} {scenario}: the child failed");
@@ -162,7 +176,7 @@ fn main() {
                 })
                 .collect();
             times.sort_unstable();
-            let nanos = times[1];
+            let nanos = times[times.len() / 2];
             let traced = Command::new("strace")
                 .args(["-f", "-c", "-e", "trace=futex", "-o"])
                 .arg(&trace)
@@ -176,7 +190,7 @@ fn main() {
             let row = Row {
                 scenario,
                 name,
-                ops: operations(scenario),
+                ops: operations(scenario, child_scale()),
                 time: Duration::from_nanos(nanos),
                 calls,
                 errors,
@@ -187,6 +201,18 @@ fn main() {
     }
     let _ = std::fs::remove_file(&trace);
     report(&rows, &out_dir);
+    let mut summary = Report::new("syscalls", parsed.mode);
+    for r in rows.iter().filter(|r| r.name != Harness::NAME) {
+        let scenario = match r.scenario {
+            "contended" => {
+                format!("futex calls per 1000 ops, contended {CONTENDED_THREADS}t-{CONTENDED_PERMITS}p")
+            }
+            other => format!("futex calls per 1000 ops, {other}"),
+        };
+        let per_1000 = r.calls as f64 * 1000.0 / r.ops as f64;
+        summary.add(common::Row::new(scenario, r.name, per_1000, "calls", Better::Lower));
+    }
+    summary.finish();
 }
 
 /// The `calls` and `errors` columns of the `futex` line of an `strace -c` summary; an empty
@@ -237,15 +263,20 @@ fn report(rows: &[Row], out_dir: &std::path::Path) {
             r.calls,
             r.errors
         );
-        json.push(serde_json::json!({
-            "scenario": r.scenario, "name": r.name, "ops": r.ops, "time_ns": r.time.as_nanos() as u64,
-            "ns_per_op": per_op, "futex_calls": r.calls, "futex_errors": r.errors,
-        }));
+        json.push(format!(
+            "  {{\"scenario\": \"{}\", \"name\": \"{}\", \"ops\": {}, \"time_ns\": {}, \"ns_per_op\": {per_op:.2}, \
+             \"futex_calls\": {}, \"futex_errors\": {}}}",
+            r.scenario,
+            r.name,
+            r.ops,
+            r.time.as_nanos(),
+            r.calls,
+            r.errors
+        ));
     }
     println!("{table}");
-    let written = std::fs::write(out_dir.join("futex.csv"), csv).and_then(|()| {
-        std::fs::write(out_dir.join("futex.json"), format!("{:#}\n", serde_json::Value::Array(json)))
-    });
+    let written = std::fs::write(out_dir.join("futex.csv"), csv)
+        .and_then(|()| std::fs::write(out_dir.join("futex.json"), format!("[\n{}\n]\n", json.join(",\n"))));
     match written {
         Ok(()) => println!("syscalls: wrote {}/futex.{{json,csv}}", out_dir.display()),
         Err(e) => eprintln!("syscalls: could not write to {}: {e}", out_dir.display()),

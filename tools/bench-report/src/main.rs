@@ -1,13 +1,15 @@
 //! Turns the output of `cargo bench` into `docs/benchmarks.svg` and the results section of
-//! `docs/benchmarks.md`.
+//! `docs/benchmarks.md`. Maintainer tooling: a workspace member, not part of the published crate.
 //!
 //! ```text
-//! cargo bench                                 # writes target/criterion/
-//! cargo run --release --example bench_chart   # reads it, writes docs/benchmarks.{svg,md}
+//! cargo bench                              # writes target/criterion/
+//! cargo run --release -p bench-report      # reads it, writes docs/benchmarks.{svg,md}
 //! ```
 //!
 //! It reads criterion's `target/criterion/<group>/<function>/<implementation>/new/estimates.json`
-//! (the slope estimate, else the mean), `target/criterion/wait_tail/latency.json` and
+//! (the slope estimate, else the mean), the contended throughput from
+//! `target/criterion/summary.tsv` (the summary table every bench target records, see
+//! `benches/common/report.rs`), `target/criterion/wait_tail/latency.json` and
 //! `target/criterion/syscalls/futex.json` (written by `benches/semaphore.rs` and
 //! `benches/syscalls.rs`). The chart shows every implementation's cost relative to
 //! futex-semaphore, per scenario, on a log scale. The Markdown (tables, ratios and the verdict on
@@ -25,7 +27,7 @@ const IMPLS: [&str; 6] = ["futex-semaphore", "std", "parking_lot", "sem_t", "tok
 const OURS: &str = "futex-semaphore";
 const FLOOR: &str = "floor";
 const PEERS: [&str; 5] = ["std", "parking_lot", "sem_t", "tokio", "async-lock"];
-const SHAPES: [&str; 3] = ["2t-1p", "8t-2p", "32t-4p"];
+const SHAPES: [&str; 4] = ["2t-1p", "8t-2p", "32t-4p", "64t-8p"];
 
 /// A criterion estimate in nanoseconds, with its 95 % confidence interval.
 #[derive(Clone, Copy)]
@@ -59,9 +61,18 @@ impl Data {
         })
     }
 
-    /// Nanoseconds per acquire/release pair in a contended shape such as `8t-2p`.
+    /// Nanoseconds per acquire/release pair in a contended shape such as `8t-2p`: the median
+    /// throughput of the timed runs, from the summary file (no interval: `lo` and `hi` are the
+    /// point).
     fn contended(&self, shape: &str, imp: &str) -> Option<Est> {
-        self.est("contended", shape, imp)
+        let text = std::fs::read_to_string(self.dir.join("summary.tsv")).ok()?;
+        let prefix = format!("contended {shape} ");
+        let mops: f64 = text.lines().find_map(|line| {
+            let f: Vec<&str> = line.split('\t').collect();
+            (f.len() > 3 && f[1].starts_with(&prefix) && f[2] == imp).then(|| f[3].parse().ok()).flatten()
+        })?;
+        let ns = 1000.0 / mops;
+        Some(Est { ns, lo: ns, hi: ns })
     }
 
     fn json(&self, relative: &str) -> Option<Value> {
@@ -83,7 +94,9 @@ impl Data {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The workspace root: this crate is `tools/bench-report`.
+    let root = &Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = &root.canonicalize().unwrap_or_else(|_| root.clone());
     let dir = if let Some(home) = std::env::var_os("CRITERION_HOME") {
         PathBuf::from(home)
     } else if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
@@ -93,14 +106,14 @@ fn main() {
     };
     let data = Data { dir };
     if data.est("uncontended", "acquire_release", OURS).is_none() {
-        eprintln!("bench_chart: no results under {}: run `cargo bench` first", data.dir.display());
+        eprintln!("bench-report: no results under {}: run `cargo bench` first", data.dir.display());
         std::process::exit(1);
     }
 
     let svg = chart(&data);
     let svg_path = root.join("docs/benchmarks.svg");
     std::fs::write(&svg_path, svg).expect("write docs/benchmarks.svg");
-    println!("bench_chart: wrote {}", svg_path.display());
+    println!("bench-report: wrote {}", svg_path.display());
 
     let results = markdown(&data);
     let md_path = root.join("docs/benchmarks.md");
@@ -110,7 +123,7 @@ fn main() {
         (Some(b), Some(e)) if b < e => {
             let doc = format!("{}{begin}{results}{}", &doc[..b], &doc[e..]);
             std::fs::write(&md_path, doc).expect("write docs/benchmarks.md");
-            println!("bench_chart: updated the results section of {}", md_path.display());
+            println!("bench-report: updated the results section of {}", md_path.display());
         }
         _ => print!("{results}"),
     }
@@ -137,11 +150,6 @@ fn us(v: &Value) -> String {
 
 fn ratio(a: f64, b: f64) -> String {
     format!("{:.2}×", a / b)
-}
-
-/// `a / b` with the range that the two confidence intervals allow.
-fn ratio_range(a: Est, b: Est) -> String {
-    format!("{:.2}× ({:.2}–{:.2})", a.ns / b.ns, a.lo / b.hi, a.hi / b.lo)
 }
 
 fn verdict(met: bool) -> &'static str {
@@ -180,8 +188,9 @@ fn markdown(data: &Data) -> String {
     let _ = writeln!(
         md,
         "\n### Contended: T threads on P permits, million pairs per second (higher is better)\n\n\
-         Each thread holds a permit for 20 work units (about 22 ns) and does 60 between. `ours ÷ best peer`: \
-         the throughput ratio, with the range the two 95 % confidence intervals allow.\n"
+         Each shape is `threads t - permits p` with its work units inside/outside the permit as in \
+         `benches/semaphore.rs`; medians of interleaved timed runs. `ours ÷ best peer`: the throughput \
+         ratio.\n"
     );
     let mut header = String::from("| shape |");
     let mut rule = String::from("|---|");
@@ -208,8 +217,9 @@ fn markdown(data: &Data) -> String {
         match (best, data.contended(shape, OURS)) {
             (Some((peer, b)), Some(o)) => {
                 // Throughput ratio: the peer's time over ours.
-                let _ = writeln!(row, " {peer} | {} |", ratio_range(b, o));
-                contended_ratios.push((shape, peer, b.ns / o.ns, b.lo / o.hi, b.hi / o.lo));
+                // Medians of timed runs: no interval to show.
+                let _ = writeln!(row, " {peer} | {:.2}× |", b.ns / o.ns);
+                contended_ratios.push((shape, peer, b.ns / o.ns));
             }
             _ => {
                 let _ = writeln!(row, " - | - |");
@@ -217,24 +227,6 @@ fn markdown(data: &Data) -> String {
         }
         md.push_str(&row);
     }
-    // The wait-tail run is the fourth shape, with no work between acquires.
-    let _ = writeln!(
-        md,
-        "\nThe `wait_tail` group's criterion figure, 4 threads on 1 permit asking again at once (no \
-         work between), million acquires per second:\n"
-    );
-    let mut row = String::from("| 4t-1p, no work between |");
-    let _ = writeln!(md, "{header}\n{rule}");
-    for imp in IMPLS {
-        match data.est("wait_tail", "4t-1p", imp) {
-            Some(e) => {
-                let _ = write!(row, " {:.2} |", 1000.0 / e.ns);
-            }
-            None => row.push_str(" - |"),
-        }
-    }
-    let _ = writeln!(md, "{row}");
-
     // Handoff.
     let _ = writeln!(
         md,
@@ -265,7 +257,7 @@ fn markdown(data: &Data) -> String {
             md,
             "\n### Wait tail: {} threads, 1 permit, hold {} work units, {} acquires per thread\n\n\
              Time from calling `acquire` to holding the permit, in µs (lower is better).\n\n\
-             | implementation | p50 | p90 | p99 | p99.9 | max | mean | run (ms) |\n\
+             | implementation | p50 | p90 | p99 | p99.9 | max | mean | M acquires/s |\n\
              |---|---:|---:|---:|---:|---:|---:|---:|",
             json["threads"], json["hold_units"], json["acquires_per_thread"]
         );
@@ -273,14 +265,14 @@ fn markdown(data: &Data) -> String {
             if let Some(r) = data.tail(imp) {
                 let _ = writeln!(
                     md,
-                    "| {imp} | {} | {} | {} | {} | {} | {} | {:.1} |",
+                    "| {imp} | {} | {} | {} | {} | {} | {} | {:.2} |",
                     us(&r["p50_ns"]),
                     us(&r["p90_ns"]),
                     us(&r["p99_ns"]),
                     us(&r["p999_ns"]),
                     us(&r["max_ns"]),
                     us(&r["mean_ns"]),
-                    r["wall_ms"].as_f64().unwrap_or(f64::NAN)
+                    r["rate_per_s"].as_f64().map_or(f64::NAN, |r| r / 1e6)
                 );
             }
         }
@@ -337,10 +329,10 @@ fn markdown(data: &Data) -> String {
             );
         }
     }
-    for (shape, peer, r, lo, hi) in contended_ratios {
+    for (shape, peer, r) in contended_ratios {
         let _ = writeln!(
             md,
-            "| contended {shape} ≥ 1.2× the best peer | {r:.2}× {peer} (interval {lo:.2}–{hi:.2}) | {} |",
+            "| contended {shape} ≥ 1.2× the best peer | {r:.2}× {peer} | {} |",
             verdict(r >= 1.2)
         );
     }
