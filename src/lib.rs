@@ -34,6 +34,7 @@ mod process;
 #[path = "process/protocol.rs"]
 pub mod process_protocol;
 mod raw;
+mod request;
 mod semaphore;
 mod sync;
 

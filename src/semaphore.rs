@@ -4,7 +4,7 @@
 //! into the engine's `Option<Instant>`, and wraps taken permits in RAII guards. It adds nothing to
 //! the fast path but a comparison the compiler folds away for `acquire()`.
 
-use crate::raw::{Failure, MAX_PERMITS, RawSemaphore};
+use crate::raw::{MAX_PERMITS, RawSemaphore};
 use crate::{Acquire, AcquireError, AcquireOwned, OwnedPermit, Permit, TryAcquireError};
 use std::fmt;
 use std::sync::Arc;
@@ -407,7 +407,7 @@ impl Semaphore {
     #[inline]
     #[track_caller]
     pub fn acquire_many_async(&self, n: u32) -> Acquire<'_> {
-        check_request(n);
+        crate::request::check(n, "Semaphore");
         Acquire::new(self, n)
     }
 
@@ -461,7 +461,7 @@ impl Semaphore {
     #[inline]
     #[track_caller]
     pub fn acquire_many_owned_async(self: Arc<Self>, n: u32) -> AcquireOwned {
-        check_request(n);
+        crate::request::check(n, "Semaphore");
         AcquireOwned::new(self, n)
     }
 
@@ -620,12 +620,19 @@ impl Semaphore {
         self.raw.is_closed()
     }
 
+    /// Threads and tasks queued to wait now. For tests and diagnostics only: not part of the
+    /// API, and it takes the queue's lock.
+    #[doc(hidden)]
+    pub fn queued_waiters(&self) -> usize {
+        self.raw.waiters() as usize
+    }
+
     // The raw acquires, shared with `BoundedSemaphore`: they take the permits without a guard.
 
     #[inline]
     #[track_caller]
     pub(crate) fn acquire_raw(&self, n: u32) -> Result<(), AcquireError> {
-        check_request(n);
+        crate::request::check(n, "Semaphore");
         if n == 0 {
             return if self.is_closed() { Err(AcquireError) } else { Ok(()) };
         }
@@ -635,25 +642,25 @@ impl Semaphore {
     #[inline]
     #[track_caller]
     pub(crate) fn try_acquire_raw(&self, n: u32) -> Result<(), TryAcquireError> {
-        check_request(n);
+        crate::request::check(n, "Semaphore");
         if n == 0 {
             return if self.is_closed() { Err(TryAcquireError::Closed) } else { Ok(()) };
         }
-        self.raw.try_acquire(n).map_err(try_error)
+        self.raw.try_acquire(n)
     }
 
     #[track_caller]
     pub(crate) fn try_acquire_until_raw(&self, n: u32, deadline: Instant) -> Result<(), TryAcquireError> {
-        check_request(n);
+        crate::request::check(n, "Semaphore");
         if n == 0 {
             return self.try_acquire_raw(0);
         }
-        self.raw.acquire(n, Some(deadline)).map_err(try_error)
+        self.raw.acquire(n, Some(deadline))
     }
 
     #[track_caller]
     pub(crate) fn try_acquire_for_raw(&self, n: u32, timeout: Duration) -> Result<(), TryAcquireError> {
-        match Instant::now().checked_add(timeout) {
+        match crate::request::deadline(timeout) {
             Some(deadline) => self.try_acquire_until_raw(n, deadline),
             None => self.acquire_raw(n).map_err(TryAcquireError::from),
         }
@@ -667,29 +674,5 @@ impl fmt::Debug for Semaphore {
             .field("waiters", &self.raw.waiters())
             .field("closed", &self.is_closed())
             .finish()
-    }
-}
-
-#[inline]
-#[track_caller]
-fn check_request(n: u32) {
-    if n as usize > Semaphore::MAX_PERMITS {
-        request_too_large(n);
-    }
-}
-
-#[cold]
-#[track_caller]
-fn request_too_large(n: u32) -> ! {
-    panic!(
-        "futex-semaphore: a request for {n} permits is more than Semaphore::MAX_PERMITS ({}) and could never be granted",
-        Semaphore::MAX_PERMITS
-    )
-}
-
-fn try_error(failure: Failure) -> TryAcquireError {
-    match failure {
-        Failure::Closed => TryAcquireError::Closed,
-        Failure::NoPermits => TryAcquireError::NoPermits,
     }
 }

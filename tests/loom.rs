@@ -316,7 +316,7 @@ fn handoff_owner_timing_out_clears_the_handoff() {
     });
 }
 
-// ---- Async waiters: tasks in the waker list beside threads on the futex words. ----------------
+// ---- Async waiters: tasks in the queue beside threads. ------------------------------------------
 //
 // A task is a loom thread running `loom::future::block_on`, which parks the thread until the
 // task's waker is called: a notification that never comes leaves it parked, and loom reports the
@@ -332,9 +332,9 @@ where
     std::pin::Pin::new(fut).poll(&mut cx).is_ready()
 }
 
-/// Whether the semaphore's `Debug` output reports no registered waiter.
+/// Whether no waiter is queued.
 fn no_waiters(sem: &Semaphore) -> bool {
-    format!("{sem:?}").contains("waiters: 0,")
+    sem.queued_waiters() == 0
 }
 
 /// A task and a thread wait for one permit, which each gives back when done: both finish.
@@ -531,7 +531,7 @@ fn async_acquire_many_and_single_waiters_both_finish() {
 
 /// Waits until `n` waiters are queued (a spin loop loom can schedule).
 fn wait_for_waiters(sem: &Semaphore, n: usize) {
-    while !format!("{sem:?}").contains(&format!("waiters: {n},")) {
+    while sem.queued_waiters() != n {
         thread::yield_now();
     }
 }

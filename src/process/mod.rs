@@ -238,7 +238,7 @@ impl ProcessSemaphore {
     #[inline]
     #[track_caller]
     pub fn acquire_many(&self, n: u32) -> Result<ProcessPermit<'_>, AcquireError> {
-        check_request(n);
+        crate::request::check(n, "ProcessSemaphore");
         if n == 0 {
             return if self.is_closed() { Err(AcquireError) } else { Ok(self.empty_permit()) };
         }
@@ -287,13 +287,13 @@ impl ProcessSemaphore {
     #[inline]
     #[track_caller]
     pub fn try_acquire_many(&self, n: u32) -> Result<ProcessPermit<'_>, TryAcquireError> {
-        check_request(n);
+        crate::request::check(n, "ProcessSemaphore");
         if n == 0 {
             return if self.is_closed() { Err(TryAcquireError::Closed) } else { Ok(self.empty_permit()) };
         }
         let me = self.holder();
         let region = self.region();
-        region.take(me.slot, n).map_err(try_error)?;
+        region.take(me.slot, n)?;
         Ok(ProcessPermit::new(self, n, me))
     }
 
@@ -365,7 +365,7 @@ impl ProcessSemaphore {
         n: u32,
         timeout: Duration,
     ) -> Result<ProcessPermit<'_>, TryAcquireError> {
-        match Instant::now().checked_add(timeout) {
+        match crate::request::deadline(timeout) {
             Some(deadline) => self.try_acquire_many_until(n, deadline),
             None => self.acquire_many(n).map_err(TryAcquireError::from),
         }
@@ -396,13 +396,13 @@ impl ProcessSemaphore {
         n: u32,
         deadline: Instant,
     ) -> Result<ProcessPermit<'_>, TryAcquireError> {
-        check_request(n);
+        crate::request::check(n, "ProcessSemaphore");
         if n == 0 {
             return self.try_acquire_many(0);
         }
         match self.acquire_raw(n, Some(deadline)) {
             Ok(me) => Ok(ProcessPermit::new(self, n, me)),
-            Err(failure) => Err(try_error(failure)),
+            Err(refused) => Err(refused),
         }
     }
 
@@ -613,29 +613,5 @@ impl fmt::Debug for ProcessSemaphore {
             .field("state", &format_args!("{:#018x}", self.region().state.word()))
             .field("closed", &self.is_closed())
             .finish()
-    }
-}
-
-#[inline]
-#[track_caller]
-fn check_request(n: u32) {
-    if n as usize > ProcessSemaphore::MAX_PERMITS {
-        request_too_large(n);
-    }
-}
-
-#[cold]
-#[track_caller]
-fn request_too_large(n: u32) -> ! {
-    panic!(
-        "futex-semaphore: a request for {n} permits is more than ProcessSemaphore::MAX_PERMITS ({}) and could never be granted",
-        ProcessSemaphore::MAX_PERMITS
-    )
-}
-
-fn try_error(refused: Refused) -> TryAcquireError {
-    match refused {
-        Refused::Closed => TryAcquireError::Closed,
-        Refused::NoPermits => TryAcquireError::NoPermits,
     }
 }

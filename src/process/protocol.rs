@@ -136,14 +136,8 @@ const fn applied(h: u64, a: u64) -> u64 {
     held_word(c, seq(a))
 }
 
-/// Why a take failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
-    /// The semaphore is closed.
-    Closed,
-    /// Fewer permits are available than asked for.
-    NoPermits,
-}
+/// Why a take failed: closed, or fewer permits than asked for.
+pub type Refused = crate::TryAcquireError;
 
 /// Where the lanes are, for helpers: the holder table.
 pub trait Lanes {

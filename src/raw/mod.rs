@@ -28,6 +28,7 @@ pub(crate) mod queue;
 pub(crate) mod state;
 pub(crate) mod task;
 
+use crate::TryAcquireError;
 use crate::sync::{
     Arc, AtomicU64, Backoff, Futex, OnceBox, Park, Private, SPIN_ROUNDS, WaitOutcome, YIELD_ROUNDS,
 };
@@ -37,14 +38,6 @@ use state::*;
 use std::time::Instant;
 
 pub(crate) use state::MAX_PERMITS;
-
-/// Why a blocking acquire failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Failure {
-    Closed,
-    /// No permits now (a try), or none before the deadline (a timed acquire).
-    NoPermits,
-}
 
 /// The engine.
 pub(crate) struct RawSemaphore {
@@ -77,28 +70,28 @@ impl RawSemaphore {
     /// A non-blocking acquire: fails only when the permits are not there for it (or it is
     /// closed), not because another thread changed the state at the same moment.
     #[inline]
-    pub(crate) fn try_acquire(&self, n: u32) -> Result<(), Failure> {
+    pub(crate) fn try_acquire(&self, n: u32) -> Result<(), TryAcquireError> {
         if self.try_take(n) { Ok(()) } else { self.try_acquire_slow(n) }
     }
 
     #[cold]
-    fn try_acquire_slow(&self, n: u32) -> Result<(), Failure> {
+    fn try_acquire_slow(&self, n: u32) -> Result<(), TryAcquireError> {
         let n = u64::from(n);
         let mut s = self.state.load(Relaxed);
         loop {
             if is_closed(s) {
-                return Err(Failure::Closed);
+                return Err(TryAcquireError::Closed);
             }
             if is_reserved(s) {
                 // Only the lock knows how many permits the reservation holds back.
                 return match self.lock().take(None, n) {
                     Take::Taken => Ok(()),
-                    Take::Closed => Err(Failure::Closed),
-                    Take::Short { .. } => Err(Failure::NoPermits),
+                    Take::Closed => Err(TryAcquireError::Closed),
+                    Take::Short { .. } => Err(TryAcquireError::NoPermits),
                 };
             }
             if permits(s) < n {
-                return Err(Failure::NoPermits);
+                return Err(TryAcquireError::NoPermits);
             }
             // Acquire: pairs with the Release RMW of the release that gave these permits back.
             match self.state.compare_exchange_weak(s, s - n, Acquire, Relaxed) {
@@ -110,12 +103,12 @@ impl RawSemaphore {
 
     /// A blocking acquire of `n` permits, until `deadline` if there is one.
     #[inline]
-    pub(crate) fn acquire(&self, n: u32, deadline: Option<Instant>) -> Result<(), Failure> {
+    pub(crate) fn acquire(&self, n: u32, deadline: Option<Instant>) -> Result<(), TryAcquireError> {
         if self.try_take(n) { Ok(()) } else { self.acquire_slow(n, deadline) }
     }
 
     #[cold]
-    fn acquire_slow(&self, n: u32, deadline: Option<Instant>) -> Result<(), Failure> {
+    fn acquire_slow(&self, n: u32, deadline: Option<Instant>) -> Result<(), TryAcquireError> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return self.try_acquire_slow(n);
         }
@@ -129,13 +122,13 @@ impl RawSemaphore {
     /// [`YIELD_ROUNDS`], while no reservation holds. Returns `None` when it is time to queue.
     /// Queued waiters do not stop it: a permit that comes back within the spin saves this thread
     /// a sleep and a wake, and the reservation bounds what that barging costs the queue.
-    fn spin(&self, n: u64) -> Option<Result<(), Failure>> {
+    fn spin(&self, n: u64) -> Option<Result<(), TryAcquireError>> {
         let backoff = Backoff::new();
         let mut rounds = 0;
         loop {
             let s = self.state.load(Relaxed);
             if is_closed(s) {
-                return Some(Err(Failure::Closed));
+                return Some(Err(TryAcquireError::Closed));
             }
             if can_take(s, n) {
                 // Acquire: pairs with the Release RMW of the release that gave these permits back.
@@ -159,7 +152,7 @@ impl RawSemaphore {
 
     /// Queues, sleeps and re-checks until `n` permits are taken, the deadline passes or the
     /// semaphore closes.
-    fn wait(&self, n: u64, deadline: Option<Instant>) -> Result<(), Failure> {
+    fn wait(&self, n: u64, deadline: Option<Instant>) -> Result<(), TryAcquireError> {
         let word = Arc::new(Futex::new());
         let mut me = None;
         let mut locked = self.lock();
@@ -169,7 +162,7 @@ impl RawSemaphore {
             let seen = word.load(Acquire);
             let held_back_until = match locked.take_or_queue(&mut me, n, || Wake::Thread(Arc::clone(&word))) {
                 Take::Taken => return Ok(()),
-                Take::Closed => return Err(Failure::Closed),
+                Take::Closed => return Err(TryAcquireError::Closed),
                 Take::Short { held_back_until } => held_back_until,
             };
             drop(locked);
@@ -187,10 +180,10 @@ impl RawSemaphore {
                 // The deadline passed: take the permits if they came after all, or leave.
                 return match locked.take(me, n) {
                     Take::Taken => Ok(()),
-                    Take::Closed => Err(Failure::Closed),
+                    Take::Closed => Err(TryAcquireError::Closed),
                     Take::Short { .. } => {
                         locked.leave(&mut me);
-                        Err(Failure::NoPermits)
+                        Err(TryAcquireError::NoPermits)
                     }
                 };
             }

@@ -81,6 +81,8 @@ struct Entry {
     passed: u32,
     /// Woken and not yet run (invariant 2).
     notified: bool,
+    /// Its reservation was served: its permits are taken out of the state and are its own.
+    granted: bool,
     wake: Wake,
 }
 
@@ -117,7 +119,8 @@ pub(crate) enum Take {
     /// The semaphore is closed (and the waiter, if queued, has left the queue).
     Closed,
     /// Not enough permits for this waiter. `held_back_until` is the end of the reservation when
-    /// only the reservation stands in the way: the permits are there, but another waiter needs them.
+    /// only the reservation stands in the way (the permits are there, but another waiter needs
+    /// them) and this waiter is the one to see it out: its watcher (invariant 5).
     Short { held_back_until: Option<Instant> },
 }
 
@@ -155,6 +158,11 @@ impl Locked<'_> {
     pub(crate) fn take(&mut self, me: Option<Id>, n: u64) -> Take {
         if let Some(id) = me {
             self.unmark(id);
+            let inner = self.inner();
+            if inner.index(id).is_some_and(|i| inner.entries[i].granted) {
+                inner.remove(id); // served by a walk (even if closed since: it was first)
+                return Take::Taken;
+            }
         }
         let state = self.state;
         loop {
@@ -178,7 +186,12 @@ impl Locked<'_> {
                 };
                 if held_back_until.is_some() && me.is_some() && inner.watcher.is_none() {
                     inner.watcher = me; // invariant 5
+                } else if held_back_until.is_none() && me.is_some() && inner.watcher == me {
+                    inner.watcher = None; // not held back after all: a later walk picks another
                 }
+                // Only the watcher sees the reservation out; the others it holds back sleep until
+                // a walk wakes them, as any waiter does.
+                let held_back_until = held_back_until.filter(|_| me.is_some() && inner.watcher == me);
                 return Take::Short { held_back_until };
             }
             let mut new = s - n;
@@ -221,6 +234,7 @@ impl Locked<'_> {
             lapse: FIRST_LAPSE,
             passed: 0,
             notified: false,
+            granted: false,
             wake: wake(),
         });
         *me = Some(id);
@@ -240,7 +254,14 @@ impl Locked<'_> {
     /// and its reservation, if it owned one, pass to others in this section's walk.
     pub(crate) fn leave(&mut self, me: &mut Option<Id>) {
         if let Some(id) = me.take() {
-            self.inner().remove(id);
+            let inner = self.inner();
+            let granted = inner.index(id).filter(|&i| inner.entries[i].granted).map(|i| inner.entries[i].n);
+            inner.remove(id);
+            if let Some(n) = granted {
+                // Served, but gone before it knew: its permits go back (this section's walk
+                // passes them on). Release: as for any release.
+                self.state.fetch_add(n, Release);
+            }
         }
     }
 
@@ -314,28 +335,50 @@ impl Locked<'_> {
         let s = state.load(Relaxed);
         let Locked { inner, wakes, .. } = self;
         let inner: &mut Inner = inner.as_mut().expect("the lock is held until drop");
-        let Some(head) = inner.entries.front_mut() else { return };
+        if inner.entries.is_empty() {
+            return;
+        }
         if is_closed(s) {
             for i in 0..inner.entries.len() {
                 inner.notify(i, wakes);
             }
             return;
         }
-        if inner.reservation.is_none() && !head.starving(now) {
-            head.passed = head.passed.saturating_add(1);
-        } else if inner.reservation.is_none() {
-            inner.reservation = Some(Reservation { owner: head.id, n: head.n, until: now + head.lapse });
-            head.lapse = head.lapse.saturating_mul(2).min(MAX_LAPSE);
-            state.fetch_or(RESERVED, Relaxed);
+        // The head: the oldest entry not yet served (a granted one waits only to run).
+        if let Some(head) =
+            inner.entries.iter_mut().find(|e| !e.granted).filter(|_| inner.reservation.is_none())
+        {
+            if !head.starving(now) {
+                head.passed = head.passed.saturating_add(1);
+            } else {
+                inner.reservation = Some(Reservation { owner: head.id, n: head.n, until: now + head.lapse });
+                head.lapse = head.lapse.saturating_mul(2).min(MAX_LAPSE);
+                state.fetch_or(RESERVED, Relaxed);
+            }
         }
         let mut budget = permits(s).saturating_sub(inner.inflight);
         if let Some(&Reservation { owner, n, .. }) = inner.reservation.as_ref() {
-            let owner = inner.index(owner).expect("the owner is queued (invariant 3)");
-            if !inner.entries[owner].notified {
-                if budget >= n {
-                    inner.notify(owner, wakes);
+            let i = inner.index(owner).expect("the owner is queued (invariant 3)");
+            if permits(s) >= n {
+                // Serve it directly: its permits leave the state in the CAS that ends the
+                // reservation, so they never sit reserved while it is on its way.
+                let mut s = s;
+                // Acquire: pairs with the Release RMW of the release that gave these permits back.
+                while let Err(actual) = state.compare_exchange(s, (s - n) & !RESERVED, Acquire, Relaxed) {
+                    s = actual;
+                    if permits(s) < n {
+                        break;
+                    }
                 }
-                budget = budget.saturating_sub(n);
+                if permits(s) >= n {
+                    inner.end_reservation();
+                    inner.grant(i, wakes);
+                    budget = (permits(s) - n).saturating_sub(inner.inflight);
+                } else {
+                    budget = 0;
+                }
+            } else {
+                budget = 0; // everything free is the owner's
             }
         }
         for i in 0..inner.entries.len() {
@@ -353,7 +396,13 @@ impl Locked<'_> {
         {
             // Invariant 5: wake one waiter the reservation holds back, to see it out.
             let (owner, free) = (r.owner, permits(s).saturating_sub(inner.inflight));
-            if let Some(i) = inner.entries.iter().position(|e| !e.notified && e.id != owner && e.n <= free) {
+            if free > 0
+                && let Some(i) = inner
+                    .entries
+                    .iter()
+                    .position(|e| !e.notified && !e.granted && e.id != owner && e.n <= free)
+            {
+                inner.watcher = Some(inner.entries[i].id); // woken to become it
                 inner.notify(i, wakes);
             }
         }
@@ -406,12 +455,30 @@ impl Inner {
     /// Marks entry `i` woken and queues its wake (invariant 2).
     fn notify(&mut self, i: usize, wakes: &mut WakeList) {
         let e = &mut self.entries[i];
-        if e.notified {
+        if e.notified || e.granted {
             return;
         }
         e.notified = true;
         self.inflight += e.n;
-        match &mut e.wake {
+        e.wake(wakes);
+    }
+
+    /// Marks entry `i` served (its permits already taken for it) and queues its wake. A granted
+    /// entry is not counted in `inflight`: its permits are out of the state.
+    fn grant(&mut self, i: usize, wakes: &mut WakeList) {
+        let e = &mut self.entries[i];
+        if e.notified {
+            e.notified = false;
+            self.inflight -= e.n;
+        }
+        e.granted = true;
+        e.wake(wakes);
+    }
+}
+
+impl Entry {
+    fn wake(&mut self, wakes: &mut WakeList) {
+        match &mut self.wake {
             Wake::Thread(futex) => {
                 // Release: pairs with the Acquire load of its word by the sleeping thread, so that a
                 // bump after its last look makes its futex wait return.

@@ -14,8 +14,9 @@
 //! does the same. A task held back by a reservation has no timer to see it lapse, so it yields to
 //! its executor (wakes itself) until the lapse, and ends the reservation when it sees it out.
 
+use super::RawSemaphore;
 use super::queue::{Id, Take, Wake};
-use super::{Failure, RawSemaphore};
+use crate::TryAcquireError;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -62,7 +63,11 @@ impl AsyncWaiter {
     /// # Panics
     /// If polled again after it returned `Ready`.
     #[inline]
-    pub(crate) fn poll(&mut self, sem: &RawSemaphore, cx: &mut Context<'_>) -> Poll<Result<(), Failure>> {
+    pub(crate) fn poll(
+        &mut self,
+        sem: &RawSemaphore,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), TryAcquireError>> {
         if matches!(self.state, State::Idle) && sem.try_take(self.n) {
             self.state = State::Done;
             return Poll::Ready(Ok(()));
@@ -71,16 +76,16 @@ impl AsyncWaiter {
     }
 
     #[cold]
-    fn poll_slow(&mut self, sem: &RawSemaphore, cx: &mut Context<'_>) -> Poll<Result<(), Failure>> {
+    fn poll_slow(&mut self, sem: &RawSemaphore, cx: &mut Context<'_>) -> Poll<Result<(), TryAcquireError>> {
         let n = u64::from(self.n);
         let (mut me, was_held_back) = match self.state {
             State::Done => panic!("futex-semaphore: an acquire future was polled after it completed"),
             State::Idle if n == 0 => {
                 self.state = State::Done;
-                return Poll::Ready(if sem.is_closed() { Err(Failure::Closed) } else { Ok(()) });
+                return Poll::Ready(if sem.is_closed() { Err(TryAcquireError::Closed) } else { Ok(()) });
             }
             State::Idle => match sem.try_acquire(self.n) {
-                Err(Failure::NoPermits) => (None, false),
+                Err(TryAcquireError::NoPermits) => (None, false),
                 result => {
                     self.state = State::Done;
                     return Poll::Ready(result);
@@ -95,7 +100,7 @@ impl AsyncWaiter {
                 Take::Taken => break,
                 Take::Closed => {
                     self.state = State::Done;
-                    return Poll::Ready(Err(Failure::Closed));
+                    return Poll::Ready(Err(TryAcquireError::Closed));
                 }
                 Take::Short { held_back_until } => held_back_until,
             };
