@@ -198,7 +198,7 @@ fn aborted_woken_tasks_pass_their_wakes_to_the_patient_ones() {
             })
         })
         .collect();
-    wait_for_waiters(&*sem, CANCELLED);
+    wait_for_waiters(&sem, CANCELLED);
     let (done_tx, done_rx) = mpsc::channel();
     for _ in 0..PATIENT {
         let (sem, done_tx) = (Arc::clone(&sem), done_tx.clone());
@@ -207,7 +207,7 @@ fn aborted_woken_tasks_pass_their_wakes_to_the_patient_ones() {
             done_tx.send(()).unwrap();
         });
     }
-    wait_for_waiters(&*sem, CANCELLED + PATIENT);
+    wait_for_waiters(&sem, CANCELLED + PATIENT);
     for task in &cancelled {
         sem.release(); // wakes the first not-yet-woken waiter: a task about to be aborted
         task.abort();

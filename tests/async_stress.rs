@@ -166,7 +166,7 @@ fn a_burst_of_releases_wakes_every_waiting_task() {
             done_tx.send(()).unwrap();
         });
     }
-    common::wait_for_waiters(&*sem, TASKS);
+    common::wait_for_waiters(&sem, TASKS);
     for _ in 0..TASKS {
         sem.release();
     }

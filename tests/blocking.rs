@@ -54,7 +54,7 @@ fn close_wakes_every_waiter_with_an_error() {
         let sem = &sem;
         let waiters: Vec<_> = (1..=4u32).map(|n| s.spawn(move || sem.acquire_many(n).map(drop))).collect();
         let timed = s.spawn(|| sem.try_acquire_for(Duration::from_secs(3600)).map(drop));
-        wait_for_waiters(&sem, 5);
+        wait_for_waiters(sem, 5);
         sem.close();
         for w in waiters {
             assert_eq!(w.join().unwrap(), Err(AcquireError));

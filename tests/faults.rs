@@ -319,7 +319,7 @@ fn threads_that_exit_holding_owned_permits_give_them_back() {
             let sem = Arc::clone(&sem);
             thread::spawn(move || sem.acquire_many(PERMITS as u32).map(|p| p.num_permits()))
         };
-        common::wait_for_waiters(&*sem, 1);
+        common::wait_for_waiters(&sem, 1);
         start.wait();
         for t in threads {
             let _ = t.join();

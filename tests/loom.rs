@@ -709,3 +709,54 @@ fn close_while_a_reservation_holds() {
         assert!(no_waiters(&sem));
     });
 }
+
+/// Permits beyond what a reservation's owner needs are free for anyone at every moment, also
+/// between a release's RMW and the walk that serves the owner.
+#[test]
+fn permits_beyond_a_reservation_are_free_before_it_is_served() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let owner = spawn_acquire_many(&sem, 2);
+        wait_for_waiters(&sem, 1);
+        sem.add_permits(0);
+        sem.release(); // the owner has priority: 1 free, it needs 2
+        let added = Arc::new(AtomicUsize::new(0));
+        let taker = {
+            let (sem, added) = (sem.clone(), added.clone());
+            thread::spawn(move || {
+                // Once 3 are free (before the walk serves the owner) or the walk is done (2 went
+                // to the owner): one permit is free for anyone.
+                while sem.available_permits() < 3 && added.load(SeqCst) == 0 {
+                    thread::yield_now();
+                }
+                sem.try_acquire().map(|p| p.forget()).is_ok()
+            })
+        };
+        sem.add_permits(2);
+        added.store(1, SeqCst);
+        assert!(taker.join().unwrap(), "a permit beyond the reservation was held back");
+        assert_eq!(owner.join().unwrap(), 2);
+        assert_eq!(sem.available_permits(), 0);
+    });
+}
+
+/// A waiter woken for a permit that a barger took gives the wake back when it re-checks (queue
+/// invariant 2): the next release still wakes a waiter, and both waiters finish.
+#[test]
+fn a_robbed_waiter_does_not_cost_the_next_one_its_wake() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let first = spawn_acquire_many(&sem, 1);
+        let second = spawn_acquire_many(&sem, 1);
+        wait_for_waiters(&sem, 2);
+        sem.release();
+        let robbed = sem.try_acquire().map(|p| p.forget()).is_ok();
+        sem.release();
+        if robbed {
+            sem.release();
+        }
+        first.join().unwrap();
+        second.join().unwrap();
+        assert_eq!(sem.available_permits(), 0);
+    });
+}

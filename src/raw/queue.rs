@@ -28,14 +28,15 @@
 //!
 //! # The reservation (the bound on every wait)
 //! When the queue's head has waited [`STARVE_AFTER`], the next section claims a reservation for
-//! it: takers other than the owner may only take permits beyond what the owner still needs, so
-//! releases accumulate permits for it until it fits. A reservation lapses after the owner's
+//! it: takers other than the owner may only take permits beyond what the owner still needs, and
+//! the first walk that finds enough free grants them to the owner (taken for it in the CAS that
+//! ends the reservation, so they never sit idle while it is scheduled). A reservation lapses after the owner's
 //! `lapse` (first [`FIRST_LAPSE`], doubled at each claim up to [`MAX_LAPSE`]); its owner's
 //! starvation clock starts again, so it cannot be claimed again for `STARVE_AFTER`, and barging
 //! resumes meanwhile. That keeps every program that progresses under barging progressing: permits
 //! held back from a waiter whose progress the holders need come free after the lapse. The lapse
-//! is enforced by those it holds back (they are the only ones who can be stuck): a thread sleeps
-//! at most until the lapse, a task yields to its executor until then.
+//! is enforced by one of those it holds back (they are the only ones who can be stuck), its
+//! watcher: a thread sleeps at most until the lapse, a task yields to its executor until then.
 
 use super::state::*;
 use crate::sync::{Arc, AtomicU64, Futex, Mutex, MutexGuard, Ordering::Acquire, Ordering::Relaxed};
