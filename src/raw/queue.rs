@@ -392,20 +392,16 @@ impl Locked<'_> {
                 inner.notify(i, wakes);
             }
         }
-        if let Some(r) = &inner.reservation
-            && inner.watcher.is_none()
-        {
-            // Invariant 5: wake one waiter the reservation holds back, to see it out.
-            let (owner, free) = (r.owner, permits(s).saturating_sub(inner.inflight));
-            if free > 0
-                && let Some(i) = inner
-                    .entries
-                    .iter()
-                    .position(|e| !e.notified && !e.granted && e.id != owner && e.n <= free)
-            {
-                inner.watcher = Some(inner.entries[i].id); // woken to become it
-                inner.notify(i, wakes);
-            }
+        let Some(r) = inner.reservation.as_ref().filter(|_| inner.watcher.is_none()) else { return };
+        // Invariant 5: wake one waiter the reservation holds back, to see it out.
+        let (owner, free) = (r.owner, permits(s).saturating_sub(inner.inflight));
+        let held_back = |e: &Entry| !e.notified && !e.granted && e.id != owner && e.n <= free;
+        if free == 0 {
+            return; // nothing is held back from anyone
+        }
+        if let Some(i) = inner.entries.iter().position(held_back) {
+            inner.watcher = Some(inner.entries[i].id); // woken to become it
+            inner.notify(i, wakes);
         }
     }
 }
