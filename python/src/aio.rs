@@ -109,9 +109,9 @@ impl Ready {
     }
 
     #[pyo3(signature = (typ, val = None, tb = None))]
-    fn throw(&self, typ: Bound<'_, PyAny>, val: Option<Bound<'_, PyAny>>, tb: Option<Bound<'_, PyAny>>) -> PyErr {
+    fn throw(&self, typ: Bound<'_, PyAny>, val: Option<Bound<'_, PyAny>>, tb: Option<Bound<'_, PyAny>>) -> PyResult<()> {
         let _ = tb;
-        thrown(typ, val)
+        Err(thrown(typ, val))
     }
 
     fn close(&self) {}
@@ -342,10 +342,10 @@ impl Waiting {
         typ: Bound<'_, PyAny>,
         val: Option<Bound<'_, PyAny>>,
         tb: Option<Bound<'_, PyAny>>,
-    ) -> PyErr {
+    ) -> PyResult<()> {
         let _ = tb;
         self.waiter.abandon(py);
-        thrown(typ, val)
+        Err(thrown(typ, val))
     }
 
     fn close(&self, py: Python<'_>) {
