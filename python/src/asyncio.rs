@@ -25,7 +25,7 @@ impl AsyncSemaphore {
     }
 
     #[inline]
-    fn release_impl(&self, py: Python<'_>) -> PyResult<()> {
+    pub(crate) fn release_impl(&self, py: Python<'_>) -> PyResult<()> {
         self.engine.release(1, RELEASED_TOO_MANY)?;
         aio::deliver_wakes(py);
         Ok(())

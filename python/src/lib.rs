@@ -12,6 +12,8 @@
 //!   interrupts it.
 //! - `aio`: waiting from asyncio: the crate's `acquire_async` future, driven from the event loop.
 //! - `threading`, `asyncio`, `process`: the Python classes.
+//! - `fastcall`: their hot methods with arguments as vectorcall methods (PyO3's abi3-py39 methods
+//!   with arguments cost more than the semaphore).
 //!
 //! Nothing here counts permits itself: every count lives in the crate's types.
 
@@ -19,6 +21,7 @@ mod aio;
 mod asyncio;
 mod blocking;
 mod engine;
+mod fastcall;
 mod process;
 mod threading;
 
@@ -40,5 +43,6 @@ fn futex_semaphore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(process::_after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(process::_unlink_created, m)?)?;
     process::install_hooks(m)?;
+    fastcall::install_all(m)?;
     Ok(())
 }

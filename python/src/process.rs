@@ -23,7 +23,9 @@ use crate::threading::Truthy;
 use futex_semaphore::{ProcessPermit, ProcessSemaphore as Region};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::GILProtected;
 use pyo3::types::PyTuple;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
@@ -34,8 +36,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// One semaphore as this process sees it: the mapping and the permits this process holds.
 struct Shared {
-    // Declared first, so dropped (and so given back) before the region they borrow.
-    held: Mutex<Vec<ProcessPermit<'static>>>,
+    // Declared first, so dropped (and so given back) before the region they borrow. Only
+    // touched with the GIL held: no atomic read-modify-write on the fast path.
+    held: GILProtected<RefCell<Vec<ProcessPermit<'static>>>>,
     region: Region,
     name: String,
     /// Keep permits recorded (and so recoverable); else `forget` them.
@@ -51,9 +54,10 @@ impl Shared {
     }
 
     /// Keeps a permit taken for this process (or forgets it without recovery).
-    fn keep(&self, permit: ProcessPermit<'static>) {
+    #[inline]
+    fn keep(&self, py: Python<'_>, permit: ProcessPermit<'static>) {
         if self.recover {
-            lock(&self.held).push(permit);
+            self.held.get(py).borrow_mut().push(permit);
         } else {
             permit.forget();
         }
@@ -124,10 +128,10 @@ pub struct ProcessSemaphore {
 
 impl ProcessSemaphore {
     #[inline]
-    fn acquire_impl(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
+    pub(crate) fn acquire_impl(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
         let shared = &*self.shared;
         if let Ok(permit) = shared.region().try_acquire() {
-            shared.keep(permit);
+            shared.keep(py, permit);
             return Ok(true);
         }
         if !block {
@@ -140,12 +144,16 @@ impl ProcessSemaphore {
     fn acquire_slow(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         let shared = &*self.shared;
         let region = shared.region();
+        // Taken without the GIL, kept with it.
+        let taken = Mutex::new(None);
         let attempt = |t| {
-            let taken = match t {
-                None => region.acquire().map_err(drop),
-                Some(t) => region.try_acquire_for(t).map_err(drop),
+            let permit = match t {
+                None => region.acquire().ok(),
+                Some(t) => region.try_acquire_for(t).ok(),
             };
-            taken.map(|permit| shared.keep(permit)).is_ok()
+            let got = permit.is_some();
+            *lock(&taken) = permit;
+            got
         };
         // Waiting in slices, the main thread recovers dead holders' permits itself (the crate
         // does it after each RECOVERY_INTERVAL of one wait).
@@ -156,12 +164,16 @@ impl ProcessSemaphore {
                 next_scan = Instant::now() + Region::RECOVERY_INTERVAL;
             }
         };
-        blocking::wait(py, timeout_from(timeout)?, attempt, between)
+        let got = blocking::wait(py, timeout_from(timeout)?, attempt, between)?;
+        if let Some(permit) = lock(&taken).take() {
+            shared.keep(py, permit);
+        }
+        Ok(got)
     }
 
     #[inline]
-    fn release_impl(&self) -> PyResult<()> {
-        let permit = if self.shared.recover { lock(&self.shared.held).pop() } else { None };
+    pub(crate) fn release_impl(&self, py: Python<'_>) -> PyResult<()> {
+        let permit = if self.shared.recover { self.shared.held.get(py).borrow_mut().pop() } else { None };
         match permit {
             Some(permit) => drop(permit),
             None => self
@@ -188,7 +200,7 @@ impl ProcessSemaphore {
         lock(&CREATED).push(name.clone());
         // Best effort: without the tracker, only a killed creator leaves the file behind.
         let _ = tracker(py, "register", &name);
-        let shared = Arc::new(Shared { held: Mutex::new(Vec::new()), region, name, recover });
+        let shared = Arc::new(Shared { held: GILProtected::new(RefCell::new(Vec::new())), region, name, recover });
         register(&shared);
         Ok(ProcessSemaphore { shared })
     }
@@ -201,8 +213,8 @@ impl ProcessSemaphore {
     }
 
     /// Gives a permit back: one this process holds if it holds any, else a new one.
-    fn release(&self) -> PyResult<()> {
-        self.release_impl()
+    fn release(&self, py: Python<'_>) -> PyResult<()> {
+        self.release_impl(py)
     }
 
     /// The number of free permits.
@@ -226,8 +238,14 @@ impl ProcessSemaphore {
         self.acquire_impl(py, true, None)
     }
 
-    fn __exit__(&self, _exc_type: &Bound<'_, PyAny>, _exc: &Bound<'_, PyAny>, _tb: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.release_impl()
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        self.release_impl(py)
     }
 
     fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
@@ -253,7 +271,7 @@ pub fn _open_process_semaphore(name: &str, recover: bool) -> PyResult<ProcessSem
             "cannot open ProcessSemaphore {name:?} ({e}): was its creator's last handle dropped, or the creator gone?"
         ))
     })?;
-    let shared = Arc::new(Shared { held: Mutex::new(Vec::new()), region, name: name.to_owned(), recover });
+    let shared = Arc::new(Shared { held: GILProtected::new(RefCell::new(Vec::new())), region, name: name.to_owned(), recover });
     register(&shared);
     Ok(ProcessSemaphore { shared })
 }
@@ -261,13 +279,12 @@ pub fn _open_process_semaphore(name: &str, recover: bool) -> PyResult<ProcessSem
 /// `os.register_at_fork(after_in_child=...)`: the child holds none of the parent's permits and
 /// created no region.
 #[pyfunction]
-pub fn _after_fork_in_child() {
+pub fn _after_fork_in_child(py: Python<'_>) {
     lock(&CREATED).clear();
-    for (_, weak) in lock(&OPEN).iter() {
-        if let Some(shared) = weak.upgrade() {
-            // Dropping a parent's permit in the child gives nothing back (the crate checks the pid).
-            drop(std::mem::take(&mut *lock(&shared.held)));
-        }
+    let open: Vec<_> = lock(&OPEN).iter().filter_map(|(_, weak)| weak.upgrade()).collect();
+    for shared in open {
+        // Dropping a parent's permit in the child gives nothing back (the crate checks the pid).
+        drop(std::mem::take(&mut *shared.held.get(py).borrow_mut()));
     }
 }
 

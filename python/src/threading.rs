@@ -38,7 +38,7 @@ impl Semaphore {
     }
 
     #[inline]
-    fn acquire_impl(&self, py: Python<'_>, blocking: bool, timeout: Option<f64>) -> PyResult<bool> {
+    pub(crate) fn acquire_impl(&self, py: Python<'_>, blocking: bool, timeout: Option<f64>) -> PyResult<bool> {
         if !blocking && timeout.is_some() {
             return Err(non_blocking_timeout());
         }
@@ -61,7 +61,7 @@ impl Semaphore {
     }
 
     #[inline]
-    fn release_impl(&self, py: Python<'_>, n: i64) -> PyResult<()> {
+    pub(crate) fn release_impl(&self, py: Python<'_>, n: i64) -> PyResult<()> {
         if n < 1 {
             return Err(PyValueError::new_err("n must be one or more"));
         }
