@@ -109,7 +109,12 @@ impl Ready {
     }
 
     #[pyo3(signature = (typ, val = None, tb = None))]
-    fn throw(&self, typ: Bound<'_, PyAny>, val: Option<Bound<'_, PyAny>>, tb: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+    fn throw(
+        &self,
+        typ: Bound<'_, PyAny>,
+        val: Option<Bound<'_, PyAny>>,
+        tb: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
         let _ = tb;
         Err(thrown(typ, val))
     }
@@ -374,8 +379,9 @@ pub(crate) fn acquire(py: Python<'_>, engine: &Arc<Engine>, value: bool) -> PyRe
 
 #[cold]
 fn acquire_slow(py: Python<'_>, engine: &Arc<Engine>, value: bool) -> PyResult<PyObject> {
-    let get_running_loop = GET_RUNNING_LOOP
-        .get_or_try_init(py, || Ok::<_, PyErr>(py.import("asyncio")?.getattr("get_running_loop")?.unbind()))?;
+    let get_running_loop = GET_RUNNING_LOOP.get_or_try_init(py, || {
+        Ok::<_, PyErr>(py.import("asyncio")?.getattr("get_running_loop")?.unbind())
+    })?;
     let event_loop = get_running_loop.call0(py)?;
     let waiter = Arc::new(Waiter {
         state: Mutex::new(State {

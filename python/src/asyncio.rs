@@ -80,7 +80,12 @@ impl AsyncSemaphore {
         let cls = slf.get_type();
         let value = slf.get().engine.available();
         let extra = if value == 0 { "locked".to_string() } else { format!("unlocked, value:{value}") };
-        Ok(format!("<{}.{} object at {:#x} [{extra}]>", cls.module()?, cls.qualname()?, slf.as_ptr() as usize))
+        Ok(format!(
+            "<{}.{} object at {:#x} [{extra}]>",
+            cls.module()?,
+            cls.qualname()?,
+            slf.as_ptr() as usize
+        ))
     }
 }
 
@@ -94,6 +99,7 @@ impl AsyncBoundedSemaphore {
     #[new]
     #[pyo3(signature = (value = 1))]
     fn new(value: i64) -> PyResult<PyClassInitializer<Self>> {
-        Ok(PyClassInitializer::from(AsyncSemaphore::with_engine(value, true)?).add_subclass(AsyncBoundedSemaphore))
+        Ok(PyClassInitializer::from(AsyncSemaphore::with_engine(value, true)?)
+            .add_subclass(AsyncBoundedSemaphore))
     }
 }

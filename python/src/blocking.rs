@@ -63,7 +63,12 @@ fn in_main_thread() -> bool {
 /// limit for `None`) without the GIL, until it succeeds (`true`) or `timeout` passes (`false`).
 /// In the main thread, waits in slices and raises what a signal handler raises (a permit is
 /// never taken then); `between` runs between slices.
-pub(crate) fn wait<F>(py: Python<'_>, timeout: Option<Duration>, attempt: F, mut between: impl FnMut()) -> PyResult<bool>
+pub(crate) fn wait<F>(
+    py: Python<'_>,
+    timeout: Option<Duration>,
+    attempt: F,
+    mut between: impl FnMut(),
+) -> PyResult<bool>
 where
     F: Fn(Option<Duration>) -> bool + Sync,
 {

@@ -23,12 +23,13 @@ impl Engine {
         if value < 0 {
             return Err(PyValueError::new_err(format!("{what} initial value must be >= 0")));
         }
-        let permits = usize::try_from(value).ok().filter(|&v| v <= Semaphore::MAX_PERMITS).ok_or_else(|| {
-            PyOverflowError::new_err(format!(
-                "{what} initial value must be at most {} (futex_semaphore's limit)",
-                Semaphore::MAX_PERMITS
-            ))
-        })?;
+        let permits =
+            usize::try_from(value).ok().filter(|&v| v <= Semaphore::MAX_PERMITS).ok_or_else(|| {
+                PyOverflowError::new_err(format!(
+                    "{what} initial value must be at most {} (futex_semaphore's limit)",
+                    Semaphore::MAX_PERMITS
+                ))
+            })?;
         Ok(if bounded {
             Engine::Bounded(BoundedSemaphore::new(permits))
         } else {

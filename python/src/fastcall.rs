@@ -8,10 +8,10 @@
 //! these methods replace PyO3's in the class dictionaries (PyO3's stay if that fails). The
 //! bodies are the same `*_impl` functions PyO3's methods call.
 
+use crate::aio;
 use crate::asyncio::AsyncSemaphore;
 use crate::process::ProcessSemaphore;
 use crate::threading::Semaphore;
-use crate::aio;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -80,10 +80,15 @@ unsafe fn parse<'py, const N: usize>(
         let kwnames = unsafe { Bound::from_borrowed_ptr(py, kwnames) }.downcast_into::<PyTuple>()?;
         for (j, name) in kwnames.iter().enumerate() {
             let Some(k) = names.iter().position(|n| name.eq(n).unwrap_or(false)) else {
-                return Err(PyTypeError::new_err(format!("{method}() got an unexpected keyword argument {name}")));
+                return Err(PyTypeError::new_err(format!(
+                    "{method}() got an unexpected keyword argument {name}"
+                )));
             };
             if out[k].is_some() {
-                return Err(PyTypeError::new_err(format!("{method}() got multiple values for argument '{}'", names[k])));
+                return Err(PyTypeError::new_err(format!(
+                    "{method}() got multiple values for argument '{}'",
+                    names[k]
+                )));
             }
             // SAFETY: see above: value `j` is at `nargs + j`.
             out[k] = Some(unsafe { Bound::from_borrowed_ptr(py, *args.add(nargs + j)) });
@@ -169,7 +174,9 @@ fn install(ty: &Bound<'_, PyType>, name: &'static CStr, f: FastCall) -> PyResult
         ml_meth: ffi::PyMethodDefPointer {
             // SAFETY: the union holds a function pointer whichever variant; `ml_flags` tells
             // CPython to call it with the vectorcall signature `f` has.
-            PyCFunctionWithKeywords: unsafe { std::mem::transmute::<FastCall, ffi::PyCFunctionWithKeywords>(f) },
+            PyCFunctionWithKeywords: unsafe {
+                std::mem::transmute::<FastCall, ffi::PyCFunctionWithKeywords>(f)
+            },
         },
         ml_flags: METH_FASTCALL | ffi::METH_KEYWORDS,
         ml_doc: doc.map_or(ptr::null(), |d| d.as_ptr()),

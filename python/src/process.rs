@@ -103,7 +103,8 @@ fn unlink(name: &str) {
 /// `multiprocessing.resource_tracker.register/unregister("/name", "shared_memory")`: the
 /// tracker process unlinks a registered name if this process dies without unlinking it.
 fn tracker(py: Python<'_>, what: &str, name: &str) -> PyResult<()> {
-    py.import("multiprocessing.resource_tracker")?.call_method1(what, (format!("/{name}"), "shared_memory"))?;
+    py.import("multiprocessing.resource_tracker")?
+        .call_method1(what, (format!("/{name}"), "shared_memory"))?;
     Ok(())
 }
 
@@ -111,7 +112,8 @@ fn tracker(py: Python<'_>, what: &str, name: &str) -> PyResult<()> {
 fn fresh_name() -> String {
     static COUNT: AtomicU64 = AtomicU64::new(0);
     let n = COUNT.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     format!("futex-semaphore-py-{}-{n}-{nanos:x}", std::process::id())
 }
 
@@ -200,7 +202,8 @@ impl ProcessSemaphore {
         lock(&CREATED).push(name.clone());
         // Best effort: without the tracker, only a killed creator leaves the file behind.
         let _ = tracker(py, "register", &name);
-        let shared = Arc::new(Shared { held: GILProtected::new(RefCell::new(Vec::new())), region, name, recover });
+        let shared =
+            Arc::new(Shared { held: GILProtected::new(RefCell::new(Vec::new())), region, name, recover });
         register(&shared);
         Ok(ProcessSemaphore { shared })
     }
@@ -271,7 +274,12 @@ pub fn _open_process_semaphore(name: &str, recover: bool) -> PyResult<ProcessSem
             "cannot open ProcessSemaphore {name:?} ({e}): was its creator's last handle dropped, or the creator gone?"
         ))
     })?;
-    let shared = Arc::new(Shared { held: GILProtected::new(RefCell::new(Vec::new())), region, name: name.to_owned(), recover });
+    let shared = Arc::new(Shared {
+        held: GILProtected::new(RefCell::new(Vec::new())),
+        region,
+        name: name.to_owned(),
+        recover,
+    });
     register(&shared);
     Ok(ProcessSemaphore { shared })
 }

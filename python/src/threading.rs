@@ -38,7 +38,12 @@ impl Semaphore {
     }
 
     #[inline]
-    pub(crate) fn acquire_impl(&self, py: Python<'_>, blocking: bool, timeout: Option<f64>) -> PyResult<bool> {
+    pub(crate) fn acquire_impl(
+        &self,
+        py: Python<'_>,
+        blocking: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<bool> {
         if !blocking && timeout.is_some() {
             return Err(non_blocking_timeout());
         }
