@@ -1,0 +1,487 @@
+//! Waiting from asyncio: the crate's `acquire_async` future, driven from the event loop.
+//!
+//! An async acquire first tries the engine's fast path; when that takes a permit it returns a
+//! shared, already finished awaitable ([`Ready`]): no future, no allocation. Otherwise it makes a
+//! [`Waiter`], which holds the crate's [`Acquire`] future, and polls it once, so that the engine
+//! knows a task waits. The awaitable it returns ([`Waiting`]) yields an asyncio future to the
+//! task; the task sleeps on it.
+//!
+//! # Wakes
+//! The engine wakes a waiter through its `Waker`, from whichever thread gives a permit back, and
+//! possibly while it holds its own locks. So the waker runs no Python: it queues the waiter
+//! (`QUEUE`, a leaf lock). The queue is emptied right after every engine call this module
+//! makes with the GIL ([`deliver_wakes`]), which for each waiter asks its event loop, with
+//! `call_soon_threadsafe`, to run a [`Wake`]: that polls the engine future again on the loop's
+//! thread, and, if it took the permit, resolves the asyncio future. A waker called on a thread
+//! without the GIL (a blocking acquire that timed out and passed a wake on) rouses a helper
+//! thread that empties the queue with the GIL.
+//!
+//! # Invariants
+//! 1. A [`Waiter`]'s state lock is only taken with the GIL held, and no Python code runs while
+//!    it is held (Python calls happen after it is released): it is never contended, and a
+//!    thread holding the GIL never blocks on a thread that needs it.
+//! 2. A permit the engine gave a waiter is either handed to its task (the awaitable finishes) or
+//!    given back with `release` (the task was cancelled, or dropped the awaitable): never both,
+//!    never neither (`State::acquired`).
+//! 3. A waiter that stops waiting without a permit drops the engine future, which passes a wake
+//!    it had taken on to the next async waiter (the crate's cancel-safety).
+//!
+//! That is the whole of cancel-safety: a task cancelled while it waits, or after its permit came
+//! but before it ran, leaves the count as it was and the next waiter woken (gh-90155's bug class).
+
+use crate::engine::Engine;
+use futex_semaphore::Acquire;
+use pyo3::exceptions::{PyBaseException, PyRuntimeError, PyStopIteration};
+use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+/// Locks, ignoring poisoning (nothing here panics while holding a lock).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Finished awaitables.
+
+/// An awaitable that is done already: what an async acquire returns when it got the permit at
+/// once, and what `__aexit__` returns. It finishes with `True` or `None`. Two are shared by all
+/// semaphores. Having `send`, `throw` and `close`, it counts as a coroutine for asyncio
+/// (`asyncio.create_task` takes it).
+#[pyclass(module = "futex_semaphore", frozen)]
+pub(crate) struct Ready {
+    value: bool,
+}
+
+static READY_NONE: GILOnceCell<Py<Ready>> = GILOnceCell::new();
+static READY_TRUE: GILOnceCell<Py<Ready>> = GILOnceCell::new();
+
+/// The shared finished awaitable giving `value` (`True`) or `None`.
+#[inline]
+pub(crate) fn ready(py: Python<'_>, value: bool) -> PyResult<PyObject> {
+    let cell = if value { &READY_TRUE } else { &READY_NONE };
+    let ready = cell.get_or_try_init(py, || Py::new(py, Ready { value }))?;
+    Ok(ready.clone_ref(py).into_any())
+}
+
+/// Ends an awaitable with `True` (a `StopIteration(True)`) or `None` (`StopIteration`).
+#[inline]
+fn finish(value: bool) -> PyResult<Option<PyObject>> {
+    if value { Err(PyStopIteration::new_err((true,))) } else { Ok(None) }
+}
+
+/// The exception `throw(typ, val, tb)` raises.
+fn thrown(typ: Bound<'_, PyAny>, val: Option<Bound<'_, PyAny>>) -> PyErr {
+    let exc = match val {
+        Some(v) if !v.is_none() => v,
+        _ => typ,
+    };
+    if exc.is_instance_of::<PyBaseException>() {
+        PyErr::from_value(exc)
+    } else {
+        match exc.call0() {
+            Ok(instance) => PyErr::from_value(instance),
+            Err(e) => e,
+        }
+    }
+}
+
+#[pymethods]
+impl Ready {
+    fn __await__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&self) -> PyResult<Option<PyObject>> {
+        finish(self.value)
+    }
+
+    fn send(&self, _value: &Bound<'_, PyAny>) -> PyResult<Option<PyObject>> {
+        finish(self.value)
+    }
+
+    #[pyo3(signature = (typ, val = None, tb = None))]
+    fn throw(
+        &self,
+        typ: Bound<'_, PyAny>,
+        val: Option<Bound<'_, PyAny>>,
+        tb: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let _ = tb;
+        Err(thrown(typ, val))
+    }
+
+    fn close(&self) {}
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting.
+
+/// The crate's future, kept beside the `Arc` of the engine it borrows.
+struct PendingAcquire {
+    // Declared first, so dropped (and so cancelled) before `_engine`.
+    future: Acquire<'static>,
+    _engine: Arc<Engine>,
+}
+
+impl PendingAcquire {
+    fn new(engine: Arc<Engine>) -> PendingAcquire {
+        // SAFETY: the engine lives in the `Arc`'s allocation, which never moves and which
+        // `_engine` keeps alive for as long as `future` exists (`future` is dropped first).
+        let borrowed: &'static Engine = unsafe { &*Arc::as_ptr(&engine) };
+        PendingAcquire { future: borrowed.acquire_async(), _engine: engine }
+    }
+}
+
+/// What a waiting task's acquire has come to. Behind a lock taken only with the GIL (invariant 1).
+struct State {
+    /// The engine future, until it completes or the wait ends.
+    acquire: Option<PendingAcquire>,
+    /// The engine gave a permit that the task has not taken yet (invariant 2).
+    acquired: bool,
+    /// The asyncio future the task sleeps on, once it has been yielded.
+    future: Option<PyObject>,
+    /// The awaitable finished or was abandoned.
+    done: bool,
+}
+
+/// One waiting async acquire: shared by its awaitable, its waker and the wake queue.
+pub(crate) struct Waiter {
+    state: Mutex<State>,
+    /// Queued or scheduled for a poll, not yet polled: a second wake adds nothing.
+    scheduled: AtomicBool,
+    engine: Arc<Engine>,
+    event_loop: PyObject,
+}
+
+impl std::task::Wake for Waiter {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // AcqRel: a wake after the `Wake` callback cleared the flag must queue again.
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
+            queue_wake(Arc::clone(self));
+        }
+    }
+}
+
+/// What polling the engine future came to.
+enum Polled {
+    /// Still waiting (or nothing to do).
+    Pending,
+    /// The permit is taken: resolve this asyncio future (if the task sleeps on one).
+    Acquired(Option<PyObject>),
+}
+
+impl Waiter {
+    /// Polls the engine future (GIL held). Runs no Python (invariant 1).
+    fn poll(self: &Arc<Self>, py: Python<'_>) -> Polled {
+        let mut state = lock(&self.state);
+        if state.done || state.acquired {
+            return Polled::Pending;
+        }
+        let Some(pending) = state.acquire.as_mut() else {
+            return Polled::Pending;
+        };
+        let waker = Waker::from(Arc::clone(self));
+        let mut cx = Context::from_waker(&waker);
+        match Pin::new(&mut pending.future).poll(&mut cx) {
+            Poll::Pending => Polled::Pending,
+            Poll::Ready(taken) => {
+                // The engine is never closed from Python, so this is a permit.
+                if let Ok(permit) = taken {
+                    permit.forget();
+                }
+                let finished = state.acquire.take();
+                state.acquired = true;
+                let future = state.future.as_ref().map(|f| f.clone_ref(py));
+                drop(state);
+                drop(finished);
+                Polled::Acquired(future)
+            }
+        }
+    }
+
+    /// Ends the wait without handing a permit over: gives back one taken for the task
+    /// (invariant 2) and drops the engine future (invariant 3).
+    fn abandon(&self, py: Python<'_>) {
+        let (give_back, pending, future) = {
+            let mut state = lock(&self.state);
+            if state.done {
+                return;
+            }
+            state.done = true;
+            let give_back = std::mem::take(&mut state.acquired);
+            (give_back, state.acquire.take(), state.future.take())
+        };
+        // Dropped outside the lock: cancelling may wake another waiter (queued, not run).
+        drop(pending);
+        if give_back {
+            // Cannot pass a bound: this permit was taken from the semaphore.
+            let _ = self.engine.release(1, "");
+        }
+        drop(future);
+        deliver_wakes(py);
+    }
+
+    /// Asks the waiter's event loop to poll it (a wake came).
+    fn schedule(self: Arc<Self>, py: Python<'_>) {
+        let wake = match Py::new(py, Wake { waiter: Arc::clone(&self) }) {
+            Ok(wake) => wake,
+            Err(_) => return self.abandon(py),
+        };
+        if self.event_loop.call_method1(py, "call_soon_threadsafe", (wake,)).is_err() {
+            // The loop is closed: its task will never run. Pass the wake on.
+            self.abandon(py);
+        }
+    }
+}
+
+/// The callback a wake schedules on the waiter's event loop: polls the engine future and, if it
+/// took the permit, resolves the asyncio future the task sleeps on.
+#[pyclass(module = "futex_semaphore", frozen)]
+pub(crate) struct Wake {
+    waiter: Arc<Waiter>,
+}
+
+#[pymethods]
+impl Wake {
+    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        // Release: a wake from now on queues again; it pairs with the swap in `wake_by_ref`.
+        self.waiter.scheduled.store(false, Ordering::Release);
+        if let Polled::Acquired(Some(future)) = self.waiter.poll(py) {
+            resolve(py, future.bind(py))?;
+        }
+        deliver_wakes(py);
+        Ok(())
+    }
+}
+
+/// Resolves the asyncio future a task sleeps on, unless it was cancelled (then the task's
+/// `throw` or the awaitable's drop gives the permit back).
+fn resolve(py: Python<'_>, future: &Bound<'_, PyAny>) -> PyResult<()> {
+    if !future.call_method0("done")?.is_truthy()? {
+        future.call_method1("set_result", (py.None(),))?;
+    }
+    Ok(())
+}
+
+/// The awaitable of an async acquire that has to wait (see the module header). Having `send`,
+/// `throw` and `close`, it counts as a coroutine for asyncio.
+#[pyclass(module = "futex_semaphore", frozen)]
+pub(crate) struct Waiting {
+    waiter: Arc<Waiter>,
+    /// Finish with `True` (`acquire`) rather than `None` (`__aenter__`).
+    value: bool,
+}
+
+impl Waiting {
+    /// One step of the task: finish if the permit is here, else sleep on an asyncio future.
+    fn step(&self, py: Python<'_>) -> PyResult<Option<PyObject>> {
+        {
+            let mut state = lock(&self.waiter.state);
+            if state.done {
+                return Err(PyRuntimeError::new_err("cannot reuse an already awaited acquire"));
+            }
+            if state.acquired {
+                state.acquired = false;
+                state.done = true;
+                let future = state.future.take();
+                drop(state);
+                drop(future);
+                return finish(self.value);
+            }
+        }
+        // A new future each time the task sleeps (the first time, or after a spurious resume).
+        let future = self.waiter.event_loop.call_method0(py, "create_future")?;
+        future.setattr(py, "_asyncio_future_blocking", true)?;
+        let mut state = lock(&self.waiter.state);
+        if state.acquired {
+            // The wake came in between (only if stepped off the loop's thread): finish now.
+            state.acquired = false;
+            state.done = true;
+            drop(state);
+            return finish(self.value);
+        }
+        let old = state.future.replace(future.clone_ref(py));
+        drop(state);
+        drop(old);
+        Ok(Some(future))
+    }
+}
+
+#[pymethods]
+impl Waiting {
+    fn __await__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<PyObject>> {
+        self.step(py)
+    }
+
+    fn send(&self, py: Python<'_>, _value: &Bound<'_, PyAny>) -> PyResult<Option<PyObject>> {
+        self.step(py)
+    }
+
+    /// The task was cancelled (or another exception thrown in): stop waiting, give back a permit
+    /// that came meanwhile, pass a wake on, and raise the exception.
+    #[pyo3(signature = (typ, val = None, tb = None))]
+    fn throw(
+        &self,
+        py: Python<'_>,
+        typ: Bound<'_, PyAny>,
+        val: Option<Bound<'_, PyAny>>,
+        tb: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let _ = tb;
+        self.waiter.abandon(py);
+        Err(thrown(typ, val))
+    }
+
+    fn close(&self, py: Python<'_>) {
+        self.waiter.abandon(py);
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        // Dropped without finishing (the task was destroyed): as if cancelled.
+        Python::with_gil(|py| self.waiter.abandon(py));
+    }
+}
+
+static GET_RUNNING_LOOP: GILOnceCell<PyObject> = GILOnceCell::new();
+
+/// An async acquire of one permit: a finished awaitable if a permit is free now, else one that
+/// waits. Finishes with `True` if `value`, else `None`.
+#[inline]
+pub(crate) fn acquire(py: Python<'_>, engine: &Arc<Engine>, value: bool) -> PyResult<PyObject> {
+    if engine.try_acquire() {
+        return ready(py, value);
+    }
+    acquire_slow(py, engine, value)
+}
+
+#[cold]
+fn acquire_slow(py: Python<'_>, engine: &Arc<Engine>, value: bool) -> PyResult<PyObject> {
+    let get_running_loop = GET_RUNNING_LOOP.get_or_try_init(py, || {
+        Ok::<_, PyErr>(py.import("asyncio")?.getattr("get_running_loop")?.unbind())
+    })?;
+    let event_loop = get_running_loop.call0(py)?;
+    let waiter = Arc::new(Waiter {
+        state: Mutex::new(State {
+            acquire: Some(PendingAcquire::new(Arc::clone(engine))),
+            acquired: false,
+            future: None,
+            done: false,
+        }),
+        scheduled: AtomicBool::new(false),
+        engine: Arc::clone(engine),
+        event_loop,
+    });
+    // The first poll registers the waiter with the engine (or takes a permit freed meanwhile).
+    if let Polled::Acquired(_) = waiter.poll(py) {
+        lock(&waiter.state).done = true;
+        return ready(py, value);
+    }
+    Ok(Py::new(py, Waiting { waiter, value })?.into_any())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The wake queue.
+
+/// Waiters the engine woke, to be scheduled on their loops.
+static QUEUE: Mutex<Vec<Arc<Waiter>>> = Mutex::new(Vec::new());
+/// Whether `QUEUE` may be non-empty: the one load [`deliver_wakes`] costs when nobody waits.
+static QUEUED: AtomicBool = AtomicBool::new(false);
+
+fn queue_wake(waiter: Arc<Waiter>) {
+    {
+        let mut queue = lock(&QUEUE);
+        queue.push(waiter);
+        QUEUED.store(true, Ordering::Release);
+    }
+    if crate::blocking::detached() {
+        helper::rouse();
+    }
+}
+
+/// Schedules the waiters the engine woke. Call after each engine call that can give a permit
+/// back or pass a wake on, with the GIL and no lock held.
+#[inline]
+pub(crate) fn deliver_wakes(py: Python<'_>) {
+    // Acquire: pairs with the Release store in `queue_wake` (from another thread).
+    if QUEUED.load(Ordering::Acquire) {
+        deliver_slow(py);
+    }
+}
+
+#[cold]
+fn deliver_slow(py: Python<'_>) {
+    loop {
+        let batch = {
+            let mut queue = lock(&QUEUE);
+            QUEUED.store(false, Ordering::Relaxed);
+            std::mem::take(&mut *queue)
+        };
+        if batch.is_empty() {
+            return;
+        }
+        for waiter in batch {
+            waiter.schedule(py);
+        }
+    }
+}
+
+/// The helper thread that delivers wakes queued by threads without the GIL.
+mod helper {
+    use super::{Condvar, Mutex, lock};
+    use pyo3::Python;
+
+    /// Whether a wake waits for the helper, and the pid the helper runs in (0: none yet): after
+    /// `fork` the child has no helper and starts its own.
+    static STATE: Mutex<(bool, u32)> = Mutex::new((false, 0));
+    static ROUSE: Condvar = Condvar::new();
+
+    pub(super) fn rouse() {
+        let pid = std::process::id();
+        let mut state = lock(&STATE);
+        state.0 = true;
+        if state.1 != pid {
+            state.1 = pid;
+            let spawned = std::thread::Builder::new().name("futex_semaphore-wakes".into()).spawn(run);
+            if spawned.is_err() {
+                state.1 = 0;
+            }
+        }
+        ROUSE.notify_one();
+    }
+
+    fn run() {
+        loop {
+            {
+                let mut state = lock(&STATE);
+                while !state.0 {
+                    state = ROUSE.wait(state).unwrap_or_else(|e| e.into_inner());
+                }
+                state.0 = false;
+            }
+            Python::with_gil(super::deliver_wakes);
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! `AsyncSemaphore` and `AsyncBoundedSemaphore`: `asyncio.Semaphore`'s API, on the crate's
+//! semaphores; cancel-safe, and safe to `release()` from any thread.
+
+use crate::aio;
+use crate::engine::Engine;
+use pyo3::prelude::*;
+use std::sync::Arc;
+
+/// A semaphore for asyncio: `asyncio.Semaphore`'s API (`await acquire()`, `release()`,
+/// `locked()`, `async with`), on futex-semaphore's engine.
+///
+/// Unlike `asyncio.Semaphore` it is thread-safe: `release()` may be called from any thread, and
+/// tasks of several event loops (in several threads) may wait on it at once.
+#[pyclass(module = "futex_semaphore", subclass, frozen)]
+pub struct AsyncSemaphore {
+    engine: Arc<Engine>,
+}
+
+/// The message of CPython's `asyncio.BoundedSemaphore.release` past the initial value.
+const RELEASED_TOO_MANY: &str = "BoundedSemaphore released too many times";
+
+impl AsyncSemaphore {
+    fn with_engine(value: i64, bounded: bool) -> PyResult<AsyncSemaphore> {
+        Ok(AsyncSemaphore { engine: Arc::new(Engine::new(value, bounded, "Semaphore")?) })
+    }
+
+    #[inline]
+    pub(crate) fn release_impl(&self, py: Python<'_>) -> PyResult<()> {
+        self.engine.release(1, RELEASED_TOO_MANY)?;
+        aio::deliver_wakes(py);
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl AsyncSemaphore {
+    #[new]
+    #[pyo3(signature = (value = 1))]
+    fn new(value: i64) -> PyResult<Self> {
+        AsyncSemaphore::with_engine(value, false)
+    }
+
+    /// Takes a permit, waiting while there is none: `await sem.acquire()` returns `True`.
+    fn acquire(&self, py: Python<'_>) -> PyResult<PyObject> {
+        aio::acquire(py, &self.engine, true)
+    }
+
+    /// Gives a permit back, waking a waiting task (of any loop, from any thread).
+    fn release(&self, py: Python<'_>) -> PyResult<()> {
+        self.release_impl(py)
+    }
+
+    /// Whether an acquire would have to wait now.
+    fn locked(&self) -> bool {
+        self.engine.available() == 0
+    }
+
+    fn __aenter__(&self, py: Python<'_>) -> PyResult<PyObject> {
+        aio::acquire(py, &self.engine, false)
+    }
+
+    fn __aexit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> PyResult<PyObject> {
+        self.release_impl(py)?;
+        aio::ready(py, false)
+    }
+
+    /// The number of free permits (CPython's private `_value`).
+    #[getter]
+    fn _value(&self) -> usize {
+        self.engine.available()
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let cls = slf.get_type();
+        let value = slf.get().engine.available();
+        let extra = if value == 0 { "locked".to_string() } else { format!("unlocked, value:{value}") };
+        Ok(format!(
+            "<{}.{} object at {:#x} [{extra}]>",
+            cls.module()?,
+            cls.qualname()?,
+            slf.as_ptr() as usize
+        ))
+    }
+}
+
+/// An `AsyncSemaphore` that refuses to be released above its initial value (`ValueError`):
+/// `asyncio.BoundedSemaphore`'s API.
+#[pyclass(module = "futex_semaphore", extends = AsyncSemaphore, frozen)]
+pub struct AsyncBoundedSemaphore;
+
+#[pymethods]
+impl AsyncBoundedSemaphore {
+    #[new]
+    #[pyo3(signature = (value = 1))]
+    fn new(value: i64) -> PyResult<PyClassInitializer<Self>> {
+        Ok(PyClassInitializer::from(AsyncSemaphore::with_engine(value, true)?)
+            .add_subclass(AsyncBoundedSemaphore))
+    }
+}

@@ -1,0 +1,90 @@
+//! Blocking acquires from Python: the GIL is released while waiting, and Ctrl-C interrupts a wait
+//! in the main thread.
+//!
+//! Python runs signal handlers only in the main thread, and only when that thread runs Python
+//! code: a wait that never returns would make Ctrl-C wait with it. So the main thread waits in
+//! slices of at most [`SLICE`] with the engine's own timed acquire (a timed futex wait; a slice
+//! that ends takes nothing), and checks for signals between slices. `KeyboardInterrupt` is then
+//! raised at most [`SLICE`] after Ctrl-C, and no permit is lost: the slice that ended took none.
+//! Other threads get no signals; they wait in one piece (so a daemon thread blocked here at
+//! interpreter exit stays asleep instead of waking up to a finalizing interpreter).
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+/// The longest the main thread waits between two looks for signals.
+pub(crate) const SLICE: Duration = Duration::from_millis(50);
+
+/// Python's `timeout` in seconds as a wait: `None` is without limit, a negative timeout is an
+/// attempt (as in CPython), and one too large for a deadline is without limit too.
+pub(crate) fn timeout_from(timeout: Option<f64>) -> PyResult<Option<Duration>> {
+    match timeout {
+        None => Ok(None),
+        Some(t) if t.is_nan() => Err(PyValueError::new_err("timeout must be a number, not NaN")),
+        Some(t) if t <= 0.0 => Ok(Some(Duration::ZERO)),
+        // About 31 years: beyond it, a deadline is of no use (and `Instant` may overflow).
+        Some(t) if t >= 1e9 => Ok(None),
+        Some(t) => Ok(Some(Duration::from_secs_f64(t))),
+    }
+}
+
+thread_local! {
+    /// Set while this thread waits in [`wait`] without the GIL: the only place the engine is
+    /// called without it.
+    static DETACHED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread is inside [`wait`] without the GIL.
+pub(crate) fn detached() -> bool {
+    DETACHED.with(Cell::get)
+}
+
+/// Runs `f` without the GIL, marked as [`detached`].
+fn detach<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
+    py.allow_threads(|| {
+        DETACHED.with(|d| d.set(true));
+        let out = f();
+        DETACHED.with(|d| d.set(false));
+        out
+    })
+}
+
+/// Whether this is the thread Python runs signal handlers in: the process's first thread (or,
+/// after `fork`, the thread that forked, which Python makes the child's main thread). Both are
+/// the thread whose id is the process id.
+fn in_main_thread() -> bool {
+    // SAFETY: `gettid` and `getpid` take no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) == libc::c_long::from(libc::getpid()) }
+}
+
+/// Waits with `attempt(timeout)` (which takes a permit, waiting at most `timeout` or without
+/// limit for `None`) without the GIL, until it succeeds (`true`) or `timeout` passes (`false`).
+/// In the main thread, waits in slices and raises what a signal handler raises (a permit is
+/// never taken then); `between` runs between slices.
+pub(crate) fn wait<F>(
+    py: Python<'_>,
+    timeout: Option<Duration>,
+    attempt: F,
+    mut between: impl FnMut(),
+) -> PyResult<bool>
+where
+    F: Fn(Option<Duration>) -> bool + Sync,
+{
+    if !in_main_thread() {
+        return Ok(detach(py, || attempt(timeout)));
+    }
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    loop {
+        let slice = deadline.map_or(SLICE, |d| d.saturating_duration_since(Instant::now()).min(SLICE));
+        if detach(py, || attempt(Some(slice))) {
+            return Ok(true);
+        }
+        py.check_signals()?;
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(false);
+        }
+        between();
+    }
+}

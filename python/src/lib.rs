@@ -1,0 +1,48 @@
+//! `futex_semaphore` for Python: the crate's semaphores behind the APIs Python users know.
+//!
+//! | Python class | stands in for | wraps |
+//! |---|---|---|
+//! | `Semaphore`, `BoundedSemaphore` | `threading.Semaphore`, `threading.BoundedSemaphore` | [`futex_semaphore::Semaphore`], [`futex_semaphore::BoundedSemaphore`] |
+//! | `AsyncSemaphore`, `AsyncBoundedSemaphore` | `asyncio.Semaphore`, `asyncio.BoundedSemaphore` | the same two |
+//! | `ProcessSemaphore` | `multiprocessing.Semaphore` | [`futex_semaphore::ProcessSemaphore`] |
+//!
+//! - `engine`: the two in-process semaphores behind one enum, Python's count-based acquire and
+//!   release on top of the crate's guards (a taken permit is `forget`-ed; `release` adds it back).
+//! - `blocking`: waiting with the GIL released, in slices in the main thread so that Ctrl-C
+//!   interrupts it.
+//! - `aio`: waiting from asyncio: the crate's `acquire_async` future, driven from the event loop.
+//! - `threading`, `asyncio`, `process`: the Python classes.
+//! - `fastcall`: their hot methods with arguments as vectorcall methods (PyO3's abi3-py39 methods
+//!   with arguments cost more than the semaphore).
+//!
+//! Nothing here counts permits itself: every count lives in the crate's types.
+
+mod aio;
+mod asyncio;
+mod blocking;
+mod engine;
+mod fastcall;
+mod process;
+mod threading;
+
+use pyo3::prelude::*;
+
+/// The Python module `futex_semaphore`.
+#[pymodule]
+fn futex_semaphore(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<threading::Semaphore>()?;
+    m.add_class::<threading::BoundedSemaphore>()?;
+    m.add_class::<asyncio::AsyncSemaphore>()?;
+    m.add_class::<asyncio::AsyncBoundedSemaphore>()?;
+    m.add_class::<process::ProcessSemaphore>()?;
+    m.add_class::<aio::Ready>()?;
+    m.add_class::<aio::Waiting>()?;
+    m.add_class::<aio::Wake>()?;
+    m.add_function(wrap_pyfunction!(process::_open_process_semaphore, m)?)?;
+    m.add_function(wrap_pyfunction!(process::_after_fork_in_child, m)?)?;
+    m.add_function(wrap_pyfunction!(process::_unlink_created, m)?)?;
+    process::install_hooks(m)?;
+    fastcall::install_all(m)?;
+    Ok(())
+}

@@ -1,0 +1,316 @@
+//! `ProcessSemaphore`: `multiprocessing.Semaphore`'s API on the crate's `ProcessSemaphore`,
+//! which gives back the permits of a process that dies holding them.
+//!
+//! # Lifetime of the shared region
+//! Each `ProcessSemaphore(value)` creates a named region (a file in `/dev/shm`). Children get it
+//! by inheritance under `fork`, and by pickling under `spawn` and `forkserver`, where they open it
+//! by name: so the name must exist until they have. The creating process unlinks it when its
+//! last handle goes, and at exit (`atexit`) for handles still alive then; it also registers the
+//! name with `multiprocessing`'s resource tracker, which unlinks it should the creator be killed.
+//! Processes that opened it keep their mapping after the unlink.
+//!
+//! # Who holds a permit
+//! Python's `acquire()` returns no guard, so the handle keeps the crate's `ProcessPermit`s that
+//! this process took (one list per semaphore per process, shared by its handles and threads), and
+//! `release()` gives one of those back; a process that holds none adds a permit instead (a
+//! semaphore used as a signal between processes). The permits a process holds are recorded in
+//! the region, so when it dies, even by `SIGKILL`, they come back (see the crate's
+//! `ProcessSemaphore`). `ProcessSemaphore(value, recover=False)` records nothing: acquire and
+//! release are then plain counts, as in `multiprocessing`.
+
+use crate::blocking::{self, timeout_from};
+use crate::threading::Truthy;
+use futex_semaphore::{ProcessPermit, ProcessSemaphore as Region};
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::GILProtected;
+use pyo3::types::PyTuple;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Instant;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One semaphore as this process sees it: the mapping and the permits this process holds.
+struct Shared {
+    // Declared first, so dropped (and so given back) before the region they borrow. Only
+    // touched with the GIL held: no atomic read-modify-write on the fast path.
+    held: GILProtected<RefCell<Vec<ProcessPermit<'static>>>>,
+    region: Region,
+    name: String,
+    /// Keep permits recorded (and so recoverable); else `forget` them.
+    recover: bool,
+}
+
+impl Shared {
+    fn region(&self) -> &'static Region {
+        // SAFETY: `self` lives in an `Arc` allocation, which never moves; the `'static`
+        // reference is only put in `ProcessPermit`s kept in `self.held`, which is dropped before
+        // `self.region` (field order) and never hands them out.
+        unsafe { &*(&self.region as *const Region) }
+    }
+
+    /// Keeps a permit taken for this process (or forgets it without recovery).
+    #[inline]
+    fn keep(&self, py: Python<'_>, permit: ProcessPermit<'static>) {
+        if self.recover {
+            self.held.get(py).borrow_mut().push(permit);
+        } else {
+            permit.forget();
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if take_created(&self.name) {
+            unlink(&self.name);
+        }
+    }
+}
+
+/// The semaphores this process has open, by name: a handle unpickled here joins the list of
+/// permits of the one already open (so a permit taken through one handle can be released
+/// through another).
+static OPEN: Mutex<Vec<(String, Weak<Shared>)>> = Mutex::new(Vec::new());
+/// The names this process created and has not unlinked yet.
+static CREATED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn register(shared: &Arc<Shared>) {
+    let mut open = lock(&OPEN);
+    open.retain(|(_, w)| w.strong_count() > 0);
+    open.push((shared.name.clone(), Arc::downgrade(shared)));
+}
+
+fn take_created(name: &str) -> bool {
+    let mut created = lock(&CREATED);
+    let before = created.len();
+    created.retain(|n| n != name);
+    created.len() != before
+}
+
+/// Unlinks a name this process created, and tells the resource tracker it need not.
+fn unlink(name: &str) {
+    let _ = Region::unlink(name);
+    Python::with_gil(|py| {
+        let _ = tracker(py, "unregister", name);
+    });
+}
+
+/// `multiprocessing.resource_tracker.register/unregister("/name", "shared_memory")`: the
+/// tracker process unlinks a registered name if this process dies without unlinking it.
+fn tracker(py: Python<'_>, what: &str, name: &str) -> PyResult<()> {
+    py.import("multiprocessing.resource_tracker")?
+        .call_method1(what, (format!("/{name}"), "shared_memory"))?;
+    Ok(())
+}
+
+/// A fresh name: the pid, a count, and the clock, so that a reused pid does not collide.
+fn fresh_name() -> String {
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("futex-semaphore-py-{}-{n}-{nanos:x}", std::process::id())
+}
+
+/// A semaphore shared between processes: `multiprocessing.Semaphore`'s API (`acquire(block=True,
+/// timeout=None)`, `release()`, `get_value()`, `with`), on futex-semaphore's `ProcessSemaphore`.
+///
+/// Pass it to `multiprocessing.Process` children (under `fork`, `spawn` or `forkserver`; it
+/// pickles to its name). If a process dies holding permits, even killed with `SIGKILL`, they
+/// come back: a waiter recovers them within about 0.1 s.
+#[pyclass(module = "futex_semaphore", frozen)]
+pub struct ProcessSemaphore {
+    shared: Arc<Shared>,
+}
+
+impl ProcessSemaphore {
+    #[inline]
+    pub(crate) fn acquire_impl(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
+        let shared = &*self.shared;
+        if let Ok(permit) = shared.region().try_acquire() {
+            shared.keep(py, permit);
+            return Ok(true);
+        }
+        if !block {
+            return Ok(false);
+        }
+        self.acquire_slow(py, timeout)
+    }
+
+    #[cold]
+    fn acquire_slow(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let shared = &*self.shared;
+        let region = shared.region();
+        // Taken without the GIL, kept with it.
+        let taken = Mutex::new(None);
+        let attempt = |t| {
+            let permit = match t {
+                None => region.acquire().ok(),
+                Some(t) => region.try_acquire_for(t).ok(),
+            };
+            let got = permit.is_some();
+            *lock(&taken) = permit;
+            got
+        };
+        // Waiting in slices, the main thread recovers dead holders' permits itself (the crate
+        // does it after each RECOVERY_INTERVAL of one wait).
+        let mut next_scan = Instant::now() + Region::RECOVERY_INTERVAL;
+        let between = || {
+            if Instant::now() >= next_scan {
+                let _ = region.recover();
+                next_scan = Instant::now() + Region::RECOVERY_INTERVAL;
+            }
+        };
+        let got = blocking::wait(py, timeout_from(timeout)?, attempt, between)?;
+        if let Some(permit) = lock(&taken).take() {
+            shared.keep(py, permit);
+        }
+        Ok(got)
+    }
+
+    #[inline]
+    pub(crate) fn release_impl(&self, py: Python<'_>) -> PyResult<()> {
+        let permit = if self.shared.recover { self.shared.held.get(py).borrow_mut().pop() } else { None };
+        match permit {
+            Some(permit) => drop(permit),
+            None => self
+                .shared
+                .region()
+                .release()
+                .map_err(|_| PyValueError::new_err("semaphore or lock released too many times"))?,
+        }
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl ProcessSemaphore {
+    #[new]
+    #[pyo3(signature = (value = 1, *, recover = true))]
+    fn new(py: Python<'_>, value: i64, recover: bool) -> PyResult<Self> {
+        let permits = u32::try_from(value)
+            .ok()
+            .filter(|&v| v as usize <= Region::MAX_PERMITS)
+            .ok_or_else(|| PyValueError::new_err("invalid value"))?;
+        let name = fresh_name();
+        let region = Region::create(&name, permits).map_err(PyErr::from)?;
+        lock(&CREATED).push(name.clone());
+        // Best effort: without the tracker, only a killed creator leaves the file behind.
+        let _ = tracker(py, "register", &name);
+        let shared =
+            Arc::new(Shared { held: GILProtected::new(RefCell::new(Vec::new())), region, name, recover });
+        register(&shared);
+        Ok(ProcessSemaphore { shared })
+    }
+
+    /// Takes a permit. Blocks while there is none if `block`, at most `timeout` seconds if given
+    /// (a negative timeout is an attempt); returns whether it took one.
+    #[pyo3(signature = (block = Truthy(true), timeout = None))]
+    fn acquire(&self, py: Python<'_>, block: Truthy, timeout: Option<f64>) -> PyResult<bool> {
+        self.acquire_impl(py, block.0, timeout)
+    }
+
+    /// Gives a permit back: one this process holds if it holds any, else a new one.
+    fn release(&self, py: Python<'_>) -> PyResult<()> {
+        self.release_impl(py)
+    }
+
+    /// The number of free permits.
+    fn get_value(&self) -> usize {
+        self.shared.region.available_permits()
+    }
+
+    /// Gives back now the permits of processes that died holding them; returns how many.
+    /// Waiting acquires do this by themselves.
+    fn recover(&self) -> PyResult<usize> {
+        self.shared.region.recover().map_err(PyErr::from)
+    }
+
+    /// The name of the region in `/dev/shm`.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    fn __enter__(&self, py: Python<'_>) -> PyResult<bool> {
+        self.acquire_impl(py, true, None)
+    }
+
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        self.release_impl(py)
+    }
+
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let open = py.import("futex_semaphore")?.getattr("_open_process_semaphore")?;
+        (open, (self.shared.name.clone(), self.shared.recover)).into_pyobject(py)
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        Ok(format!("<{}(value={})>", slf.get_type().name()?, slf.get().shared.region.available_permits()))
+    }
+}
+
+/// Unpickles a `ProcessSemaphore`: the handle this process has open under that name, or the
+/// region opened by name.
+#[pyfunction]
+pub fn _open_process_semaphore(name: &str, recover: bool) -> PyResult<ProcessSemaphore> {
+    let existing = lock(&OPEN).iter().find(|(n, _)| n == name).and_then(|(_, w)| w.upgrade());
+    if let Some(shared) = existing {
+        return Ok(ProcessSemaphore { shared });
+    }
+    let region = Region::open(name).map_err(|e| {
+        PyOSError::new_err(format!(
+            "cannot open ProcessSemaphore {name:?} ({e}): was its creator's last handle dropped, or the creator gone?"
+        ))
+    })?;
+    let shared = Arc::new(Shared {
+        held: GILProtected::new(RefCell::new(Vec::new())),
+        region,
+        name: name.to_owned(),
+        recover,
+    });
+    register(&shared);
+    Ok(ProcessSemaphore { shared })
+}
+
+/// `os.register_at_fork(after_in_child=...)`: the child holds none of the parent's permits and
+/// created no region.
+#[pyfunction]
+pub fn _after_fork_in_child(py: Python<'_>) {
+    lock(&CREATED).clear();
+    let open: Vec<_> = lock(&OPEN).iter().filter_map(|(_, weak)| weak.upgrade()).collect();
+    for shared in open {
+        // Dropping a parent's permit in the child gives nothing back (the crate checks the pid).
+        drop(std::mem::take(&mut *shared.held.get(py).borrow_mut()));
+    }
+}
+
+/// `atexit`: unlinks the regions this process created that are still linked.
+#[pyfunction]
+pub fn _unlink_created() {
+    let names = std::mem::take(&mut *lock(&CREATED));
+    for name in names {
+        unlink(&name);
+    }
+}
+
+/// Registers the `atexit` and `fork` hooks.
+pub(crate) fn install_hooks(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    py.import("atexit")?.call_method1("register", (m.getattr("_unlink_created")?,))?;
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("after_in_child", m.getattr("_after_fork_in_child")?)?;
+    py.import("os")?.call_method("register_at_fork", (), Some(&kwargs))?;
+    Ok(())
+}

@@ -1,0 +1,174 @@
+//! `Semaphore` and `BoundedSemaphore`: `threading`'s API, on the crate's semaphores, also
+//! usable from asyncio (`async with`, `await acquire_async()`).
+
+use crate::aio;
+use crate::blocking::{self, timeout_from};
+use crate::engine::Engine;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use std::sync::Arc;
+
+/// `blocking` as Python takes it: any object, by its truth.
+pub(crate) struct Truthy(pub(crate) bool);
+
+impl<'py> FromPyObject<'py> for Truthy {
+    #[inline]
+    fn extract_bound(ob: &Bound<'py, PyAny>) -> PyResult<Self> {
+        ob.is_truthy().map(Truthy)
+    }
+}
+
+/// The message of CPython's `BoundedSemaphore.release` past the initial value.
+const RELEASED_TOO_MANY: &str = "Semaphore released too many times";
+
+/// A counting semaphore: `threading.Semaphore`'s API, on futex-semaphore's engine.
+///
+/// `acquire(blocking=True, timeout=None)` takes a permit (a blocked acquire releases the GIL
+/// and is interrupted by Ctrl-C), `release(n=1)` gives permits back, `with sem:` does both.
+/// The same object serves asyncio tasks: `async with sem:` and `await sem.acquire_async()`,
+/// woken by releases from threads or tasks.
+#[pyclass(module = "futex_semaphore", subclass, frozen)]
+pub struct Semaphore {
+    pub(crate) engine: Arc<Engine>,
+}
+
+impl Semaphore {
+    pub(crate) fn with_engine(value: i64, bounded: bool) -> PyResult<Semaphore> {
+        Ok(Semaphore { engine: Arc::new(Engine::new(value, bounded, "semaphore")?) })
+    }
+
+    #[inline]
+    pub(crate) fn acquire_impl(
+        &self,
+        py: Python<'_>,
+        blocking: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<bool> {
+        if !blocking && timeout.is_some() {
+            return Err(non_blocking_timeout());
+        }
+        if self.engine.try_acquire() {
+            return Ok(true);
+        }
+        if !blocking {
+            return Ok(false);
+        }
+        self.acquire_slow(py, timeout)
+    }
+
+    #[cold]
+    fn acquire_slow(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let engine = &*self.engine;
+        let taken = blocking::wait(py, timeout_from(timeout)?, |t| engine.acquire_for(t), || {});
+        // A timed wait that ended may have passed a wake on to a task.
+        aio::deliver_wakes(py);
+        taken
+    }
+
+    #[inline]
+    pub(crate) fn release_impl(&self, py: Python<'_>, n: i64) -> PyResult<()> {
+        if n < 1 {
+            return Err(PyValueError::new_err("n must be one or more"));
+        }
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        self.engine.release(n, RELEASED_TOO_MANY)?;
+        aio::deliver_wakes(py);
+        Ok(())
+    }
+}
+
+fn non_blocking_timeout() -> PyErr {
+    PyValueError::new_err("can't specify timeout for non-blocking acquire")
+}
+
+#[pymethods]
+impl Semaphore {
+    #[new]
+    #[pyo3(signature = (value = 1))]
+    fn new(value: i64) -> PyResult<Self> {
+        Semaphore::with_engine(value, false)
+    }
+
+    /// Takes a permit. Blocks while there is none if `blocking`, at most `timeout` seconds if
+    /// given; returns whether it took one.
+    #[pyo3(signature = (blocking = Truthy(true), timeout = None))]
+    fn acquire(&self, py: Python<'_>, blocking: Truthy, timeout: Option<f64>) -> PyResult<bool> {
+        self.acquire_impl(py, blocking.0, timeout)
+    }
+
+    /// Gives `n` permits back, waking waiting threads and tasks.
+    #[pyo3(signature = (n = 1))]
+    fn release(&self, py: Python<'_>, n: i64) -> PyResult<()> {
+        self.release_impl(py, n)
+    }
+
+    fn __enter__(&self, py: Python<'_>) -> PyResult<bool> {
+        self.acquire_impl(py, true, None)
+    }
+
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        self.release_impl(py, 1)
+    }
+
+    /// Takes a permit from asyncio: `await sem.acquire_async()` returns `True`.
+    fn acquire_async(&self, py: Python<'_>) -> PyResult<PyObject> {
+        aio::acquire(py, &self.engine, true)
+    }
+
+    fn __aenter__(&self, py: Python<'_>) -> PyResult<PyObject> {
+        aio::acquire(py, &self.engine, false)
+    }
+
+    fn __aexit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> PyResult<PyObject> {
+        self.release_impl(py, 1)?;
+        aio::ready(py, false)
+    }
+
+    /// The number of free permits (CPython's private `_value`).
+    #[getter]
+    fn _value(&self) -> usize {
+        self.engine.available()
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let cls = slf.get_type();
+        let engine = &slf.get().engine;
+        let value = match engine.initial() {
+            None => engine.available().to_string(),
+            Some(initial) => format!("{}/{initial}", engine.available()),
+        };
+        Ok(format!("<{}.{} at {:#x}: value={value}>", cls.module()?, cls.qualname()?, slf.as_ptr() as usize))
+    }
+}
+
+/// A semaphore that refuses to be released above its initial value (`ValueError`):
+/// `threading.BoundedSemaphore`'s API, on futex-semaphore's engine.
+#[pyclass(module = "futex_semaphore", extends = Semaphore, frozen)]
+pub struct BoundedSemaphore;
+
+#[pymethods]
+impl BoundedSemaphore {
+    #[new]
+    #[pyo3(signature = (value = 1))]
+    fn new(value: i64) -> PyResult<PyClassInitializer<Self>> {
+        Ok(PyClassInitializer::from(Semaphore::with_engine(value, true)?).add_subclass(BoundedSemaphore))
+    }
+
+    /// The initial value, which is also the bound (CPython's private `_initial_value`).
+    #[getter]
+    fn _initial_value(slf: &Bound<'_, Self>) -> usize {
+        slf.as_super().get().engine.initial().unwrap_or(0)
+    }
+}

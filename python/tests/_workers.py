@@ -1,0 +1,35 @@
+"""Functions run in multiprocessing children (importable by name, for the spawn start method)."""
+
+import os
+import time
+
+
+def hold_for_a_while(sem, inside, peak, lock, rounds):
+    for _ in range(rounds):
+        with sem:
+            with lock:
+                inside.value += 1
+                peak.value = max(peak.value, inside.value)
+            time.sleep(0.002)
+            with lock:
+                inside.value -= 1
+
+
+def acquire_and_hang(sem, ready):
+    sem.acquire()
+    ready.set()
+    time.sleep(60)
+
+
+def release_once(sem):
+    time.sleep(0.1)
+    sem.release()
+
+
+def report_value(sem, queue):
+    queue.put((sem.get_value(), sem.name, os.getpid()))
+
+
+def acquire_and_exit(sem):
+    # Exits without releasing: the permit of a dead holder comes back.
+    assert sem.acquire(timeout=5)

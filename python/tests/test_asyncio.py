@@ -1,0 +1,341 @@
+"""AsyncSemaphore / AsyncBoundedSemaphore against asyncio.Semaphore's semantics, cancellation
+(gh-90155's bug class), release from other threads, and Semaphore's async side."""
+
+import asyncio
+import random
+import re
+import threading
+import time
+
+import pytest
+
+import futex_semaphore as fs
+
+LIMIT = 10  # seconds: every test's bound
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, LIMIT))
+
+
+async def settle():
+    """Lets every ready task run until it blocks."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("cls", [fs.AsyncSemaphore, fs.AsyncBoundedSemaphore])
+def test_constructor_rejects_negative_values(cls):
+    with pytest.raises(ValueError):
+        cls(-1)
+    assert cls()._value == 1
+
+
+def test_acquire_returns_true_and_release_gives_back():
+    async def main():
+        sem = fs.AsyncSemaphore(2)
+        assert not sem.locked()
+        assert await sem.acquire() is True
+        assert await sem.acquire() is True
+        assert sem.locked()
+        sem.release()
+        assert not sem.locked()
+        sem.release()
+        sem.release()  # unbounded: the count grows, as in asyncio
+        assert sem._value == 3
+
+    run(main())
+
+
+def test_bounded_refuses_release_past_start():
+    async def main():
+        sem = fs.AsyncBoundedSemaphore(1)
+        with pytest.raises(ValueError, match="released too many times"):
+            sem.release()
+        await sem.acquire()
+        sem.release()
+        with pytest.raises(ValueError):
+            sem.release()
+
+    run(main())
+
+
+def test_async_with_returns_none_and_releases_on_error():
+    async def main():
+        sem = fs.AsyncSemaphore(1)
+        async with sem as value:
+            assert value is None
+            assert sem.locked()
+        assert not sem.locked()
+        with pytest.raises(KeyError):
+            async with sem:
+                raise KeyError
+        assert not sem.locked()
+
+    run(main())
+
+
+def test_repr_is_like_asyncio():
+    sem = fs.AsyncSemaphore(2)
+    assert re.fullmatch(r"<futex_semaphore\.AsyncSemaphore object at 0x[0-9a-f]+ \[unlocked, value:2\]>", repr(sem))
+    sem2 = fs.AsyncSemaphore(0)
+    assert "[locked]" in repr(sem2)
+
+
+def test_at_most_value_tasks_inside():
+    async def main():
+        sem = fs.AsyncSemaphore(3)
+        inside = peak = done = 0
+
+        async def worker():
+            nonlocal inside, peak, done
+            async with sem:
+                inside += 1
+                peak = max(peak, inside)
+                await asyncio.sleep(0.01)
+                inside -= 1
+            done += 1
+
+        await asyncio.gather(*(worker() for _ in range(20)))
+        assert (peak, done, sem._value) == (3, 20, 3)
+
+    run(main())
+
+
+def test_waiters_are_woken_by_release_in_order_of_permits():
+    async def main():
+        sem = fs.AsyncSemaphore(0)
+        results = []
+
+        async def waiter(i):
+            await sem.acquire()
+            results.append(i)
+
+        tasks = [asyncio.create_task(waiter(i)) for i in range(3)]
+        await settle()
+        assert results == []
+        sem.release()
+        await settle()
+        assert len(results) == 1
+        sem.release()
+        sem.release()
+        await asyncio.gather(*tasks)
+        assert sorted(results) == [0, 1, 2]
+        assert sem._value == 0
+
+    run(main())
+
+
+def test_cancelled_waiter_loses_no_permit():
+    async def main():
+        sem = fs.AsyncSemaphore(0)
+        task = asyncio.create_task(sem.acquire())
+        await settle()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert sem._value == 0
+        sem.release()
+        assert await asyncio.wait_for(sem.acquire(), 1) is True
+
+    run(main())
+
+
+def test_cancel_after_release_passes_the_wakeup_on():
+    """gh-90155: the woken waiter is cancelled before it runs; the permit must go to the next."""
+
+    async def main():
+        sem = fs.AsyncSemaphore(1)
+        await sem.acquire()
+        t1 = asyncio.create_task(sem.acquire())
+        t2 = asyncio.create_task(sem.acquire())
+        await settle()
+        sem.release()
+        t1.cancel()
+        assert await asyncio.wait_for(t2, 2) is True
+        with pytest.raises(asyncio.CancelledError):
+            await t1
+        assert sem._value == 0
+        sem.release()
+        assert sem._value == 1
+
+    run(main())
+
+
+def test_cancel_after_the_permit_arrived_gives_it_back():
+    async def main():
+        sem = fs.AsyncSemaphore(0)
+        t1 = asyncio.create_task(sem.acquire())
+        await settle()
+        sem.release()
+        await asyncio.sleep(0)  # the wake runs: t1's future is resolved, t1 has not run yet
+        t1.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t1
+        assert sem._value == 1
+
+    run(main())
+
+
+def test_wait_for_timeout_loses_no_permit():
+    async def main():
+        sem = fs.AsyncSemaphore(0)
+        for _ in range(20):
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(sem.acquire(), 0.001)
+        assert sem._value == 0
+        sem.release()
+        assert await asyncio.wait_for(sem.acquire(), 1) is True
+
+    run(main())
+
+
+def test_random_cancellations_keep_the_count():
+    async def main():
+        sem = fs.AsyncSemaphore(2)
+        rng = random.Random(7)
+        inside = peak = 0
+
+        async def worker():
+            nonlocal inside, peak
+            async with sem:
+                inside += 1
+                peak = max(peak, inside)
+                try:
+                    await asyncio.sleep(rng.random() / 1000)
+                finally:
+                    inside -= 1
+
+        for _ in range(10):
+            tasks = [asyncio.create_task(worker()) for _ in range(30)]
+            await asyncio.sleep(rng.random() / 500)
+            for t in rng.sample(tasks, 10):
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        assert peak <= 2
+        assert sem._value == 2
+
+    run(main())
+
+
+def test_release_from_another_thread_wakes_the_task():
+    async def main():
+        sem = fs.AsyncSemaphore(0)
+        timer = threading.Timer(0.05, sem.release)
+        timer.start()
+        start = time.monotonic()
+        assert await asyncio.wait_for(sem.acquire(), 2) is True
+        assert time.monotonic() - start < 1.5
+        timer.join()
+
+    run(main())
+
+
+def test_tasks_of_two_loops_share_one_semaphore():
+    sem = fs.AsyncSemaphore(1)
+    counts = []
+
+    def loop_thread():
+        async def main():
+            n = 0
+            for _ in range(200):
+                async with sem:
+                    n += 1
+                    await asyncio.sleep(0)
+            return n
+
+        counts.append(run(main()))
+
+    threads = [threading.Thread(target=loop_thread) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(LIMIT)
+    assert counts == [200, 200]
+    assert sem._value == 1
+
+
+def test_create_task_takes_the_awaitable():
+    async def main():
+        sem = fs.AsyncSemaphore(0)
+        task = asyncio.create_task(sem.acquire())
+        await settle()
+        assert not task.done()
+        sem.release()
+        assert await task is True
+
+    run(main())
+
+
+def test_threading_semaphore_serves_threads_and_tasks_together():
+    sem = fs.Semaphore(2)
+    inside = 0
+    peak = 0
+    guard = threading.Lock()
+
+    def enter():
+        nonlocal inside, peak
+        with guard:
+            inside += 1
+            peak = max(peak, inside)
+
+    def leave():
+        nonlocal inside
+        with guard:
+            inside -= 1
+
+    def thread_worker():
+        for _ in range(100):
+            with sem:
+                enter()
+                time.sleep(0.0001)
+                leave()
+
+    async def task_worker():
+        for _ in range(100):
+            async with sem:
+                enter()
+                await asyncio.sleep(0.0001)
+                leave()
+
+    async def main():
+        await asyncio.gather(*(task_worker() for _ in range(4)))
+
+    threads = [threading.Thread(target=thread_worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    run(main())
+    for t in threads:
+        t.join(LIMIT)
+    assert peak <= 2
+    assert sem._value == 2
+
+
+def test_acquire_async_is_woken_by_a_thread_release():
+    async def main():
+        sem = fs.BoundedSemaphore(1)
+        assert sem.acquire(False)
+        threading.Timer(0.05, sem.release).start()
+        assert await asyncio.wait_for(sem.acquire_async(), 2) is True
+        assert not sem.acquire(False)
+        sem.release()
+        with pytest.raises(ValueError):
+            sem.release()
+
+    run(main())
+
+
+def test_thread_blocked_in_acquire_is_woken_by_a_task_release():
+    sem = fs.Semaphore(0)
+    got = []
+    t = threading.Thread(target=lambda: got.append(sem.acquire(timeout=5)))
+    t.start()
+
+    async def main():
+        await asyncio.sleep(0.05)
+        sem.release()
+
+    run(main())
+    t.join(LIMIT)
+    assert got == [True]
+    assert sem._value == 0

@@ -1,0 +1,14 @@
+"""bench.py runs (a quick smoke run: the figures are for docs/python.md, not for tests)."""
+
+import os
+import subprocess
+import sys
+
+BENCH = os.path.join(os.path.dirname(__file__), "..", "bench.py")
+
+
+def test_bench_quick_run_prints_every_scenario():
+    out = subprocess.run([sys.executable, BENCH, "--quick"], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    for title in ["uncontended", "with sem", "two-thread handoff", "8 threads", "asyncio", "cross-process"]:
+        assert title in out.stdout, out.stdout

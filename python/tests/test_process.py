@@ -1,0 +1,208 @@
+"""ProcessSemaphore against multiprocessing.Semaphore's semantics, under fork and spawn, with a
+killed holder, and leaving nothing in /dev/shm."""
+
+import multiprocessing as mp
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import futex_semaphore as fs
+
+import _workers
+
+START_METHODS = ["fork", "spawn"]
+
+
+def shm_exists(name):
+    return os.path.exists(os.path.join("/dev/shm", name))
+
+
+def test_semantics_of_multiprocessing_semaphore():
+    sem = fs.ProcessSemaphore(2)
+    assert sem.get_value() == 2
+    assert sem.acquire() is True
+    assert sem.acquire(block=False) is True
+    assert sem.acquire(False) is False
+    start = time.monotonic()
+    assert sem.acquire(timeout=0.1) is False
+    assert 0.06 <= time.monotonic() - start < 2
+    assert sem.acquire(True, -1) is False  # a negative timeout is an attempt
+    sem.release()
+    assert sem.get_value() == 1
+    with sem:
+        assert sem.get_value() == 0
+    assert sem.get_value() == 1
+    sem.release()
+    sem.release()  # unbounded, as multiprocessing.Semaphore
+    assert sem.get_value() == 3
+    assert repr(sem) == "<ProcessSemaphore(value=3)>"
+
+
+def test_constructor_rejects_negative_values():
+    with pytest.raises(ValueError):
+        fs.ProcessSemaphore(-1)
+    assert fs.ProcessSemaphore().get_value() == 1
+
+
+def test_pickle_in_the_same_process_shares_the_semaphore():
+    sem = fs.ProcessSemaphore(1)
+    other = pickle.loads(pickle.dumps(sem))
+    assert other.name == sem.name
+    assert other.acquire(False)
+    assert sem.get_value() == 0
+    sem.release()  # the permit taken through the other handle
+    assert other.get_value() == 1
+
+
+def test_name_is_unlinked_when_the_last_handle_goes():
+    sem = fs.ProcessSemaphore(1)
+    name = sem.name
+    assert shm_exists(name)
+    del sem
+    assert not shm_exists(name)
+
+
+def test_a_process_that_holds_none_releases_a_new_permit():
+    sem = fs.ProcessSemaphore(0, recover=False)
+    sem.release()
+    assert sem.acquire(False)
+    assert sem.get_value() == 0
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_children_share_the_permits(method):
+    ctx = mp.get_context(method)
+    sem = fs.ProcessSemaphore(2)
+    inside, peak, lock = ctx.Value("i", 0, lock=False), ctx.Value("i", 0, lock=False), ctx.Lock()
+    procs = [ctx.Process(target=_workers.hold_for_a_while, args=(sem, inside, peak, lock, 20)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    assert peak.value == 2
+    assert sem.get_value() == 2
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_child_sees_the_same_region(method):
+    ctx = mp.get_context(method)
+    sem = fs.ProcessSemaphore(3)
+    sem.acquire()
+    queue = ctx.Queue()
+    p = ctx.Process(target=_workers.report_value, args=(sem, queue))
+    p.start()
+    value, name, pid = queue.get(timeout=30)
+    p.join(30)
+    assert (value, name) == (2, sem.name)
+    assert pid != os.getpid()
+    sem.release()
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_release_from_another_process_wakes_a_waiter(method):
+    ctx = mp.get_context(method)
+    sem = fs.ProcessSemaphore(0)
+    p = ctx.Process(target=_workers.release_once, args=(sem,))
+    p.start()
+    assert sem.acquire(timeout=30)
+    p.join(30)
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_permit_of_a_killed_holder_comes_back(method):
+    ctx = mp.get_context(method)
+    sem = fs.ProcessSemaphore(1)
+    ready = ctx.Event()
+    p = ctx.Process(target=_workers.acquire_and_hang, args=(sem, ready))
+    p.start()
+    assert ready.wait(30)
+    assert sem.get_value() == 0
+    os.kill(p.pid, signal.SIGKILL)
+    p.join(30)
+    start = time.monotonic()
+    assert sem.acquire(timeout=5), "the killed holder's permit did not come back"
+    assert time.monotonic() - start < 2
+    sem.release()
+    assert sem.get_value() == 1
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_permit_of_a_holder_that_exits_comes_back(method):
+    ctx = mp.get_context(method)
+    sem = fs.ProcessSemaphore(1)
+    p = ctx.Process(target=_workers.acquire_and_exit, args=(sem,))
+    p.start()
+    p.join(30)
+    assert p.exitcode == 0
+    assert sem.acquire(timeout=5)
+    assert sem.recover() == 0
+
+
+def test_a_forked_child_holds_none_of_the_parents_permits():
+    sem = fs.ProcessSemaphore(2)
+    sem.acquire()
+    pid = os.fork()
+    if pid == 0:
+        # The child's release adds a permit: it does not give back the parent's.
+        code = 0
+        try:
+            sem.release()
+            code = 0 if sem.get_value() == 2 else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert sem.get_value() == 2
+    sem.release()  # the parent's own permit
+    assert sem.get_value() == 3
+
+
+NOTHING_LEFT = """
+import multiprocessing as mp, sys
+import futex_semaphore as fs
+sys.path.insert(0, {tests!r})
+import _workers
+
+if __name__ == "__main__":
+    mp.set_start_method({method!r})
+    sem = fs.ProcessSemaphore(2)
+    print(sem.name)
+    kept = fs.ProcessSemaphore(1)  # alive at exit: unlinked by atexit
+    print(kept.name)
+    procs = [mp.Process(target=_workers.acquire_and_exit, args=(sem,)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    print("value", sem.get_value(), flush=True)
+    {end}
+"""
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_nothing_is_left_in_dev_shm_after_a_normal_exit(method):
+    script = textwrap.dedent(NOTHING_LEFT).format(tests=os.path.dirname(__file__), method=method, end="")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    names = out.stdout.split()[:2]
+    assert not any(shm_exists(n) for n in names), names
+    assert "leaked" not in out.stderr, out.stderr
+
+
+def test_a_killed_creators_region_is_unlinked_by_the_resource_tracker():
+    end = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
+    script = textwrap.dedent(NOTHING_LEFT).format(tests=os.path.dirname(__file__), method="spawn", end=end)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == -signal.SIGKILL
+    names = out.stdout.split()[:2]
+    deadline = time.monotonic() + 10
+    while any(shm_exists(n) for n in names) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(shm_exists(n) for n in names), names
