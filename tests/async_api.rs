@@ -85,6 +85,24 @@ fn each_release_wakes_another_task_even_before_the_first_woken_runs() {
     assert!(matches!(b.poll(), Poll::Ready(Ok(_))));
 }
 
+/// The same when the first task has waited past the starvation bound, so that the first release
+/// is granted to it: the second release still wakes the second task (a served waiter that has
+/// not run yet is not counted again).
+#[test]
+fn a_release_after_a_grant_wakes_the_next_task() {
+    let sem = Semaphore::new(0);
+    let mut a = Driven::new(sem.acquire_async());
+    assert!(a.poll().is_pending());
+    std::thread::sleep(std::time::Duration::from_millis(5)); // past the starvation bound: a has priority
+    let mut b = Driven::new(sem.acquire_async());
+    assert!(b.poll().is_pending());
+    sem.release(); // granted to a
+    sem.release(); // for b
+    assert!(a.woken() && b.woken(), "two releases, two waiting tasks: both must be woken");
+    assert!(matches!(a.poll(), Poll::Ready(Ok(_))));
+    assert!(matches!(b.poll(), Poll::Ready(Ok(_))));
+}
+
 #[test]
 fn a_multi_permit_acquire_waits_for_all_its_permits() {
     let sem = Semaphore::new(1);

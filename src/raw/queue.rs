@@ -387,7 +387,7 @@ impl Locked<'_> {
                 break;
             }
             let e = &inner.entries[i];
-            if !e.notified && e.n <= budget {
+            if !e.notified && !e.granted && e.n <= budget {
                 budget -= e.n;
                 inner.notify(i, wakes);
             }
