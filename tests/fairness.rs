@@ -60,9 +60,8 @@ fn a_large_acquire_is_not_starved_by_reacquiring_holders() {
 }
 
 /// Draining every permit (waiting for in-flight work, as at shutdown) among holders that release
-/// and re-acquire at once: blocking.
-#[test]
-fn a_drain_is_served_among_reacquiring_holders() {
+/// and re-acquire at once, with `drain` taking all of them: served within the bound.
+fn a_drain_is_served(what: &str, drain: fn(&Semaphore, u32) -> futex_semaphore::Permit<'_>) {
     const PERMITS: usize = 4;
     let sem = Semaphore::new(PERMITS);
     let stop = AtomicBool::new(false);
@@ -70,33 +69,24 @@ fn a_drain_is_served_among_reacquiring_holders() {
         reacquiring_holders(s, &sem, PERMITS, &stop);
         thread::sleep(5 * HOLD);
         let start = Instant::now();
-        let all = sem.acquire_many(PERMITS as u32).unwrap();
+        let all = drain(&sem, PERMITS as u32);
         let waited = start.elapsed();
         stop.store(true, SeqCst);
         drop(all);
-        eprintln!("drain of {PERMITS} waited {waited:?}");
-        assert!(waited < BOUND, "the drain waited {waited:?}");
+        eprintln!("{what} drain of {PERMITS} waited {waited:?}");
+        assert!(waited < BOUND, "the {what} drain waited {waited:?}");
     });
     assert_eq!(sem.available_permits(), PERMITS);
 }
 
-/// The same drain from a task.
+#[test]
+fn a_drain_is_served_among_reacquiring_holders() {
+    a_drain_is_served("blocking", |sem, n| sem.acquire_many(n).unwrap());
+}
+
 #[test]
 fn an_async_drain_is_served_among_reacquiring_holders() {
-    const PERMITS: usize = 4;
-    let sem = Semaphore::new(PERMITS);
-    let stop = AtomicBool::new(false);
-    thread::scope(|s| {
-        reacquiring_holders(s, &sem, PERMITS, &stop);
-        thread::sleep(5 * HOLD);
-        let start = Instant::now();
-        let all = pollster::block_on(sem.acquire_many_async(PERMITS as u32)).unwrap();
-        let waited = start.elapsed();
-        stop.store(true, SeqCst);
-        drop(all);
-        eprintln!("async drain of {PERMITS} waited {waited:?}");
-        assert!(waited < BOUND, "the async drain waited {waited:?}");
-    });
+    a_drain_is_served("async", |sem, n| pollster::block_on(sem.acquire_many_async(n)).unwrap());
 }
 
 /// A task behind one holder that keeps re-acquiring its single permit gets in.

@@ -585,36 +585,33 @@ fn a_task_owns_a_reservation_and_is_served() {
 }
 
 /// A holder that needs a second permit before it gives back its first, behind a reservation that
-/// holds the free permit back: the reservation lapses (the held-back thread sees it out), so the
-/// program still finishes, as it would under plain barging.
-#[test]
-fn a_reservation_lapses_for_a_held_back_thread() {
-    model(|| {
+/// holds the free permit back: the reservation lapses (the held-back waiter sees it out), so the
+/// program still finishes, as it would under plain barging. `second` is how the holder asks.
+fn holder_needing_more_finishes_behind_a_reservation(second: fn(&Semaphore) -> futex_semaphore::Permit<'_>) {
+    model(move || {
         let sem = Arc::new(Semaphore::new(2));
         let (first, other) = (sem.acquire().unwrap(), sem.acquire().unwrap());
         let owner = spawn_acquire_many(&sem, 2);
         wait_for_waiters(&sem, 1);
         sem.add_permits(0);
         drop(other); // claims the reservation; the free permit is the owner's
-        let second = sem.acquire().unwrap(); // held back until the lapse
+        let second = second(&sem); // held back until the lapse
         drop((first, second));
         assert_eq!(owner.join().unwrap(), 2);
     });
 }
 
-/// The same when the held-back holder is a task (no timer: it yields until the lapse).
+/// A thread held back: its timed sleep sees the lapse.
+#[test]
+fn a_reservation_lapses_for_a_held_back_thread() {
+    holder_needing_more_finishes_behind_a_reservation(|sem| sem.acquire().unwrap());
+}
+
+/// A task held back: it has no timer, so it yields until the lapse.
 #[test]
 fn a_reservation_lapses_for_a_held_back_task() {
-    model(|| {
-        let sem = Arc::new(Semaphore::new(2));
-        let (first, other) = (sem.acquire().unwrap(), sem.acquire().unwrap());
-        let owner = spawn_acquire_many(&sem, 2);
-        wait_for_waiters(&sem, 1);
-        sem.add_permits(0);
-        drop(other);
-        let second = loom::future::block_on(sem.acquire_async()).unwrap();
-        drop((first, second));
-        assert_eq!(owner.join().unwrap(), 2);
+    holder_needing_more_finishes_behind_a_reservation(|sem| {
+        loom::future::block_on(sem.acquire_async()).unwrap()
     });
 }
 
