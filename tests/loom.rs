@@ -4,9 +4,9 @@
 //!
 //! Under loom the futex is a loom `Mutex` + `Condvar` whose wake takes the lock, so a lost wakeup
 //! leaves a thread blocked forever and loom fails the model with a deadlock. A timed wait times
-//! out exactly where it would block, and the starvation bound is zero, so a waiter that wakes and
-//! finds no permits claims the handoff on its next pass. `docs/design.md` maps each claim to the
-//! model that checks it.
+//! out exactly where it would block. Time does not pass, so the queue's head counts as starving
+//! once a walk has passed it over, and the next walk gives it a reservation (the "handoff" in
+//! some model names below). `docs/design.md` maps each claim to the model that checks it.
 #![cfg(loom)]
 
 use futex_semaphore::{Semaphore, TryAcquireError};
@@ -125,8 +125,8 @@ fn acquire_many_and_single_waiters_both_finish() {
 }
 
 /// A permit given back by a dropped guard wakes a sleeper (the `fetch_add` release path), and a
-/// third thread barging in does not strand it: the sleeper that wakes to nothing claims the
-/// handoff and gets the next permit.
+/// third thread barging in does not strand it: the sleeper that wakes to nothing gets a
+/// reservation and the next permit.
 #[test]
 fn barging_and_handoff_do_not_strand_a_sleeper() {
     model(|| {
@@ -269,8 +269,8 @@ fn permits_are_conserved() {
     });
 }
 
-/// The handoff owner takes its permit while more came in: releases skipped the single-permit
-/// sleepers meanwhile, so the owner wakes them for what is left.
+/// A reservation's owner is served while more permits came in: the walk that serves it wakes the
+/// other sleepers for what is left.
 #[test]
 fn handoff_owner_wakes_sleepers_for_leftover_permits() {
     model(|| {
@@ -293,7 +293,7 @@ fn handoff_owner_wakes_sleepers_for_leftover_permits() {
     });
 }
 
-/// A timed single-permit waiter that owns the handoff and gives up clears it, so a blocking
+/// A timed single-permit waiter that owns a reservation and gives up ends it, so a blocking
 /// waiter is not held back by a reservation nobody will use.
 #[test]
 fn handoff_owner_timing_out_clears_the_handoff() {
@@ -338,7 +338,7 @@ fn no_waiters(sem: &Semaphore) -> bool {
 }
 
 /// A task and a thread wait for one permit, which each gives back when done: both finish.
-/// The release wakes the thread on the futex and notifies the task in the list.
+/// The release wakes whichever of them the queue serves first; the other gets the permit back.
 #[test]
 fn async_and_blocking_waiters_share_one_permit() {
     model(|| {
@@ -360,8 +360,8 @@ fn async_and_blocking_waiters_share_one_permit() {
 }
 
 /// Two tasks, two releases of one permit each: both tasks finish. The second release must not be
-/// absorbed by the first task's notification when that task has not run yet (plain `notify(n)`
-/// would count it and notify nobody).
+/// absorbed by the first task's wake when that task has not run yet (the walk counts it in
+/// `inflight` and wakes the next one).
 #[test]
 fn two_async_waiters_two_releases_both_finish() {
     model(|| {
@@ -474,8 +474,8 @@ fn async_waiter_robbed_by_a_barger_is_woken_again() {
     });
 }
 
-/// A blocked thread owns the handoff while a task waits: releases meanwhile skip the task, so the
-/// owner's wake for leftover permits must notify it too.
+/// A blocked thread owns a reservation while a task waits: the walk that serves the owner must
+/// wake the task for the permits left over.
 #[test]
 fn handoff_owner_notifies_async_waiters_for_leftover_permits() {
     model(|| {
@@ -500,8 +500,8 @@ fn handoff_owner_notifies_async_waiters_for_leftover_permits() {
 }
 
 /// A task for two permits and a task for one, fed one permit at a time: both finish. While a
-/// multi-permit task waits, a release notifies every task, so the wake a single-permit task
-/// needs is never spent on the two-permit one alone.
+/// release wakes only the waiters its permits serve, so the wake a single-permit task needs is
+/// never spent on the two-permit one.
 #[test]
 fn async_acquire_many_and_single_waiters_both_finish() {
     model(|| {
