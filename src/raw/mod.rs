@@ -76,26 +76,34 @@ impl RawSemaphore {
 
     #[cold]
     fn try_acquire_slow(&self, n: u32) -> Result<(), TryAcquireError> {
+        self.try_barge(n).unwrap_or_else(|| {
+            // Only the lock knows how many permits the reservation holds back.
+            match self.lock().take(None, u64::from(n)) {
+                Take::Taken => Ok(()),
+                Take::Closed => Err(TryAcquireError::Closed),
+                Take::Short { .. } => Err(TryAcquireError::NoPermits),
+            }
+        })
+    }
+
+    /// A non-blocking acquire without the lock: `None` if a reservation holds, when only the
+    /// queue's lock can say whether the permits may be taken.
+    pub(crate) fn try_barge(&self, n: u32) -> Option<Result<(), TryAcquireError>> {
         let n = u64::from(n);
         let mut s = self.state.load(Relaxed);
         loop {
             if is_closed(s) {
-                return Err(TryAcquireError::Closed);
+                return Some(Err(TryAcquireError::Closed));
             }
             if is_reserved(s) {
-                // Only the lock knows how many permits the reservation holds back.
-                return match self.lock().take(None, n) {
-                    Take::Taken => Ok(()),
-                    Take::Closed => Err(TryAcquireError::Closed),
-                    Take::Short { .. } => Err(TryAcquireError::NoPermits),
-                };
+                return None;
             }
             if permits(s) < n {
-                return Err(TryAcquireError::NoPermits);
+                return Some(Err(TryAcquireError::NoPermits));
             }
             // Acquire: pairs with the Release RMW of the release that gave these permits back.
             match self.state.compare_exchange_weak(s, s - n, Acquire, Relaxed) {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Some(Ok(())),
                 Err(actual) => s = actual,
             }
         }

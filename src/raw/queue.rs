@@ -40,7 +40,7 @@
 
 use super::state::*;
 use crate::sync::{Arc, AtomicU64, Futex, Mutex, MutexGuard, Ordering::Acquire, Ordering::Relaxed};
-use crate::sync::{Ordering::Release, Park, Private};
+use crate::sync::{Ordering::Release, Park, Private, Token, cancel, wake_at};
 use std::collections::VecDeque;
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -104,6 +104,9 @@ struct Inner {
     /// The waiter held back by the reservation that sees it out (sleeps until its lapse, or
     /// yields until then): invariant 5.
     watcher: Option<Id>,
+    /// The timer's wake of a task watcher at the lapse, if it has one (cancelled when the watcher
+    /// changes).
+    watch_timer: Option<Token>,
 }
 
 /// The queue: allocated on first use by the semaphore (see `OnceBox`).
@@ -186,9 +189,9 @@ impl Locked<'_> {
                     _ => None,
                 };
                 if held_back_until.is_some() && me.is_some() && inner.watcher.is_none() {
-                    inner.watcher = me; // invariant 5
+                    inner.set_watcher(me); // invariant 5
                 } else if held_back_until.is_none() && me.is_some() && inner.watcher == me {
-                    inner.watcher = None; // not held back after all: a later walk picks another
+                    inner.set_watcher(None); // not held back after all: a later walk picks another
                 }
                 // Only the watcher sees the reservation out; the others it holds back sleep until
                 // a walk wakes them, as any waiter does.
@@ -272,6 +275,16 @@ impl Locked<'_> {
         if self.inner().reservation.as_ref().is_some_and(|r| r.until == until) {
             self.lapse();
         }
+    }
+
+    /// Has the timer wake this task, the reservation's watcher, at the lapse `until`, instead of
+    /// it yielding until then. Returns `false` if there is no timer (see `sync::timer`).
+    pub(crate) fn watch_until(&mut self, until: Instant, waker: &Waker) -> bool {
+        let Some(token) = wake_at(until, waker) else { return false };
+        if let Some(old) = self.inner().watch_timer.replace(token).filter(|&old| old != token) {
+            cancel(old);
+        }
+        true
     }
 
     /// Stores a task's waker, for the next wake.
@@ -400,8 +413,17 @@ impl Locked<'_> {
             return; // nothing is held back from anyone
         }
         if let Some(i) = inner.entries.iter().position(held_back) {
-            inner.watcher = Some(inner.entries[i].id); // woken to become it
-            inner.notify(i, wakes);
+            let until = r.until;
+            inner.set_watcher(Some(inner.entries[i].id));
+            // A task that the timer will wake at the lapse need not be woken now to see it out.
+            let timed = match &inner.entries[i].wake {
+                Wake::Task(Some(waker)) => wake_at(until, waker),
+                _ => None,
+            };
+            match timed {
+                Some(token) => inner.watch_timer = Some(token),
+                None => inner.notify(i, wakes), // woken to become it
+            }
         }
     }
 }
@@ -425,8 +447,37 @@ impl Entry {
 }
 
 impl Inner {
+    /// Where entry `id` is. The entries a section looks for are mostly at the ends: the woken,
+    /// near the front (they are served in order), and the one just queued, at the back. Ids grow
+    /// by one per arrival, so `id` is at most `id - front` from the front; a binary search over
+    /// 1000 entries of cache lines another core keeps writing costs more than the rest of a
+    /// section, so the search widens from the front (exponential search).
     fn index(&self, id: Id) -> Option<usize> {
-        self.entries.binary_search_by_key(&id, |e| e.id).ok()
+        let e = &self.entries;
+        let (first, last) = (e.front()?.id, e.back()?.id);
+        if id == last {
+            return Some(e.len() - 1);
+        }
+        if id < first || id > last {
+            return None;
+        }
+        let bound = e.len().min(usize::try_from(id - first).unwrap_or(usize::MAX).saturating_add(1));
+        let (mut lo, mut step) = (0, 1);
+        while lo + step < bound && e[lo + step].id <= id {
+            lo += step;
+            step *= 2;
+        }
+        // Now e[lo].id <= id < e[hi].id (or hi is the bound): a binary search in between.
+        let mut hi = bound.min(lo + step);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if e[mid].id <= id {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        (e[lo].id == id).then_some(lo)
     }
 
     fn remove(&mut self, id: Id) {
@@ -436,7 +487,7 @@ impl Inner {
                 self.inflight -= e.n;
             }
             if self.watcher == Some(id) {
-                self.watcher = None;
+                self.set_watcher(None);
             }
             if self.reservation.as_ref().is_some_and(|r| r.owner == id) {
                 self.end_reservation();
@@ -445,8 +496,18 @@ impl Inner {
     }
 
     fn end_reservation(&mut self) -> Option<Reservation> {
-        self.watcher = None;
+        self.set_watcher(None);
         self.reservation.take()
+    }
+
+    /// Changes the watcher (invariant 5); the old one's timer wake, if any, is not needed.
+    fn set_watcher(&mut self, watcher: Option<Id>) {
+        if self.watcher != watcher {
+            self.watcher = watcher;
+            if let Some(token) = self.watch_timer.take() {
+                cancel(token);
+            }
+        }
     }
 
     /// Marks entry `i` woken and queues its wake (invariant 2).

@@ -11,8 +11,10 @@
 //! Every poll of a queued task is a locked section like a thread's wake-up: it un-marks the wake
 //! it was sent and looks at the permits under the lock, so a wake spent on a task that finds
 //! nothing is passed on by that section's walk (queue invariant 4); dropping a queued future
-//! does the same. A task held back by a reservation has no timer to see it lapse, so it yields to
-//! its executor (wakes itself) until the lapse, and ends the reservation when it sees it out.
+//! does the same. A task that watches a reservation (queue invariant 5) has no futex to sleep on
+//! until the lapse, so the crate's timer thread wakes it then (`sync::timer`; where there is no
+//! timer it yields to its executor until the lapse), and it ends the reservation when it sees it
+//! out.
 
 use super::RawSemaphore;
 use super::queue::{Id, Take, Wake};
@@ -84,9 +86,10 @@ impl AsyncWaiter {
                 self.state = State::Done;
                 return Poll::Ready(if sem.is_closed() { Err(TryAcquireError::Closed) } else { Ok(()) });
             }
-            State::Idle => match sem.try_acquire(self.n) {
-                Err(TryAcquireError::NoPermits) => (None, false),
-                result => {
+            // Barging without the lock; under a reservation, straight to the locked look.
+            State::Idle => match sem.try_barge(self.n) {
+                None | Some(Err(TryAcquireError::NoPermits)) => (None, false),
+                Some(result) => {
                     self.state = State::Done;
                     return Poll::Ready(result);
                 }
@@ -112,7 +115,10 @@ impl AsyncWaiter {
                     locked.lapse_at(until);
                     continue;
                 }
-                cx.waker().wake_by_ref();
+                // Sleep until the lapse, as a held-back thread does; yield if there is no timer.
+                if !locked.watch_until(until, cx.waker()) {
+                    cx.waker().wake_by_ref();
+                }
             }
             self.state = State::Queued { id, held_back: held_back_until.is_some() };
             return Poll::Pending;

@@ -43,6 +43,23 @@ mod futex;
 pub(crate) use futex::Shared;
 pub(crate) use futex::{Futex, Private};
 
+#[cfg(not(loom))]
+mod timer;
+#[cfg(not(loom))]
+pub(crate) use timer::{Token, cancel, wake_at};
+
+/// Under loom there is no timer: a task that watches a reservation is woken to yield instead
+/// (`raw::task`), so the models see its every step.
+#[cfg(loom)]
+pub(crate) fn wake_at(_at: Instant, _waker: &std::task::Waker) -> Option<Token> {
+    None
+}
+#[cfg(loom)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Token;
+#[cfg(loom)]
+pub(crate) fn cancel(_token: Token) {}
+
 /// Passed to [`Park::wake`] to wake every thread blocked on the word.
 pub(crate) const WAKE_ALL: u32 = u32::MAX;
 

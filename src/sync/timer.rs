@@ -1,0 +1,108 @@
+//! A process-wide timer that wakes a task at an instant: how a task held back by a reservation
+//! sleeps until the reservation lapses, as a thread does with a timed futex wait, without knowing
+//! its executor's timer.
+//!
+//! One thread, named `futex-semaphore-timer`, started by the first task that needs it and then
+//! parked while nothing is due. It keeps the pending wakes in a short list (about one per
+//! semaphore whose reservation holds a task back: its watcher, `queue` invariant 5) and sleeps
+//! with `park_timeout` until the earliest. A wake that is no longer needed (the reservation was
+//! served first) is cancelled; one that fires late anyway is a spurious wake, which every future
+//! tolerates.
+//!
+//! If the thread cannot be started, or under Miri (which reports a thread left running at exit),
+//! [`wake_at`] returns `None` and the caller yields to its executor instead; under loom the
+//! `sync` shim has no timer at all.
+
+use std::sync::{Mutex, OnceLock};
+use std::task::Waker;
+use std::thread::Thread;
+use std::time::Instant;
+
+/// Names a pending wake, to [`cancel`] it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Token(u64);
+
+struct Timer {
+    /// The pending wakes: when, which, whom.
+    due: Vec<(Instant, Token, Waker)>,
+    next_token: u64,
+    /// When the timer thread will next look at `due` by itself (`None`: only when unparked). A
+    /// wake due no sooner needs no unpark: cancelled wakes leave this as it was, so the thread
+    /// wakes early now and then, and an unpark (a system call) is rarely needed.
+    wakes_at: Option<Instant>,
+}
+
+static TIMER: Mutex<Timer> = Mutex::new(Timer { due: Vec::new(), next_token: 0, wakes_at: None });
+/// The timer thread, once started (`None`: it could not be).
+static THREAD: OnceLock<Option<Thread>> = OnceLock::new();
+
+/// Arranges for `waker` to be woken once `at` has passed, unless [`cancel`]led first. Returns
+/// `None` if there is no timer to do it (the caller then yields instead). Asked again for the same
+/// instant and task, it returns the pending wake's token.
+pub(crate) fn wake_at(at: Instant, waker: &Waker) -> Option<Token> {
+    if cfg!(miri) {
+        return None; // Miri reports a thread left running at exit
+    }
+    let spawn = || std::thread::Builder::new().name("futex-semaphore-timer".into()).spawn(run).ok();
+    let thread = THREAD.get_or_init(|| spawn().map(|handle| handle.thread().clone())).as_ref()?;
+    let mut timer = lock();
+    if let Some((_, token, _)) = timer.due.iter().find(|(t, _, w)| *t == at && w.will_wake(waker)) {
+        return Some(*token);
+    }
+    let token = Token(timer.next_token);
+    timer.next_token += 1;
+    timer.due.push((at, token, waker.clone()));
+    let unpark = timer.wakes_at.is_none_or(|t| at < t);
+    if unpark {
+        timer.wakes_at = Some(at);
+    }
+    drop(timer);
+    if unpark {
+        thread.unpark();
+    }
+    Some(token)
+}
+
+/// Drops a pending wake that is no longer needed (if it has not fired yet).
+pub(crate) fn cancel(token: Token) {
+    let mut timer = lock();
+    if let Some(i) = timer.due.iter().position(|(_, t, _)| *t == token) {
+        let (.., waker) = timer.due.swap_remove(i);
+        drop(timer);
+        drop(waker); // outside the lock: dropping a waker runs the executor's code
+    }
+}
+
+/// The timer; a panic in a waker's `clone` leaves it whole, so poisoning is ignored.
+fn lock() -> std::sync::MutexGuard<'static, Timer> {
+    TIMER.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The timer thread: wakes whatever is due, then sleeps until the next instant.
+fn run() {
+    let mut fire = Vec::new();
+    loop {
+        let now = Instant::now();
+        let mut timer = lock();
+        let mut i = 0;
+        while i < timer.due.len() {
+            if timer.due[i].0 <= now {
+                fire.push(timer.due.swap_remove(i).2);
+            } else {
+                i += 1;
+            }
+        }
+        let next = timer.due.iter().map(|(t, ..)| *t).min();
+        timer.wakes_at = next;
+        drop(timer);
+        for waker in fire.drain(..) {
+            // A waker that panics must not take the timer down with it: others still need it.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
+        }
+        // An unpark since `wakes_at` was stored makes this return at once (the token is kept).
+        match next {
+            Some(t) => std::thread::park_timeout(t.saturating_duration_since(Instant::now())),
+            None => std::thread::park(),
+        }
+    }
+}
