@@ -29,11 +29,9 @@ pub(crate) mod state;
 pub(crate) mod task;
 
 use crate::TryAcquireError;
-use crate::sync::{
-    Arc, AtomicU64, Backoff, Futex, OnceBox, Park, Private, SPIN_ROUNDS, WaitOutcome, YIELD_ROUNDS,
-};
+use crate::sync::{Arc, AtomicU64, Backoff, OnceBox, Park, Private, SPIN_ROUNDS, WaitOutcome, YIELD_ROUNDS};
 use crate::sync::{Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
-use queue::{Locked, Queue, Take, Wake};
+use queue::{Locked, Queue, Slot, Take, Wake};
 use state::*;
 use std::time::Instant;
 
@@ -161,14 +159,15 @@ impl RawSemaphore {
     /// Queues, sleeps and re-checks until `n` permits are taken, the deadline passes or the
     /// semaphore closes.
     fn wait(&self, n: u64, deadline: Option<Instant>) -> Result<(), TryAcquireError> {
-        let word = Arc::new(Futex::new());
+        let slot = Arc::new(Slot::new());
+        let word = &slot.futex;
         let mut me = None;
         let mut locked = self.lock();
         loop {
             // Acquire: pairs with the Release bump of a walk that wakes this thread. Read under
             // the lock, before the last look: a wake after this section changes the word.
             let seen = word.load(Acquire);
-            let held_back_until = match locked.take_or_queue(&mut me, n, || Wake::Thread(Arc::clone(&word))) {
+            let held_back_until = match locked.take_or_queue(&mut me, n, &slot, || Wake::Thread) {
                 Take::Taken => return Ok(()),
                 Take::Closed => return Err(TryAcquireError::Closed),
                 Take::Short { held_back_until } => held_back_until,
@@ -176,7 +175,10 @@ impl RawSemaphore {
             drop(locked);
             // Held back by a reservation: sleep no longer than it lasts (queue: "The reservation").
             let lapse_first = held_back_until.filter(|&u| deadline.is_none_or(|d| u < d));
-            let outcome = Private::wait(&word, seen, lapse_first.or(deadline));
+            let outcome = Private::wait(word, seen, lapse_first.or(deadline));
+            if slot.granted() {
+                return Ok(()); // served by a walk: out of the queue, the permits are this thread's
+            }
             locked = self.lock();
             if outcome == WaitOutcome::TimedOut {
                 if let Some(until) = lapse_first {
@@ -190,7 +192,7 @@ impl RawSemaphore {
                     Take::Taken => Ok(()),
                     Take::Closed => Err(TryAcquireError::Closed),
                     Take::Short { .. } => {
-                        locked.leave(&mut me);
+                        locked.leave(&mut me, n);
                         Err(TryAcquireError::NoPermits)
                     }
                 };

@@ -39,7 +39,9 @@
 //! watcher: a thread sleeps at most until the lapse, a task yields to its executor until then.
 
 use super::state::*;
-use crate::sync::{Arc, AtomicU64, Futex, Mutex, MutexGuard, Ordering::Acquire, Ordering::Relaxed};
+use crate::sync::{
+    Arc, AtomicU32, AtomicU64, Futex, Mutex, MutexGuard, Ordering::Acquire, Ordering::Relaxed,
+};
 use crate::sync::{Ordering::Release, Park, Private, Token, cancel, wake_at};
 use std::collections::VecDeque;
 use std::task::Waker;
@@ -62,10 +64,32 @@ pub(crate) const MAX_LAPSE: Duration = FIRST_LAPSE.saturating_mul(512);
 /// A waiter's place in the queue: ids grow with arrival, so the queue is sorted by them.
 pub(crate) type Id = u64;
 
+/// What a queued waiter shares with the queue: the futex word a thread sleeps on, and whether a
+/// walk has served it. A served waiter has left the queue and owns its permits: it reads
+/// [`Slot::granted`] without the lock and is done.
+pub(crate) struct Slot {
+    pub(crate) futex: Futex,
+    granted: AtomicU32,
+}
+
+impl Slot {
+    pub(crate) fn new() -> Slot {
+        Slot { futex: Futex::new(), granted: AtomicU32::new(0) }
+    }
+
+    /// Whether a walk served this waiter: its permits are taken for it and it is out of the queue.
+    #[inline]
+    pub(crate) fn granted(&self) -> bool {
+        // Acquire: pairs with the Release store in `Inner::grant`, after the CAS that took the
+        // permits for this waiter (itself an Acquire on the releases that gave them back).
+        self.granted.load(Acquire) != 0
+    }
+}
+
 /// How to wake a waiter.
 pub(crate) enum Wake {
-    /// A thread asleep on its own futex word (bumped to wake it).
-    Thread(Arc<Futex>),
+    /// A thread asleep on its slot's futex word (bumped to wake it).
+    Thread,
     /// A task; `None` while its waker is out (being woken) and it has not been polled since.
     Task(Option<Waker>),
 }
@@ -82,8 +106,7 @@ struct Entry {
     passed: u32,
     /// Woken and not yet run (invariant 2).
     notified: bool,
-    /// Its reservation was served: its permits are taken out of the state and are its own.
-    granted: bool,
+    slot: Arc<Slot>,
     wake: Wake,
 }
 
@@ -133,7 +156,9 @@ pub(crate) enum Take {
 pub(crate) struct Locked<'a> {
     state: &'a AtomicU64,
     inner: Option<MutexGuard<'a, Inner>>,
-    now: Instant,
+    /// The time, read once per section and only if a decision needs it (a read costs as much as
+    /// the rest of a short section).
+    now: Option<Instant>,
     wakes: WakeList,
 }
 
@@ -143,11 +168,15 @@ impl Queue {
         // The lock is never held across user code or a panic point that leaves `Inner` broken,
         // so a poisoned lock (a panic in a waker's `clone`) still holds a consistent queue.
         let inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        Locked { state, inner: Some(inner), now: Instant::now(), wakes: WakeList::default() }
+        Locked { state, inner: Some(inner), now: None, wakes: WakeList::default() }
     }
 }
 
 impl Locked<'_> {
+    fn now(&mut self) -> Instant {
+        *self.now.get_or_insert_with(Instant::now)
+    }
+
     fn inner(&mut self) -> &mut Inner {
         self.inner.as_mut().expect("the lock is held until drop")
     }
@@ -161,12 +190,10 @@ impl Locked<'_> {
     /// if it may; never queues. A queued waiter that was woken is un-marked first (invariant 4).
     pub(crate) fn take(&mut self, me: Option<Id>, n: u64) -> Take {
         if let Some(id) = me {
-            self.unmark(id);
-            let inner = self.inner();
-            if inner.index(id).is_some_and(|i| inner.entries[i].granted) {
-                inner.remove(id); // served by a walk (even if closed since: it was first)
-                return Take::Taken;
+            if self.inner().index(id).is_none() {
+                return Take::Taken; // served by a walk, which took it out (even if closed since)
             }
+            self.unmark(id);
         }
         let state = self.state;
         loop {
@@ -215,9 +242,15 @@ impl Locked<'_> {
         }
     }
 
-    /// As [`take`](Self::take), and if the permits are short, queues the waiter (setting `*me`),
-    /// made to wake through `wake()`.
-    pub(crate) fn take_or_queue(&mut self, me: &mut Option<Id>, n: u64, wake: impl FnOnce() -> Wake) -> Take {
+    /// As [`take`](Self::take), and if the permits are short, queues the waiter (setting `*me`)
+    /// with its `slot`, made to wake through `wake()`.
+    pub(crate) fn take_or_queue(
+        &mut self,
+        me: &mut Option<Id>,
+        n: u64,
+        slot: &Arc<Slot>,
+        wake: impl FnOnce() -> Wake,
+    ) -> Take {
         let result = self.take(*me, n);
         match result {
             Take::Taken | Take::Closed => {
@@ -227,7 +260,7 @@ impl Locked<'_> {
             Take::Short { .. } if me.is_some() => return result,
             Take::Short { .. } => {}
         }
-        let now = self.now;
+        let now = self.now();
         let inner = self.inner();
         let id = inner.next_id;
         inner.next_id += 1;
@@ -238,7 +271,7 @@ impl Locked<'_> {
             lapse: FIRST_LAPSE,
             passed: 0,
             notified: false,
-            granted: false,
+            slot: Arc::clone(slot),
             wake: wake(),
         });
         *me = Some(id);
@@ -254,14 +287,14 @@ impl Locked<'_> {
         result
     }
 
-    /// A queued waiter leaves without permits (timed out, cancelled): its wake, if it had one,
-    /// and its reservation, if it owned one, pass to others in this section's walk.
-    pub(crate) fn leave(&mut self, me: &mut Option<Id>) {
+    /// A queued waiter of `n` leaves without permits (timed out, cancelled): its wake, if it had
+    /// one, and its reservation, if it owned one, pass to others in this section's walk.
+    pub(crate) fn leave(&mut self, me: &mut Option<Id>, n: u64) {
         if let Some(id) = me.take() {
             let inner = self.inner();
-            let granted = inner.index(id).filter(|&i| inner.entries[i].granted).map(|i| inner.entries[i].n);
-            inner.remove(id);
-            if let Some(n) = granted {
+            if inner.index(id).is_some() {
+                inner.remove(id);
+            } else {
                 // Served, but gone before it knew: its permits go back (this section's walk
                 // passes them on). Release: as for any release.
                 self.state.fetch_add(n, Release);
@@ -310,7 +343,7 @@ impl Locked<'_> {
     }
 
     fn lapse(&mut self) {
-        let now = self.now;
+        let now = self.now();
         let inner = self.inner();
         if let Some(r) = inner.end_reservation() {
             if let Some(i) = inner.index(r.owner) {
@@ -341,11 +374,19 @@ impl Locked<'_> {
     /// Decides whom the available permits serve, lapses or claims the reservation, and queues
     /// the wakes (sent after the lock is released).
     fn walk(&mut self) {
-        let now = self.now;
-        if self.inner().reservation.as_ref().is_some_and(|r| now >= r.until) {
-            self.lapse();
+        if self.inner().entries.is_empty() {
+            return;
         }
         let state = self.state;
+        // A reservation whose owner the permits cover is served below, lapsed or not: only one
+        // that must go on waiting needs the clock.
+        let waiting = self.inner().reservation.as_ref().filter(|r| permits(state.load(Relaxed)) < r.n);
+        if let Some(until) = waiting.map(|r| r.until) {
+            if self.now() >= until {
+                self.lapse();
+            }
+        }
+        let now = if self.inner().reservation.is_none() { Some(self.now()) } else { None };
         let s = state.load(Relaxed);
         let Locked { inner, wakes, .. } = self;
         let inner: &mut Inner = inner.as_mut().expect("the lock is held until drop");
@@ -358,10 +399,8 @@ impl Locked<'_> {
             }
             return;
         }
-        // The head: the oldest entry not yet served (a granted one waits only to run).
-        if let Some(head) =
-            inner.entries.iter_mut().find(|e| !e.granted).filter(|_| inner.reservation.is_none())
-        {
+        // The head: the oldest entry (`now` is there exactly when no reservation holds).
+        if let (Some(head), Some(now)) = (inner.entries.front_mut(), now) {
             if !head.starving(now) {
                 head.passed = head.passed.saturating_add(1);
             } else {
@@ -377,8 +416,10 @@ impl Locked<'_> {
                 // Serve it directly: its permits leave the state in the CAS that ends the
                 // reservation, so they never sit reserved while it is on its way.
                 let mut s = s;
+                // The owner leaves the queue; if it was the last, QUEUED goes too (invariant 1).
+                let clear = if inner.entries.len() == 1 { RESERVED | QUEUED } else { RESERVED };
                 // Acquire: pairs with the Release RMW of the release that gave these permits back.
-                while let Err(actual) = state.compare_exchange(s, (s - n) & !RESERVED, Acquire, Relaxed) {
+                while let Err(actual) = state.compare_exchange(s, (s - n) & !clear, Acquire, Relaxed) {
                     s = actual;
                     if permits(s) < n {
                         break;
@@ -400,7 +441,7 @@ impl Locked<'_> {
                 break;
             }
             let e = &inner.entries[i];
-            if !e.notified && !e.granted && e.n <= budget {
+            if !e.notified && e.n <= budget {
                 budget -= e.n;
                 inner.notify(i, wakes);
             }
@@ -408,7 +449,7 @@ impl Locked<'_> {
         let Some(r) = inner.reservation.as_ref().filter(|_| inner.watcher.is_none()) else { return };
         // Invariant 5: wake one waiter the reservation holds back, to see it out.
         let (owner, free) = (r.owner, permits(s).saturating_sub(inner.inflight));
-        let held_back = |e: &Entry| !e.notified && !e.granted && e.id != owner && e.n <= free;
+        let held_back = |e: &Entry| !e.notified && e.id != owner && e.n <= free;
         if free == 0 {
             return; // nothing is held back from anyone
         }
@@ -513,7 +554,7 @@ impl Inner {
     /// Marks entry `i` woken and queues its wake (invariant 2).
     fn notify(&mut self, i: usize, wakes: &mut WakeList) {
         let e = &mut self.entries[i];
-        if e.notified || e.granted {
+        if e.notified {
             return;
         }
         e.notified = true;
@@ -521,15 +562,19 @@ impl Inner {
         e.wake(wakes);
     }
 
-    /// Marks entry `i` served (its permits already taken for it) and queues its wake. A granted
-    /// entry is not counted in `inflight`: its permits are out of the state.
+    /// Serves entry `i`, whose permits the caller has taken for it: it leaves the queue, learns
+    /// through its slot that it is done, and is woken.
     fn grant(&mut self, i: usize, wakes: &mut WakeList) {
-        let e = &mut self.entries[i];
+        let id = self.entries[i].id;
+        let mut e = self.entries.remove(i).expect("granted entry is queued");
         if e.notified {
-            e.notified = false;
             self.inflight -= e.n;
         }
-        e.granted = true;
+        if self.watcher == Some(id) {
+            self.set_watcher(None);
+        }
+        // Release: pairs with the Acquire load in `Slot::granted`.
+        e.slot.granted.store(1, Release);
         e.wake(wakes);
     }
 }
@@ -537,31 +582,37 @@ impl Inner {
 impl Entry {
     fn wake(&mut self, wakes: &mut WakeList) {
         match &mut self.wake {
-            Wake::Thread(futex) => {
+            Wake::Thread => {
                 // Release: pairs with the Acquire load of its word by the sleeping thread, so that a
                 // bump after its last look makes its futex wait return.
-                futex.bump(Release);
-                wakes.push(Wake::Thread(Arc::clone(futex)));
+                self.slot.futex.bump(Release);
+                wakes.push(Send::Thread(Arc::clone(&self.slot)));
             }
             Wake::Task(waker) => {
                 if let Some(waker) = waker.take() {
-                    wakes.push(Wake::Task(Some(waker)));
+                    wakes.push(Send::Task(waker));
                 }
             }
         }
     }
 }
 
+/// A wake chosen under the lock, to send after it.
+enum Send {
+    Thread(Arc<Slot>),
+    Task(Waker),
+}
+
 /// Wakes chosen under the lock and sent after it: a few inline, more on the heap.
 #[derive(Default)]
 struct WakeList {
-    few: [Option<Wake>; 4],
+    few: [Option<Send>; 4],
     len: usize,
-    more: Vec<Wake>,
+    more: Vec<Send>,
 }
 
 impl WakeList {
-    fn push(&mut self, wake: Wake) {
+    fn push(&mut self, wake: Send) {
         if self.len < self.few.len() {
             self.few[self.len] = Some(wake);
             self.len += 1;
@@ -573,9 +624,8 @@ impl WakeList {
     fn wake_all(&mut self) {
         for wake in self.few[..self.len].iter_mut().filter_map(Option::take).chain(self.more.drain(..)) {
             match wake {
-                Wake::Thread(futex) => Private::wake(&futex, 1),
-                Wake::Task(Some(waker)) => waker.wake(),
-                Wake::Task(None) => {}
+                Send::Thread(slot) => Private::wake(&slot.futex, 1),
+                Send::Task(waker) => waker.wake(),
             }
         }
         self.len = 0;

@@ -17,8 +17,9 @@
 //! out.
 
 use super::RawSemaphore;
-use super::queue::{Id, Take, Wake};
+use super::queue::{Id, Slot, Take, Wake};
 use crate::TryAcquireError;
+use crate::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -30,9 +31,11 @@ pub(crate) struct AsyncWaiter {
 
 enum State {
     Idle,
-    /// In the queue; `held_back` says that its last poll found a reservation in the way.
+    /// In the queue (or just served by a walk, as `slot` says); `held_back` says that its last
+    /// poll found a reservation in the way.
     Queued {
         id: Id,
+        slot: Arc<Slot>,
         held_back: bool,
     },
     Done,
@@ -80,7 +83,7 @@ impl AsyncWaiter {
     #[cold]
     fn poll_slow(&mut self, sem: &RawSemaphore, cx: &mut Context<'_>) -> Poll<Result<(), TryAcquireError>> {
         let n = u64::from(self.n);
-        let (mut me, was_held_back) = match self.state {
+        let (mut me, slot, was_held_back) = match &self.state {
             State::Done => panic!("futex-semaphore: an acquire future was polled after it completed"),
             State::Idle if n == 0 => {
                 self.state = State::Done;
@@ -88,17 +91,22 @@ impl AsyncWaiter {
             }
             // Barging without the lock; under a reservation, straight to the locked look.
             State::Idle => match sem.try_barge(self.n) {
-                None | Some(Err(TryAcquireError::NoPermits)) => (None, false),
+                None | Some(Err(TryAcquireError::NoPermits)) => (None, Arc::new(Slot::new()), false),
                 Some(result) => {
                     self.state = State::Done;
                     return Poll::Ready(result);
                 }
             },
-            State::Queued { id, held_back } => (Some(id), held_back),
+            State::Queued { slot, .. } if slot.granted() => {
+                // Served by a walk: out of the queue, the permits are this task's. No lock.
+                self.state = State::Done;
+                return Poll::Ready(Ok(()));
+            }
+            State::Queued { id, slot, held_back } => (Some(*id), Arc::clone(slot), *held_back),
         };
         let mut locked = sem.lock();
         loop {
-            let take = locked.take_or_queue(&mut me, n, || Wake::Task(Some(cx.waker().clone())));
+            let take = locked.take_or_queue(&mut me, n, &slot, || Wake::Task(Some(cx.waker().clone())));
             let held_back_until = match take {
                 Take::Taken => break,
                 Take::Closed => {
@@ -120,7 +128,7 @@ impl AsyncWaiter {
                     cx.waker().wake_by_ref();
                 }
             }
-            self.state = State::Queued { id, held_back: held_back_until.is_some() };
+            self.state = State::Queued { id, slot, held_back: held_back_until.is_some() };
             return Poll::Pending;
         }
         self.state = State::Done;
@@ -130,8 +138,12 @@ impl AsyncWaiter {
     /// Gives up: a queued waiter leaves the queue, and a wake it was sent passes to others.
     /// Called by the futures' `Drop`; does nothing unless queued.
     pub(crate) fn cancel(&mut self, sem: &RawSemaphore) {
-        if let State::Queued { id, .. } = std::mem::replace(&mut self.state, State::Done) {
-            sem.lock().leave(&mut Some(id));
+        if let State::Queued { id, slot, .. } = std::mem::replace(&mut self.state, State::Done) {
+            if slot.granted() {
+                sem.release(self.n); // served, and gone before it knew: the permits go back
+            } else {
+                sem.lock().leave(&mut Some(id), u64::from(self.n));
+            }
         }
     }
 }
