@@ -33,7 +33,8 @@ use crate::sync::{AtomicU64, Ordering::Relaxed};
 use crate::{AcquireError, TryAcquireError};
 use holders::{Scope, UNTRACKED};
 use protocol::Refused;
-use region::{View, sleepers};
+use protocol::parking::sleepers;
+use region::View;
 use std::fmt;
 use std::io;
 use std::time::{Duration, Instant};
@@ -609,7 +610,7 @@ impl fmt::Debug for ProcessSemaphore {
         f.debug_struct("ProcessSemaphore")
             .field("name", &self.name)
             .field("available_permits", &self.available_permits())
-            .field("sleepers", &sleepers(self.region().sleepers.load(Relaxed)))
+            .field("sleepers", &sleepers(self.region().parking.sleepers.load(Relaxed)))
             .field("state", &format_args!("{:#018x}", self.region().state.word()))
             .field("closed", &self.is_closed())
             .finish()
