@@ -951,6 +951,9 @@ mod processes {
         for c in 0..STORM_CHILDREN {
             stop_and_kill(&mut cleanup, &cells, c, &mut at_death);
         }
+        if env::var("FUTEX_SEM_STORM_DUMP").is_ok() {
+            eprintln!("before the final recover: {}", dump_region(&format!("/dev/shm/{name}")));
+        }
         let recovered = sem.recover().unwrap();
         assert_eq!(sem.recover().unwrap(), 0, "recovered twice");
         let available = sem.available_permits();

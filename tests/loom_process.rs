@@ -234,6 +234,37 @@ fn a_recoverer_killed_at_any_step_is_settled_by_the_next() {
     }
 }
 
+/// A take killed at each step while an untracked process (no slot: a full table) takes and gives
+/// back untagged, as `release` and `add_permits` also change the state word: an untagged change
+/// must complete the tagged operation it overwrites, or the recoverer drops a take that happened
+/// (a permit lost, with the state word's last change untagged).
+#[test]
+fn an_untagged_change_completes_the_tag_it_overwrites() {
+    for steps in 0..=4 {
+        model(move || {
+            let world = World::new(2);
+            let dead = {
+                let world = world.clone();
+                thread::spawn(move || {
+                    world.op(0, TAKE, 1, steps);
+                })
+            };
+            let untracked = {
+                let world = world.clone();
+                thread::spawn(move || {
+                    if world.state.take_untagged(&*world, 1).is_ok() {
+                        assert!(world.state.add_untagged(&*world, 1));
+                    }
+                })
+            };
+            dead.join().unwrap();
+            world.recover();
+            untracked.join().unwrap();
+            world.assert_conserved(2);
+        });
+    }
+}
+
 /// Two live processes contending, with no kill: never more taken than exists (a take that
 /// succeeds while the other holds the only permit fails the model), and all comes back.
 #[test]
