@@ -32,7 +32,7 @@
 //! completed by the next process to touch the state, or by the recoverer) or did not. What is
 //! left: a process killed between adding itself to the region's `sleepers` and to its slot's
 //! `sleeping` stays counted in `sleepers` (releases then make a futex wake each, slower, not
-//! wrong); see `sleep.rs`.
+//! wrong); see `parking.rs`.
 
 use super::protocol::{Announced, GIVE, LANES, Lane, Refused, TAKE, held_total};
 use super::region::{Slot, View, owner};

@@ -3,10 +3,12 @@
 //! `protocol.rs` is, for `tests/loom_process.rs`).
 //!
 //! - `protocol`: the state word and the announce/complete protocol on the holders' lanes: every
-//!   take and give-back, and how a recoverer settles a dead process's half-done ones.
+//!   take and give-back, and how a recoverer settles a dead process's half-done ones. Its
+//!   submodule `protocol::parking` (`parking.rs`): the sleep protocol on the region's words.
+//!   Both build under loom.
 //! - `region`: the layout of the shared region (a table), validated before use.
 //! - `holders`: the holder table: claiming a slot, recording through the protocol, recovery.
-//! - `sleep`: sleeping and waking on the region's own futex word.
+//! - `sleep`: the contended acquire's loop (spin, sleep through `parking`, recover).
 //! - `sys`: names, files, mappings, process identity and liveness: every system call.
 //! - `create`: creating and opening (the constructors and [`ProcessSemaphoreBuilder`]).
 //! - `permit`: [`ProcessPermit`].
