@@ -5,9 +5,9 @@
 //! Injected panics carry an [`Injected`] payload and are not printed (a panic hook filters them);
 //! every other panic is reported as usual. Each test prints its figures (`--nocapture`).
 //!
-//! Child processes (the cross-process test) are this test binary run again with
-//! `FUTEX_SEM_FAULTS_ROLE` set, as in `tests/process.rs`: the test named `child` then plays the
-//! role and every other test is filtered out.
+//! Child processes (the cross-process tests) are this test binary run again as a child
+//! (`tests/common/child.rs`): the test named `child` then plays the role and every other test is
+//! filtered out.
 
 mod common;
 
@@ -356,20 +356,19 @@ fn join_within<T: Send + 'static>(handle: thread::JoinHandle<T>, limit: Duration
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod processes {
-    use super::{PATIENCE, Rng};
+    use super::{PATIENCE, Rng, common};
     use futex_semaphore::ProcessSemaphore;
     use rustix::mm::{MapFlags, ProtFlags};
     use std::env;
     use std::fs::{self, OpenOptions};
     use std::io::Read;
     use std::os::unix::process::ExitStatusExt;
-    use std::process::{Child, Command, Stdio};
+    use std::process::{Child, Stdio};
     use std::ptr::{NonNull, null_mut};
     use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
     use std::thread;
     use std::time::{Duration, Instant};
 
-    pub const ROLE: &str = "FUTEX_SEM_FAULTS_ROLE";
     const NAME: &str = "FUTEX_SEM_FAULTS_NAME";
     const CELLS: &str = "FUTEX_SEM_FAULTS_CELLS";
     const INDEX: &str = "FUTEX_SEM_FAULTS_INDEX";
@@ -492,9 +491,7 @@ mod processes {
     }
 
     fn spawn(name: &str, cells: &str, index: usize) -> Child {
-        Command::new(env::current_exe().unwrap())
-            .args(["child", "--exact", "--nocapture", "--test-threads=1", "-q"])
-            .env(ROLE, "churn")
+        common::child::command("churn")
             .env(NAME, name)
             .env(CELLS, cells)
             .env(INDEX, index.to_string())
@@ -633,7 +630,7 @@ mod processes {
     #[test]
     #[cfg_attr(miri, ignore = "Miri cannot run child processes")]
     fn holders_killed_mid_hold_get_every_permit_back_after_recover() {
-        if env::var(ROLE).is_ok() {
+        if common::child::is_child() {
             return;
         }
         let out = run_kills("mid-hold", |_| Point::MidHold);
@@ -653,7 +650,7 @@ mod processes {
     #[test]
     #[cfg_attr(miri, ignore = "Miri cannot run child processes")]
     fn processes_killed_anywhere_neither_create_nor_lose_permits() {
-        if env::var(ROLE).is_ok() {
+        if common::child::is_child() {
             return;
         }
         let out = run_kills("anywhere", |rng| match rng.below(3) {
@@ -874,9 +871,7 @@ mod processes {
     }
 
     fn spawn_storm(name: &str, cells: &str, index: usize) -> Child {
-        Command::new(env::current_exe().unwrap())
-            .args(["child", "--exact", "--nocapture", "--test-threads=1", "-q"])
-            .env(ROLE, "storm")
+        common::child::command("storm")
             .env(NAME, name)
             .env(CELLS, cells)
             .env(INDEX, index.to_string())
@@ -914,7 +909,7 @@ mod processes {
     #[test]
     #[cfg_attr(miri, ignore = "Miri cannot run child processes")]
     fn a_kill_storm_never_grants_a_permit_twice_and_loses_none() {
-        if env::var(ROLE).is_ok() {
+        if common::child::is_child() {
             return;
         }
         let kills: usize =
@@ -956,6 +951,9 @@ mod processes {
         for c in 0..STORM_CHILDREN {
             stop_and_kill(&mut cleanup, &cells, c, &mut at_death);
         }
+        if env::var("FUTEX_SEM_STORM_DUMP").is_ok() {
+            eprintln!("before the final recover: {}", dump_region(&format!("/dev/shm/{name}")));
+        }
         let recovered = sem.recover().unwrap();
         assert_eq!(sem.recover().unwrap(), 0, "recovered twice");
         let available = sem.available_permits();
@@ -994,11 +992,11 @@ mod processes {
     }
 }
 
-/// Plays the role named in `FUTEX_SEM_FAULTS_ROLE`; without it (a normal test run), does nothing.
+/// Plays the role this process was started for; in a normal test run, does nothing.
 #[test]
 fn child() {
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    if let Ok(role) = std::env::var(processes::ROLE) {
+    if let Some(role) = common::child::role() {
         match role.as_str() {
             "churn" => processes::churn(),
             "storm" => processes::storm(),

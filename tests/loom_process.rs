@@ -11,8 +11,10 @@
 //! `docs/process.md` lists the mutation of the protocol each model was checked against.
 #![cfg(loom)]
 
+use futex_semaphore::process_protocol::parking::{ONE_MANY_SLEEPER, ONE_SLEEPER, Parking, sleepers, unit};
 use futex_semaphore::process_protocol::{GIVE, LANES, Lane, Lanes, Refused, State, TAKE, held_total};
 use loom::sync::Arc;
+use loom::sync::atomic::AtomicU64;
 use loom::thread;
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
@@ -23,12 +25,16 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
     builder.check(f);
 }
 
-/// Two holder slots (0: the process that gets killed, 1: a live one), each with its lanes, and
-/// the state word.
+/// Holder slots (0: the process that gets killed, 1 and 2: live ones), each with its lanes and
+/// its `sleeping` word, the state word and the region's sleep words.
 struct World {
     state: State,
-    slots: [[Lane; LANES]; 2],
+    slots: [[Lane; LANES]; SLOTS],
+    sleeping: [AtomicU64; SLOTS],
+    parking: Parking,
 }
+
+const SLOTS: usize = 3;
 
 impl Lanes for World {
     fn lane(&self, slot: u32, lane: u32) -> Option<&Lane> {
@@ -41,6 +47,8 @@ impl World {
         Arc::new(World {
             state: State::new(permits),
             slots: std::array::from_fn(|_| std::array::from_fn(|_| Lane::new())),
+            sleeping: std::array::from_fn(|_| AtomicU64::new(0)),
+            parking: Parking::new(),
         })
     }
 
@@ -85,16 +93,64 @@ impl World {
         self.state.recover_lanes(self, 0, &self.slots[0])
     }
 
+    /// A take of `n` in lane 0 of `slot`, all steps: `Err` if refused.
+    fn try_take(&self, slot: u32, n: u32) -> Result<(), Refused> {
+        let lane = &self.slots[slot as usize][0];
+        let announced = lane.announce(slot, 0, TAKE, n).expect("lane 0 is this thread's");
+        match self.state.publish(self, &announced) {
+            Ok(()) => {
+                announced.complete(lane);
+                announced.finish(lane);
+                Ok(())
+            }
+            Err(refused) => {
+                announced.withdraw(lane);
+                Err(refused)
+            }
+        }
+    }
+
+    /// A blocking acquire of `n` by `slot`, as `ProcessSemaphore::acquire_slow` does it (without
+    /// spinning and untimed, so that a lost wakeup is a deadlock loom reports).
+    fn acquire(&self, slot: u32, n: u32) {
+        while self.try_take(slot, n).is_err() {
+            let sleeping = Some(&self.sleeping[slot as usize]);
+            if self.parking.round(sleeping, unit(n), None, || self.try_take(slot, n)).is_ok() {
+                return;
+            }
+        }
+    }
+
+    /// Gives back `n` held by `slot`, then wakes, as dropping a `ProcessPermit` does.
+    fn release(&self, slot: u32, n: u32) {
+        assert!(self.op(slot, GIVE, n, usize::MAX));
+        self.parking.wake(u64::from(n));
+    }
+
     fn assert_conserved(&self, permits: u64) {
         use loom::sync::atomic::Ordering::SeqCst;
         let words = |slot: usize| {
             let lane = &self.slots[slot][0];
             format!("announce {:#x} held {:#x}", lane.announce.load(SeqCst), lane.held.load(SeqCst))
         };
-        let dump = format!("state {:#x}; slot 0: {}; slot 1: {}", self.state.word(), words(0), words(1));
-        assert_eq!(held_total(&self.slots[0]), 0, "slot 0 still counts permits: {dump}");
-        assert_eq!(held_total(&self.slots[1]), 0, "slot 1 still counts permits: {dump}");
+        let dump = format!(
+            "state {:#x}; slot 0: {}; slot 1: {}; slot 2: {}",
+            self.state.word(),
+            words(0),
+            words(1),
+            words(2)
+        );
+        for slot in 0..SLOTS {
+            assert_eq!(held_total(&self.slots[slot]), 0, "slot {slot} still counts permits: {dump}");
+        }
         assert_eq!(self.state.available(), permits, "permits lost or made");
+    }
+
+    /// What `sleepers` and the slots' `sleeping` count once everyone is done.
+    fn sleepers_left(&self) -> (u64, u64) {
+        use loom::sync::atomic::Ordering::SeqCst;
+        let slots = self.sleeping.iter().map(|s| s.load(SeqCst)).sum();
+        (self.parking.sleepers.load(SeqCst), slots)
     }
 }
 
@@ -178,6 +234,37 @@ fn a_recoverer_killed_at_any_step_is_settled_by_the_next() {
     }
 }
 
+/// A take killed at each step while an untracked process (no slot: a full table) takes and gives
+/// back untagged, as `release` and `add_permits` also change the state word: an untagged change
+/// must complete the tagged operation it overwrites, or the recoverer drops a take that happened
+/// (a permit lost, with the state word's last change untagged).
+#[test]
+fn an_untagged_change_completes_the_tag_it_overwrites() {
+    for steps in 0..=4 {
+        model(move || {
+            let world = World::new(2);
+            let dead = {
+                let world = world.clone();
+                thread::spawn(move || {
+                    world.op(0, TAKE, 1, steps);
+                })
+            };
+            let untracked = {
+                let world = world.clone();
+                thread::spawn(move || {
+                    if world.state.take_untagged(&*world, 1).is_ok() {
+                        assert!(world.state.add_untagged(&*world, 1));
+                    }
+                })
+            };
+            dead.join().unwrap();
+            world.recover();
+            untracked.join().unwrap();
+            world.assert_conserved(2);
+        });
+    }
+}
+
 /// Two live processes contending, with no kill: never more taken than exists (a take that
 /// succeeds while the other holds the only permit fails the model), and all comes back.
 #[test]
@@ -202,5 +289,107 @@ fn two_live_processes_never_hold_more_than_exists() {
             t.join().unwrap();
         }
         world.assert_conserved(1);
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sleep protocol across processes (`src/process/protocol/parking.rs` via `Parking`).
+
+/// A sleeper and a releaser: the sleeper registers, tries, sleeps; the releaser gives its
+/// permit back and wakes. A lost wakeup leaves the sleeper blocked: loom reports a deadlock.
+#[test]
+fn a_sleeper_is_woken_by_the_release_it_waits_for() {
+    model(|| {
+        let world = World::new(1);
+        assert!(world.op(1, TAKE, 1, usize::MAX));
+        let sleeper = {
+            let world = world.clone();
+            thread::spawn(move || {
+                world.acquire(0, 1);
+                world.release(0, 1);
+            })
+        };
+        world.release(1, 1);
+        sleeper.join().unwrap();
+        world.assert_conserved(1);
+        assert_eq!(world.sleepers_left(), (0, 0), "a sleeper is still counted");
+    });
+}
+
+/// A sleeper for two permits killed before, between and after its two registrations; its
+/// recoverer takes its counts off while a live sleeper waits for a live holder's release. The
+/// live sleeper is always woken (recovery never takes a live registration off), and what stays
+/// counted is exactly the documented window: a kill between the two adds leaves one
+/// registration in `sleepers`, never fewer than there are.
+#[test]
+fn a_killed_sleeper_is_taken_off_and_never_a_live_one() {
+    for steps in 0..=2 {
+        model(move || {
+            let world = World::new(1);
+            assert!(world.op(2, TAKE, 1, usize::MAX));
+            let dead = {
+                let world = world.clone();
+                thread::spawn(move || {
+                    if steps >= 1 {
+                        world.parking.count(ONE_MANY_SLEEPER);
+                    }
+                    if steps >= 2 {
+                        world.parking.count_in_slot(&world.sleeping[0], ONE_MANY_SLEEPER);
+                    }
+                })
+            };
+            let sleeper = {
+                let world = world.clone();
+                thread::spawn(move || {
+                    world.acquire(1, 1);
+                    world.release(1, 1);
+                })
+            };
+            let holder = {
+                let world = world.clone();
+                thread::spawn(move || world.release(2, 1))
+            };
+            dead.join().unwrap();
+            world.parking.take_off_dead(&world.sleeping[0]);
+            sleeper.join().unwrap();
+            holder.join().unwrap();
+            world.assert_conserved(1);
+            let left = if steps == 1 { ONE_MANY_SLEEPER } else { 0 };
+            assert_eq!(world.sleepers_left(), (left, 0), "killed after {steps} steps");
+            assert_eq!(sleepers(left), u64::from(steps == 1) * ONE_SLEEPER);
+        });
+    }
+}
+
+/// Recovery racing a release: a dead holder's permit given back by a recoverer (who then wakes,
+/// as `recover` does) and a live holder's release, while a sleeper waits for both permits. The
+/// sleeper must be woken by whichever comes second, and every permit is conserved.
+#[test]
+fn recovery_racing_a_release_wakes_a_sleeper_for_both() {
+    model(|| {
+        let world = World::new(2);
+        assert!(world.op(0, TAKE, 1, usize::MAX));
+        assert!(world.op(1, TAKE, 1, usize::MAX));
+        let sleeper = {
+            let world = world.clone();
+            thread::spawn(move || {
+                world.acquire(2, 2);
+                world.release(2, 2);
+            })
+        };
+        let holder = {
+            let world = world.clone();
+            thread::spawn(move || world.release(1, 1))
+        };
+        // Slot 0's process is dead: recover it.
+        let returned = world.recover();
+        if returned > 0 {
+            world.parking.wake(returned);
+        }
+        holder.join().unwrap();
+        sleeper.join().unwrap();
+        assert_eq!(returned, 1);
+        world.assert_conserved(2);
+        assert_eq!(world.sleepers_left(), (0, 0));
     });
 }

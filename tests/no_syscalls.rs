@@ -1,14 +1,14 @@
 //! "No system call when uncontended": a million uncontended acquire/release pairs, counted by
 //! `strace -f -c -e trace=futex`, make no futex call at all (while a contended run does make
-//! some, which shows the count is real). The test re-executes its own binary under strace.
+//! some, which shows the count is real). The test re-executes its own binary under strace, as a
+//! child (`tests/common/child.rs`).
+
+mod common;
 
 use futex_semaphore::Semaphore;
-use std::process::Command;
-
-const ROLE: &str = "FUTEX_SEMAPHORE_SYSCALL_ROLE";
 
 /// The measured part, run in the child process under strace.
-fn child(role: &str) {
+fn play(role: &str) {
     match role {
         "uncontended" => {
             let sem = Semaphore::new(1);
@@ -39,14 +39,10 @@ fn child(role: &str) {
 
 /// Runs the child under strace; returns the number of futex calls it made, or None without strace.
 fn futex_calls(role: &str) -> Option<u64> {
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new("strace")
-        .args(["-f", "-c", "-e", "trace=futex", "-o", "/dev/stderr"])
-        .arg(&exe)
-        .args(["--exact", "child_role", "--nocapture", "--test-threads=1"])
-        .env(ROLE, role)
-        .output()
-        .ok()?;
+    let out =
+        common::child::command_under("strace", &["-f", "-c", "-e", "trace=futex", "-o", "/dev/stderr"], role)
+            .output()
+            .ok()?;
     assert!(out.status.success(), "child failed: {}", String::from_utf8_lossy(&out.stderr));
     let report = String::from_utf8_lossy(&out.stderr);
     // The summary row reads: "% time  seconds  usecs/call  calls  errors  syscall"; the futex row
@@ -62,15 +58,19 @@ fn futex_calls(role: &str) -> Option<u64> {
     Some(calls)
 }
 
+/// Plays the role this process was started for; in a normal test run, does nothing.
 #[test]
-fn child_role() {
-    if let Ok(role) = std::env::var(ROLE) {
-        child(&role);
+fn child() {
+    if let Some(role) = common::child::role() {
+        play(&role);
     }
 }
 
 #[test]
 fn uncontended_pairs_make_no_futex_call() {
+    if common::child::is_child() {
+        return;
+    }
     let Some(contended) = futex_calls("contended") else {
         eprintln!("SKIPPED: strace is not installed");
         return;

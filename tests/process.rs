@@ -1,10 +1,12 @@
 //! `ProcessSemaphore` across real processes.
 //!
-//! Child processes are this test binary run again with `FUTEX_SEM_TEST_ROLE` set: the test named
-//! `child` then plays that role (see `child`) and every other test is filtered out. Children
+//! Child processes are this test binary run again as a child (`tests/common/child.rs`): the test
+//! named `child` then plays the role (see `child`) and every other test is filtered out. Children
 //! report on stdout with lines containing `@@<event>`; the parent waits for those lines instead
 //! of sleeping. Every name includes the test's pid and is unlinked when the test ends.
 #![cfg(all(not(loom), any(target_os = "linux", target_os = "android")))]
+
+mod common;
 
 use futex_semaphore::{ProcessSemaphore, TryAcquireError};
 use rustix::mm::{MapFlags, ProtFlags};
@@ -12,12 +14,11 @@ use std::env;
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 use std::ptr::{NonNull, null_mut};
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
-const ROLE: &str = "FUTEX_SEM_TEST_ROLE";
 const NAME: &str = "FUTEX_SEM_TEST_NAME";
 const COUNTER: &str = "FUTEX_SEM_TEST_COUNTER";
 const PERMITS: &str = "FUTEX_SEM_TEST_PERMITS";
@@ -29,10 +30,10 @@ const PATIENCE: Duration = Duration::from_secs(20);
 // ---------------------------------------------------------------------------------------------
 // The child side.
 
-/// Plays the role named in `FUTEX_SEM_TEST_ROLE`; without it (a normal test run), does nothing.
+/// Plays the role this process was started for; in a normal test run, does nothing.
 #[test]
 fn child() {
-    let Ok(role) = env::var(ROLE) else { return };
+    let Some(role) = common::child::role() else { return };
     let name = env::var(NAME).unwrap_or_default();
     let permits: u32 = env::var(PERMITS).ok().and_then(|p| p.parse().ok()).unwrap_or(1);
     match role.as_str() {
@@ -108,8 +109,7 @@ struct Proc {
 
 impl Proc {
     fn spawn(role: &str, vars: &[(&str, &str)]) -> Proc {
-        let mut command = Command::new(env::current_exe().unwrap());
-        command.args(["child", "--exact", "--nocapture", "--test-threads=1", "-q"]).env(ROLE, role);
+        let mut command = common::child::command(role);
         for (key, value) in vars {
             command.env(key, value);
         }
@@ -496,11 +496,7 @@ fn uncontended_acquires_and_releases_make_no_system_call() {
 
 /// The system calls a "fast" child of `rounds` rounds makes in all, or None without strace.
 fn system_calls(rounds: u32) -> Option<u64> {
-    let out = Command::new("strace")
-        .args(["-f", "-c", "-o", "/dev/stderr"])
-        .arg(env::current_exe().unwrap())
-        .args(["child", "--exact", "--nocapture", "--test-threads=1", "-q"])
-        .env(ROLE, "fast")
+    let out = common::child::command_under("strace", &["-f", "-c", "-o", "/dev/stderr"], "fast")
         .env(PERMITS, rounds.to_string())
         .output()
         .ok()?;

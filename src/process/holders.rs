@@ -32,7 +32,7 @@
 //! completed by the next process to touch the state, or by the recoverer) or did not. What is
 //! left: a process killed between adding itself to the region's `sleepers` and to its slot's
 //! `sleeping` stays counted in `sleepers` (releases then make a futex wake each, slower, not
-//! wrong); see `sleep.rs`.
+//! wrong); see `parking.rs`.
 
 use super::protocol::{Announced, GIVE, LANES, Lane, Refused, TAKE, held_total};
 use super::region::{Slot, View, owner};
@@ -262,12 +262,8 @@ impl<'a> View<'a> {
         // Settle every lane (what reached the state word is completed, the rest dropped), then
         // give the total back, itself as an announced operation.
         let returned = self.state.recover_lanes(self.slots, index, &slot.lanes);
-        let sleeping = slot.sleeping.swap(0, Relaxed);
-        if sleeping != 0 {
-            // Their registrations: the slot's count never exceeds what is in the total (it is
-            // added second and taken off first), so this never takes off a live sleeper.
-            self.sleepers.fetch_sub(sleeping, Relaxed);
-        }
+        // Its sleepers' registrations (never a live sleeper's: `parking.rs`, invariant 1).
+        self.parking.take_off_dead(&slot.sleeping);
         slot.nonce.store(0, Relaxed);
         // Release: pairs with the Acquire CAS of the next claimer (it must see settled lanes).
         slot.owner.store(owner::FREE, Release);

@@ -3,10 +3,12 @@
 //! `protocol.rs` is, for `tests/loom_process.rs`).
 //!
 //! - `protocol`: the state word and the announce/complete protocol on the holders' lanes: every
-//!   take and give-back, and how a recoverer settles a dead process's half-done ones.
+//!   take and give-back, and how a recoverer settles a dead process's half-done ones. Its
+//!   submodule `protocol::parking` (`parking.rs`): the sleep protocol on the region's words.
+//!   Both build under loom.
 //! - `region`: the layout of the shared region (a table), validated before use.
 //! - `holders`: the holder table: claiming a slot, recording through the protocol, recovery.
-//! - `sleep`: sleeping and waking on the region's own futex word.
+//! - `sleep`: the contended acquire's loop (spin, sleep through `parking`, recover).
 //! - `sys`: names, files, mappings, process identity and liveness: every system call.
 //! - `create`: creating and opening (the constructors and [`ProcessSemaphoreBuilder`]).
 //! - `permit`: [`ProcessPermit`].
@@ -33,7 +35,8 @@ use crate::sync::{AtomicU64, Ordering::Relaxed};
 use crate::{AcquireError, TryAcquireError};
 use holders::{Scope, UNTRACKED};
 use protocol::Refused;
-use region::{View, sleepers};
+use protocol::parking::sleepers;
+use region::View;
 use std::fmt;
 use std::io;
 use std::time::{Duration, Instant};
@@ -609,7 +612,7 @@ impl fmt::Debug for ProcessSemaphore {
         f.debug_struct("ProcessSemaphore")
             .field("name", &self.name)
             .field("available_permits", &self.available_permits())
-            .field("sleepers", &sleepers(self.region().sleepers.load(Relaxed)))
+            .field("sleepers", &sleepers(self.region().parking.sleepers.load(Relaxed)))
             .field("state", &format_args!("{:#018x}", self.region().state.word()))
             .field("closed", &self.is_closed())
             .finish()

@@ -54,6 +54,11 @@
 use crate::raw::MAX_PERMITS;
 use crate::sync::{AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
+/// The sleep protocol on the region's words (its own file; here so that it builds under loom
+/// with this module).
+#[path = "parking.rs"]
+pub mod parking;
+
 /// Lanes per holder slot: how many threads of one process can be inside an operation at once.
 pub const LANES: usize = 6;
 /// The most holder slots a region can have (the tag's slot field is 14 bits, 0 meaning none).

@@ -33,8 +33,9 @@
 //! panic. The number of slots a process uses is the one it validated when it mapped the region,
 //! never re-read from shared memory.
 
+use super::protocol::parking::Parking;
 use super::protocol::{LANES, Lane, Lanes, State};
-use crate::sync::{AtomicU32, AtomicU64, Futex, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use crate::sync::{AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 use std::io;
 use std::mem::{offset_of, size_of};
 use std::ops::Deref;
@@ -61,24 +62,6 @@ pub(crate) const fn region_size(slots: usize) -> usize {
     size_of::<Region>() + SLOT_SIZE * slots
 }
 
-/// The sleepers increment of an acquire for one permit...
-pub(crate) const ONE_SLEEPER: u64 = 1;
-/// ... and of an acquire for more than one (it counts in both halves).
-pub(crate) const ONE_MANY_SLEEPER: u64 = 1 | 1 << 32;
-const SLEEPERS_MASK: u64 = 0xFFFF_FFFF;
-
-/// All sleeping acquires in a `sleepers` value.
-#[inline]
-pub(crate) const fn sleepers(s: u64) -> u64 {
-    s & SLEEPERS_MASK
-}
-
-/// Whether a `sleepers` value counts an acquire for more than one permit.
-#[inline]
-pub(crate) const fn has_many_sleepers(s: u64) -> bool {
-    s >> 32 != 0
-}
-
 #[repr(C)]
 pub(crate) struct Header {
     pub(crate) magic: AtomicU64,
@@ -96,9 +79,9 @@ pub(crate) struct Header {
 pub(crate) struct Region {
     pub(crate) header: Header,
     pub(crate) state: State,
-    pub(crate) sleepers: AtomicU64,
-    pub(crate) wake: Futex,
-    _pad: [AtomicU32; 11],
+    /// `sleepers` and `wake`.
+    pub(crate) parking: Parking,
+    _pad: [AtomicU32; 10],
 }
 
 /// One process's entry in the holder table.
@@ -114,8 +97,8 @@ pub(crate) struct Slot {
 const _: () = {
     assert!(HEADER_SIZE == 64);
     assert!(offset_of!(Region, state) == 64);
-    assert!(offset_of!(Region, sleepers) == 72);
-    assert!(offset_of!(Region, wake) == 80);
+    // `sleepers` at 72, `wake` at 80 (`Parking` asserts its own layout).
+    assert!(offset_of!(Region, parking) == 72);
     assert!(size_of::<Region>() == 128);
     assert!(offset_of!(Slot, lanes) == 32);
     assert!(SLOT_SIZE == 128);

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod child;
+
 use futex_semaphore::Semaphore;
 use std::time::{Duration, Instant};
 
