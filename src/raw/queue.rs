@@ -18,7 +18,8 @@
 //!    ends with a walk: a wake that was spent on a waiter that then found nothing (robbed by a
 //!    barger) is passed on by that waiter's own section.
 //! 5. While a reservation holds back permits that would serve another waiter, one such waiter is
-//!    its `watcher`, or has been woken to become it: someone awake sees the lapse.
+//!    its `watcher`, or has been woken to become it, or is a task the timer wakes at the lapse:
+//!    someone sees the lapse.
 //!
 //! # Who is woken ([`Locked::walk`])
 //! With `budget` = available permits − `inflight`: if a reservation holds, its owner first
@@ -36,7 +37,13 @@
 //! resumes meanwhile. That keeps every program that progresses under barging progressing: permits
 //! held back from a waiter whose progress the holders need come free after the lapse. The lapse
 //! is enforced by one of those it holds back (they are the only ones who can be stuck), its
-//! watcher: a thread sleeps at most until the lapse, a task yields to its executor until then.
+//! watcher: a thread sleeps at most until the lapse; a task is woken then by the crate's timer
+//! (`sync::timer`), or yields to its executor until then where there is no timer.
+//!
+//! # Served waiters
+//! A walk that serves the reservation takes the owner's permits for it, removes its entry and sets
+//! its [`Slot`]'s flag: the owner is done without taking the lock again. A waiter that finds its
+//! entry gone under the lock was served (nothing else removes another's entry).
 
 use super::state::*;
 use crate::sync::{
@@ -124,8 +131,8 @@ struct Inner {
     inflight: u64,
     /// Invariant 3.
     reservation: Option<Reservation>,
-    /// The waiter held back by the reservation that sees it out (sleeps until its lapse, or
-    /// yields until then): invariant 5.
+    /// The waiter held back by the reservation that sees it out (sleeps until its lapse, is woken
+    /// then by the timer, or yields until then): invariant 5.
     watcher: Option<Id>,
     /// The timer's wake of a task watcher at the lapse, if it has one (cancelled when the watcher
     /// changes).
