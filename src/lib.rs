@@ -3,6 +3,8 @@
 //! # Modules of the implementation
 //! - `sync`: the shim for atomics and the futex (loom under `--cfg loom`).
 //! - `raw`: the engine: state layout, fast and slow paths, wake policy, async waiters.
+//! - `api`: the acquires, written once for every semaphore type (request checks, deadlines,
+//!   errors).
 //! - `semaphore`, `bounded`, `permit`, `future`, `error`: the public types.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, missing_debug_implementations)]
@@ -21,6 +23,7 @@ macro_rules! loom_const_fn {
 }
 pub(crate) use loom_const_fn;
 
+mod api;
 mod bounded;
 mod error;
 mod future;
@@ -34,7 +37,6 @@ mod process;
 #[path = "process/protocol.rs"]
 pub mod process_protocol;
 mod raw;
-mod request;
 mod semaphore;
 mod sync;
 
