@@ -84,6 +84,9 @@ impl BoundedSemaphore {
 
     /// Adds one permit back, unless the available count is already at the initial count.
     ///
+    /// How `release` differs between the three semaphore types, and why:
+    /// [Releasing permits](crate#releasing-permits).
+    ///
     /// # Errors
     /// [`ReleaseError`] if it would pass the initial count; nothing changes then.
     ///

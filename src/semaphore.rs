@@ -277,6 +277,9 @@ impl Semaphore {
     /// [`Permit`] instead; `release` is for permits that were [`forget`](Permit::forget)-ten or
     /// never taken.
     ///
+    /// How `release` differs between the three semaphore types, and why:
+    /// [Releasing permits](crate#releasing-permits).
+    ///
     /// # Panics
     /// If the available count would pass [`MAX_PERMITS`](Semaphore::MAX_PERMITS).
     ///

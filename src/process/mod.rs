@@ -212,6 +212,9 @@ impl ProcessSemaphore {
     /// permits that were [`forget`](ProcessPermit::forget)-ten. To give back a permit you hold,
     /// drop its [`ProcessPermit`] instead.
     ///
+    /// How `release` differs between the three semaphore types, and why:
+    /// [Releasing permits](crate#releasing-permits).
+    ///
     /// # Errors
     /// [`InvalidInput`](io::ErrorKind::InvalidInput) if the count would pass
     /// [`MAX_PERMITS`](ProcessSemaphore::MAX_PERMITS); nothing is added then.
