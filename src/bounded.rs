@@ -65,216 +65,27 @@ impl BoundedSemaphore {
         self.initial
     }
 
-    /// Takes one permit, blocking until one is available. See [`Semaphore::acquire`].
-    ///
-    /// # Errors
-    /// [`AcquireError`] if closed.
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::BoundedSemaphore;
-    ///
-    /// let sem = BoundedSemaphore::new(1);
-    /// let _permit = sem.acquire().unwrap();
-    /// assert_eq!(sem.available_permits(), 0);
-    /// ```
-    #[inline]
-    pub fn acquire(&self) -> Result<Permit<'_>, AcquireError> {
-        self.sem.acquire()
+    crate::api::acquire_methods! {
+        type: BoundedSemaphore,
+        engine: (sem),
+        permit: Permit, |sem, n, ()| Permit::new(&sem.sem, n),
+        max: "Semaphore::MAX_PERMITS",
+        new: "BoundedSemaphore::new", "", "",
     }
 
-    /// Takes `n` permits, blocking until all are available. See [`Semaphore::acquire_many`].
-    ///
-    /// # Errors
-    /// [`AcquireError`] if closed.
-    ///
-    /// # Panics
-    /// If `n` is more than [`Semaphore::MAX_PERMITS`].
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::BoundedSemaphore;
-    ///
-    /// let sem = BoundedSemaphore::new(2);
-    /// assert_eq!(sem.acquire_many(2).unwrap().num_permits(), 2);
-    /// ```
-    #[inline]
-    #[track_caller]
-    pub fn acquire_many(&self, n: u32) -> Result<Permit<'_>, AcquireError> {
-        self.sem.acquire_many(n)
-    }
-
-    /// Takes one permit, waiting asynchronously until one is available. See
-    /// [`Semaphore::acquire_async`]: the same cancel-safe, runtime-agnostic future.
-    ///
-    /// There are no owned variants (`acquire_owned_async`): an [`OwnedPermit`](crate::OwnedPermit)
-    /// holds an `Arc<Semaphore>`, which an `Arc<BoundedSemaphore>` cannot give, just as there is
-    /// no blocking `acquire_owned` here. Put a [`Semaphore`] in the `Arc` to move permits into
-    /// spawned tasks.
-    ///
-    /// # Errors
-    /// The future resolves to [`AcquireError`] if closed.
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::BoundedSemaphore;
-    ///
-    /// static POOL: BoundedSemaphore = BoundedSemaphore::new(1);
-    ///
-    /// pollster::block_on(async {
-    ///     POOL.acquire_async().await.unwrap().forget();
-    ///     assert_eq!(POOL.available_permits(), 0);
-    ///     assert!(POOL.release().is_ok());
-    /// });
-    /// ```
-    #[inline]
-    pub fn acquire_async(&self) -> Acquire<'_> {
-        self.sem.acquire_async()
-    }
-
-    /// Takes `n` permits, waiting asynchronously until all are available. See
-    /// [`Semaphore::acquire_many_async`].
-    ///
-    /// # Errors
-    /// The future resolves to [`AcquireError`] if closed.
-    ///
-    /// # Panics
-    /// Here, not when polled, if `n` is more than [`Semaphore::MAX_PERMITS`].
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::BoundedSemaphore;
-    ///
-    /// let sem = BoundedSemaphore::new(2);
-    /// let permit = pollster::block_on(sem.acquire_many_async(2)).unwrap();
-    /// assert_eq!(permit.num_permits(), 2);
-    /// ```
-    #[inline]
-    #[track_caller]
-    pub fn acquire_many_async(&self, n: u32) -> Acquire<'_> {
-        self.sem.acquire_many_async(n)
-    }
-
-    /// Takes one permit if one is available now. See [`Semaphore::try_acquire`].
-    ///
-    /// # Errors
-    /// [`TryAcquireError::NoPermits`] or [`TryAcquireError::Closed`].
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::BoundedSemaphore;
-    ///
-    /// let sem = BoundedSemaphore::new(1);
-    /// let _p = sem.try_acquire().unwrap();
-    /// assert!(sem.try_acquire().is_err());
-    /// ```
-    #[inline]
-    pub fn try_acquire(&self) -> Result<Permit<'_>, TryAcquireError> {
-        self.sem.try_acquire()
-    }
-
-    /// Takes `n` permits if all are available now. See [`Semaphore::try_acquire_many`].
-    ///
-    /// # Errors
-    /// [`TryAcquireError::NoPermits`] or [`TryAcquireError::Closed`].
-    ///
-    /// # Panics
-    /// If `n` is more than [`Semaphore::MAX_PERMITS`].
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::BoundedSemaphore;
-    ///
-    /// let sem = BoundedSemaphore::new(2);
-    /// assert!(sem.try_acquire_many(3).is_err());
-    /// ```
-    #[inline]
-    #[track_caller]
-    pub fn try_acquire_many(&self, n: u32) -> Result<Permit<'_>, TryAcquireError> {
-        self.sem.try_acquire_many(n)
-    }
-
-    /// Takes one permit, waiting at most `timeout`. See [`Semaphore::try_acquire_for`].
-    ///
-    /// # Errors
-    /// [`TryAcquireError::NoPermits`] at the timeout, or [`TryAcquireError::Closed`].
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::BoundedSemaphore;
-    /// use std::time::Duration;
-    ///
-    /// let sem = BoundedSemaphore::new(0);
-    /// assert!(sem.try_acquire_for(Duration::from_millis(1)).is_err());
-    /// ```
-    #[inline]
-    pub fn try_acquire_for(&self, timeout: Duration) -> Result<Permit<'_>, TryAcquireError> {
-        self.sem.try_acquire_for(timeout)
-    }
-
-    /// Takes one permit, waiting until `deadline` at the latest. See
-    /// [`Semaphore::try_acquire_until`].
-    ///
-    /// # Errors
-    /// [`TryAcquireError::NoPermits`] at the deadline, or [`TryAcquireError::Closed`].
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::BoundedSemaphore;
-    /// use std::time::Instant;
-    ///
-    /// let sem = BoundedSemaphore::new(1);
-    /// assert!(sem.try_acquire_until(Instant::now()).is_ok());
-    /// ```
-    #[inline]
-    pub fn try_acquire_until(&self, deadline: Instant) -> Result<Permit<'_>, TryAcquireError> {
-        self.sem.try_acquire_until(deadline)
-    }
-
-    /// Takes `n` permits, waiting at most `timeout`. See [`Semaphore::try_acquire_many_for`].
-    ///
-    /// # Errors
-    /// [`TryAcquireError::NoPermits`] at the timeout, or [`TryAcquireError::Closed`].
-    ///
-    /// # Panics
-    /// If `n` is more than [`Semaphore::MAX_PERMITS`].
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::BoundedSemaphore;
-    /// use std::time::Duration;
-    ///
-    /// let sem = BoundedSemaphore::new(2);
-    /// assert!(sem.try_acquire_many_for(2, Duration::from_millis(1)).is_ok());
-    /// ```
-    #[track_caller]
-    pub fn try_acquire_many_for(&self, n: u32, timeout: Duration) -> Result<Permit<'_>, TryAcquireError> {
-        self.sem.try_acquire_many_for(n, timeout)
-    }
-
-    /// Takes `n` permits, waiting until `deadline` at the latest. See
-    /// [`Semaphore::try_acquire_many_until`].
-    ///
-    /// # Errors
-    /// [`TryAcquireError::NoPermits`] at the deadline, or [`TryAcquireError::Closed`].
-    ///
-    /// # Panics
-    /// If `n` is more than [`Semaphore::MAX_PERMITS`].
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::BoundedSemaphore;
-    /// use std::time::Instant;
-    ///
-    /// let sem = BoundedSemaphore::new(1);
-    /// assert!(sem.try_acquire_many_until(2, Instant::now()).is_err());
-    /// ```
-    #[track_caller]
-    pub fn try_acquire_many_until(&self, n: u32, deadline: Instant) -> Result<Permit<'_>, TryAcquireError> {
-        self.sem.try_acquire_many_until(n, deadline)
+    crate::api::acquire_async_methods! {
+        type: BoundedSemaphore,
+        engine: (sem),
+        note: "There are no owned variants (`acquire_owned_async`): an \
+               [`OwnedPermit`](crate::OwnedPermit) holds an `Arc<Semaphore>`, which an \
+               `Arc<BoundedSemaphore>` cannot give, just as there is no blocking `acquire_owned` \
+               here. Put a [`Semaphore`] in the `Arc` to move permits into spawned tasks.",
     }
 
     /// Adds one permit back, unless the available count is already at the initial count.
+    ///
+    /// How `release` differs between the three semaphore types, and why:
+    /// [Releasing permits](crate#releasing-permits).
     ///
     /// # Errors
     /// [`ReleaseError`] if it would pass the initial count; nothing changes then.

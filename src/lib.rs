@@ -1,8 +1,34 @@
 #![doc = include_str!("../README.md")]
 //!
+//! # Releasing permits
+//! On every type, a permit goes back in one of two ways:
+//! - **Dropping its guard** ([`Permit`], [`OwnedPermit`], `ProcessPermit`), also while a panic
+//!   unwinds. This is how a holder returns what it took; it returns nothing and never fails.
+//! - **`release` / `add_permits`**, which add permits that no guard holds: permits kept out with
+//!   `forget`, or never taken (signalling, as with Python's `release()`). A release wakes the
+//!   waiters the new permits can serve, and happens-before the acquire that takes them, as a
+//!   dropped guard does.
+//!
+//! The guards behave alike on the three types; `release` differs in what it refuses and how it
+//! says so:
+//!
+//! | type | `release()` returns | refuses | why |
+//! |---|---|---|---|
+//! | [`Semaphore`] | `()` | nothing: it panics if the count would pass [`Semaphore::MAX_PERMITS`] | Only this process changes the count, so passing the limit is a bug here (permits given back that were never taken), as an integer overflow is; `new` and `add_permits` panic the same way. |
+//! | [`BoundedSemaphore`] | `Result<(), `[`ReleaseError`]`>` | a count above [`initial_permits`](BoundedSemaphore::initial_permits); nothing changes then | Refusing is what the type is for (Python's `ValueError`): a release without a matching acquire is reported for the caller to handle. It compares the *available* count with the initial one, so a release while guards are out can let their return take the count past the start. |
+//! | `ProcessSemaphore` | `std::io::Result<()>` | a count past its `MAX_PERMITS` (`InvalidInput`); nothing changes then | The count is in shared memory that other processes write too, so passing the limit may be another process's doing, and must not panic this one (see its `# Trust` section). `io::Error`, as its other fallible calls (`create`, `open`, `recover`) return. |
+//!
+//! A guard's drop cannot report an error, so where a `release` would refuse, a drop does not:
+//! on `Semaphore` a give-back past `MAX_PERMITS` panics (and during a panic keeps the permits
+//! out silently), a `BoundedSemaphore`'s guards give back as a `Semaphore`'s do, without the
+//! check against the bound, and on `ProcessSemaphore` permits past `MAX_PERMITS` (only a
+//! corrupted region gets there) are dropped.
+//!
 //! # Modules of the implementation
 //! - `sync`: the shim for atomics and the futex (loom under `--cfg loom`).
 //! - `raw`: the engine: state layout, fast and slow paths, wake policy, async waiters.
+//! - `api`: the acquires, written once for every semaphore type (request checks, deadlines,
+//!   errors).
 //! - `semaphore`, `bounded`, `permit`, `future`, `error`: the public types.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, missing_debug_implementations)]
@@ -21,6 +47,7 @@ macro_rules! loom_const_fn {
 }
 pub(crate) use loom_const_fn;
 
+mod api;
 mod bounded;
 mod error;
 mod future;
@@ -34,7 +61,6 @@ mod process;
 #[path = "process/protocol.rs"]
 pub mod process_protocol;
 mod raw;
-mod request;
 mod semaphore;
 mod sync;
 

@@ -37,100 +37,133 @@ pub struct Permit<'a> {
     permits: u32,
 }
 
+/// Writes what [`Permit`] and [`OwnedPermit`] share: `forget`, `num_permits`, `merge`, `split`,
+/// `Drop` and `Debug`.
+///
+/// - `impl[..] Type`: the generics and the type;
+/// - `same`: whether two guards' semaphores (`&self.sem`, `&other.sem`) are the same one;
+/// - `sem`: the semaphore of a split-off part, from `&self.sem`;
+/// - the examples: the lines that import what they need, how they make a semaphore with `N`
+///   permits (before and after `N`), and how they take one and `N` permits.
+macro_rules! permit_methods {
+    (
+        impl[$($gen:tt)*] $Ty:ty, name: $name:literal,
+        same: |$a:ident, $b:ident| $same:expr,
+        sem: |$this:ident| $split_sem:expr,
+        examples: $uses:literal, $new:literal, $new_end:literal, $acquire:literal, $acquire_many:literal,
+    ) => {
+        impl<$($gen)*> $Ty {
+            /// Keeps the permits out of the semaphore for good: they are not given back on drop.
+            ///
+            /// [`Semaphore::add_permits`] (or
+            /// [`BoundedSemaphore::release`](crate::BoundedSemaphore::release)) can put them
+            /// back later.
+            ///
+            /// # Examples
+            /// ```
+            /// use futex_semaphore::Semaphore;
+            #[doc = $uses]
+            ///
+            #[doc = concat!("let sem = ", $new, "2", $new_end, ";")]
+            #[doc = concat!($acquire, ".unwrap().forget();")]
+            /// assert_eq!(sem.available_permits(), 1);
+            /// ```
+            #[inline]
+            pub fn forget(mut self) {
+                self.permits = 0;
+            }
+
+            /// How many permits this holds.
+            ///
+            /// # Examples
+            /// ```
+            /// use futex_semaphore::Semaphore;
+            #[doc = $uses]
+            ///
+            #[doc = concat!("let sem = ", $new, "5", $new_end, ";")]
+            #[doc = concat!("assert_eq!(", $acquire_many, "(3).unwrap().num_permits(), 3);")]
+            /// ```
+            #[inline]
+            pub fn num_permits(&self) -> usize {
+                self.permits as usize
+            }
+
+            /// Moves the permits of `other` into `self`.
+            ///
+            /// # Panics
+            /// If `other` comes from a different semaphore, or if the two together would hold
+            /// more than `MAX_PERMITS` (`2^31 - 1`) permits; `other` gives its permits back then.
+            ///
+            /// # Examples
+            /// ```
+            /// use futex_semaphore::Semaphore;
+            #[doc = $uses]
+            ///
+            #[doc = concat!("let sem = ", $new, "3", $new_end, ";")]
+            #[doc = concat!("let mut a = ", $acquire, ".unwrap();")]
+            #[doc = concat!("a.merge(", $acquire_many, "(2).unwrap());")]
+            /// assert_eq!(a.num_permits(), 3);
+            /// ```
+            #[track_caller]
+            pub fn merge(&mut self, mut other: $Ty) {
+                let ($a, $b) = (&self.sem, &other.sem);
+                assert!(
+                    $same,
+                    concat!("futex-semaphore: ", $name, "::merge: the permits come from different semaphores")
+                );
+                self.permits = merged(self.permits, other.permits);
+                other.permits = 0;
+            }
+
+            #[doc = concat!("Splits `n` permits off into a new `", $name, "`; `None` if this holds fewer than `n`.")]
+            ///
+            /// # Examples
+            /// ```
+            /// use futex_semaphore::Semaphore;
+            #[doc = $uses]
+            ///
+            #[doc = concat!("let sem = ", $new, "3", $new_end, ";")]
+            #[doc = concat!("let mut a = ", $acquire_many, "(3).unwrap();")]
+            /// let b = a.split(1).unwrap();
+            /// assert_eq!((a.num_permits(), b.num_permits()), (2, 1));
+            /// assert!(a.split(5).is_none());
+            /// ```
+            pub fn split(&mut self, n: usize) -> Option<$Ty> {
+                let n = split_off(&mut self.permits, n)?;
+                let $this = &self.sem;
+                Some(Self { sem: $split_sem, permits: n })
+            }
+        }
+
+        impl<$($gen)*> Drop for $Ty {
+            #[inline]
+            fn drop(&mut self) {
+                if self.permits > 0 {
+                    self.sem.raw().release(self.permits);
+                }
+            }
+        }
+
+        impl<$($gen)*> fmt::Debug for $Ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct($name).field("permits", &self.permits).finish_non_exhaustive()
+            }
+        }
+    };
+}
+
 impl<'a> Permit<'a> {
     #[inline]
     pub(crate) fn new(sem: &'a Semaphore, permits: u32) -> Permit<'a> {
         Permit { sem, permits }
     }
-
-    /// Keeps the permits out of the semaphore for good: they are not given back on drop.
-    ///
-    /// [`Semaphore::add_permits`] (or [`BoundedSemaphore::release`](crate::BoundedSemaphore::release))
-    /// can put them back later.
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::Semaphore;
-    ///
-    /// let sem = Semaphore::new(2);
-    /// sem.acquire().unwrap().forget();
-    /// assert_eq!(sem.available_permits(), 1);
-    /// ```
-    #[inline]
-    pub fn forget(mut self) {
-        self.permits = 0;
-    }
-
-    /// How many permits this holds.
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::Semaphore;
-    ///
-    /// let sem = Semaphore::new(5);
-    /// assert_eq!(sem.acquire_many(3).unwrap().num_permits(), 3);
-    /// ```
-    #[inline]
-    pub fn num_permits(&self) -> usize {
-        self.permits as usize
-    }
-
-    /// Moves the permits of `other` into `self`.
-    ///
-    /// # Panics
-    /// If `other` comes from a different semaphore, or if the two together would hold more than
-    /// `MAX_PERMITS` (`2^31 - 1`) permits; `other` gives its permits back then.
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::Semaphore;
-    ///
-    /// let sem = Semaphore::new(3);
-    /// let mut a = sem.acquire().unwrap();
-    /// a.merge(sem.acquire_many(2).unwrap());
-    /// assert_eq!(a.num_permits(), 3);
-    /// ```
-    #[track_caller]
-    pub fn merge(&mut self, mut other: Permit<'a>) {
-        assert!(
-            std::ptr::eq(self.sem, other.sem),
-            "futex-semaphore: Permit::merge: the permits come from different semaphores"
-        );
-        self.permits = merged(self.permits, other.permits);
-        other.permits = 0;
-    }
-
-    /// Splits `n` permits off into a new `Permit`; `None` if this holds fewer than `n`.
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::Semaphore;
-    ///
-    /// let sem = Semaphore::new(3);
-    /// let mut a = sem.acquire_many(3).unwrap();
-    /// let b = a.split(1).unwrap();
-    /// assert_eq!((a.num_permits(), b.num_permits()), (2, 1));
-    /// assert!(a.split(5).is_none());
-    /// ```
-    pub fn split(&mut self, n: usize) -> Option<Permit<'a>> {
-        let n = split_off(&mut self.permits, n)?;
-        Some(Permit { sem: self.sem, permits: n })
-    }
 }
 
-impl Drop for Permit<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        if self.permits > 0 {
-            self.sem.raw().release(self.permits);
-        }
-    }
-}
-
-impl fmt::Debug for Permit<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit").field("permits", &self.permits).finish_non_exhaustive()
-    }
+permit_methods! {
+    impl['a] Permit<'a>, name: "Permit",
+    same: |a, b| std::ptr::eq(*a, *b),
+    sem: |sem| *sem,
+    examples: "", "Semaphore::new(", ")", "sem.acquire()", "sem.acquire_many",
 }
 
 /// Permits taken from a [`Semaphore`] in an [`Arc`], given back when dropped.
@@ -165,80 +198,6 @@ impl OwnedPermit {
         OwnedPermit { sem, permits }
     }
 
-    /// Keeps the permits out of the semaphore for good: they are not given back on drop.
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::Semaphore;
-    /// use std::sync::Arc;
-    ///
-    /// let sem = Arc::new(Semaphore::new(2));
-    /// Arc::clone(&sem).acquire_owned().unwrap().forget();
-    /// assert_eq!(sem.available_permits(), 1);
-    /// ```
-    #[inline]
-    pub fn forget(mut self) {
-        self.permits = 0;
-    }
-
-    /// How many permits this holds.
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::Semaphore;
-    /// use std::sync::Arc;
-    ///
-    /// let sem = Arc::new(Semaphore::new(5));
-    /// assert_eq!(sem.acquire_many_owned(4).unwrap().num_permits(), 4);
-    /// ```
-    #[inline]
-    pub fn num_permits(&self) -> usize {
-        self.permits as usize
-    }
-
-    /// Moves the permits of `other` into `self`.
-    ///
-    /// # Panics
-    /// If `other` comes from a different semaphore, or if the two together would hold more than
-    /// `MAX_PERMITS` (`2^31 - 1`) permits; `other` gives its permits back then.
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::Semaphore;
-    /// use std::sync::Arc;
-    ///
-    /// let sem = Arc::new(Semaphore::new(2));
-    /// let mut a = Arc::clone(&sem).acquire_owned().unwrap();
-    /// a.merge(Arc::clone(&sem).acquire_owned().unwrap());
-    /// assert_eq!(a.num_permits(), 2);
-    /// ```
-    #[track_caller]
-    pub fn merge(&mut self, mut other: OwnedPermit) {
-        assert!(
-            Arc::ptr_eq(&self.sem, &other.sem),
-            "futex-semaphore: OwnedPermit::merge: the permits come from different semaphores"
-        );
-        self.permits = merged(self.permits, other.permits);
-        other.permits = 0;
-    }
-
-    /// Splits `n` permits off into a new `OwnedPermit`; `None` if this holds fewer than `n`.
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::Semaphore;
-    /// use std::sync::Arc;
-    ///
-    /// let sem = Arc::new(Semaphore::new(2));
-    /// let mut a = sem.acquire_many_owned(2).unwrap();
-    /// let b = a.split(1).unwrap();
-    /// assert_eq!((a.num_permits(), b.num_permits()), (1, 1));
-    /// ```
-    pub fn split(&mut self, n: usize) -> Option<OwnedPermit> {
-        let n = split_off(&mut self.permits, n)?;
-        Some(OwnedPermit { sem: Arc::clone(&self.sem), permits: n })
-    }
-
     /// The semaphore these permits belong to.
     ///
     /// # Examples
@@ -255,19 +214,12 @@ impl OwnedPermit {
     }
 }
 
-impl Drop for OwnedPermit {
-    #[inline]
-    fn drop(&mut self) {
-        if self.permits > 0 {
-            self.sem.raw().release(self.permits);
-        }
-    }
-}
-
-impl fmt::Debug for OwnedPermit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OwnedPermit").field("permits", &self.permits).finish_non_exhaustive()
-    }
+permit_methods! {
+    impl[] OwnedPermit, name: "OwnedPermit",
+    same: |a, b| Arc::ptr_eq(a, b),
+    sem: |sem| Arc::clone(sem),
+    examples: "use std::sync::Arc;", "Arc::new(Semaphore::new(", "))", "Arc::clone(&sem).acquire_owned()",
+        "Arc::clone(&sem).acquire_many_owned",
 }
 
 /// `a + b`, refused past `MAX_PERMITS`: a permit never holds more than a semaphore can, so giving

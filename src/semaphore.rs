@@ -1,9 +1,11 @@
 //! [`Semaphore`]: the public face of the engine in [`crate::raw`].
 //!
-//! This layer checks arguments (request sizes, the permit limit), turns deadlines and timeouts
-//! into the engine's `Option<Instant>`, and wraps taken permits in RAII guards. It adds nothing to
-//! the fast path but a comparison the compiler folds away for `acquire()`.
+//! This layer is the engine's [`Engine`] for the acquires written in [`crate::api`] (which check
+//! request sizes and turn timeouts into deadlines), wraps taken permits in RAII guards, and
+//! checks the permit limit of what is added. It adds nothing to the fast path but a comparison
+//! the compiler folds away for `acquire()`.
 
+use crate::api::{self, Engine, Wait};
 use crate::raw::{MAX_PERMITS, RawSemaphore};
 use crate::{Acquire, AcquireError, AcquireOwned, OwnedPermit, Permit, TryAcquireError};
 use std::fmt;
@@ -114,182 +116,12 @@ impl Semaphore {
         &self.raw
     }
 
-    /// Takes one permit, blocking until one is available.
-    ///
-    /// # Errors
-    /// [`AcquireError`] if the semaphore is closed, before or while waiting.
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::Semaphore;
-    ///
-    /// let sem = Semaphore::new(1);
-    /// let permit = sem.acquire().unwrap();
-    /// assert_eq!(sem.available_permits(), 0);
-    /// drop(permit);
-    /// assert_eq!(sem.available_permits(), 1);
-    /// ```
-    #[inline]
-    pub fn acquire(&self) -> Result<Permit<'_>, AcquireError> {
-        self.acquire_many(1)
-    }
-
-    /// Takes `n` permits at once, blocking until all `n` are available. `n == 0` succeeds at once
-    /// (unless closed) with an empty permit.
-    ///
-    /// # Errors
-    /// [`AcquireError`] if the semaphore is closed, before or while waiting.
-    ///
-    /// # Panics
-    /// If `n` is more than [`MAX_PERMITS`](Semaphore::MAX_PERMITS) (such a request could never be
-    /// granted).
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::Semaphore;
-    ///
-    /// let sem = Semaphore::new(3);
-    /// let permit = sem.acquire_many(3).unwrap();
-    /// assert_eq!(permit.num_permits(), 3);
-    /// assert!(sem.try_acquire().is_err());
-    /// ```
-    #[inline]
-    #[track_caller]
-    pub fn acquire_many(&self, n: u32) -> Result<Permit<'_>, AcquireError> {
-        self.acquire_raw(n)?;
-        Ok(Permit::new(self, n))
-    }
-
-    /// Takes one permit if one is available now.
-    ///
-    /// # Errors
-    /// [`TryAcquireError::NoPermits`] if none is, [`TryAcquireError::Closed`] if closed.
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::{Semaphore, TryAcquireError};
-    ///
-    /// let sem = Semaphore::new(1);
-    /// let permit = sem.try_acquire().unwrap();
-    /// assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::NoPermits);
-    /// ```
-    #[inline]
-    pub fn try_acquire(&self) -> Result<Permit<'_>, TryAcquireError> {
-        self.try_acquire_many(1)
-    }
-
-    /// Takes `n` permits if all `n` are available now.
-    ///
-    /// # Errors
-    /// [`TryAcquireError::NoPermits`] if fewer are, [`TryAcquireError::Closed`] if closed.
-    ///
-    /// # Panics
-    /// If `n` is more than [`MAX_PERMITS`](Semaphore::MAX_PERMITS).
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::Semaphore;
-    ///
-    /// let sem = Semaphore::new(2);
-    /// assert!(sem.try_acquire_many(3).is_err());
-    /// assert_eq!(sem.try_acquire_many(2).unwrap().num_permits(), 2);
-    /// ```
-    #[inline]
-    #[track_caller]
-    pub fn try_acquire_many(&self, n: u32) -> Result<Permit<'_>, TryAcquireError> {
-        self.try_acquire_raw(n)?;
-        Ok(Permit::new(self, n))
-    }
-
-    /// Takes one permit, waiting at most `timeout` for it.
-    ///
-    /// `Duration::MAX` (or any timeout past what `Instant` can represent) waits without limit.
-    ///
-    /// # Errors
-    /// [`TryAcquireError::NoPermits`] when the timeout passes, [`TryAcquireError::Closed`] if
-    /// closed before or while waiting.
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::{Semaphore, TryAcquireError};
-    /// use std::time::Duration;
-    ///
-    /// let sem = Semaphore::new(0);
-    /// let err = sem.try_acquire_for(Duration::from_millis(10)).unwrap_err();
-    /// assert_eq!(err, TryAcquireError::NoPermits);
-    /// ```
-    #[inline]
-    pub fn try_acquire_for(&self, timeout: Duration) -> Result<Permit<'_>, TryAcquireError> {
-        self.try_acquire_many_for(1, timeout)
-    }
-
-    /// Takes one permit, waiting for it until `deadline` at the latest. A deadline in the past
-    /// makes this one non-blocking attempt.
-    ///
-    /// # Errors
-    /// [`TryAcquireError::NoPermits`] when the deadline passes, [`TryAcquireError::Closed`] if
-    /// closed before or while waiting.
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::Semaphore;
-    /// use std::time::{Duration, Instant};
-    ///
-    /// let sem = Semaphore::new(1);
-    /// let deadline = Instant::now() + Duration::from_secs(1);
-    /// assert!(sem.try_acquire_until(deadline).is_ok());
-    /// ```
-    #[inline]
-    pub fn try_acquire_until(&self, deadline: Instant) -> Result<Permit<'_>, TryAcquireError> {
-        self.try_acquire_many_until(1, deadline)
-    }
-
-    /// Takes `n` permits, waiting at most `timeout` for all of them. See
-    /// [`try_acquire_for`](Semaphore::try_acquire_for).
-    ///
-    /// # Errors
-    /// As for [`try_acquire_for`](Semaphore::try_acquire_for).
-    ///
-    /// # Panics
-    /// If `n` is more than [`MAX_PERMITS`](Semaphore::MAX_PERMITS).
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::Semaphore;
-    /// use std::time::Duration;
-    ///
-    /// let sem = Semaphore::new(1);
-    /// assert!(sem.try_acquire_many_for(2, Duration::from_millis(5)).is_err());
-    /// assert_eq!(sem.available_permits(), 1);
-    /// ```
-    #[track_caller]
-    pub fn try_acquire_many_for(&self, n: u32, timeout: Duration) -> Result<Permit<'_>, TryAcquireError> {
-        self.try_acquire_for_raw(n, timeout)?;
-        Ok(Permit::new(self, n))
-    }
-
-    /// Takes `n` permits, waiting for all of them until `deadline` at the latest. See
-    /// [`try_acquire_until`](Semaphore::try_acquire_until).
-    ///
-    /// # Errors
-    /// As for [`try_acquire_until`](Semaphore::try_acquire_until).
-    ///
-    /// # Panics
-    /// If `n` is more than [`MAX_PERMITS`](Semaphore::MAX_PERMITS).
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::Semaphore;
-    /// use std::time::Instant;
-    ///
-    /// let sem = Semaphore::new(3);
-    /// let permit = sem.try_acquire_many_until(3, Instant::now()).unwrap();
-    /// assert_eq!(permit.num_permits(), 3);
-    /// ```
-    #[track_caller]
-    pub fn try_acquire_many_until(&self, n: u32, deadline: Instant) -> Result<Permit<'_>, TryAcquireError> {
-        self.try_acquire_until_raw(n, deadline)?;
-        Ok(Permit::new(self, n))
+    crate::api::acquire_methods! {
+        type: Semaphore,
+        engine: (),
+        permit: Permit, |sem, n, ()| Permit::new(sem, n),
+        max: "Semaphore::MAX_PERMITS",
+        new: "Semaphore::new", "", "",
     }
 
     /// Takes one permit like [`acquire`](Semaphore::acquire), for a semaphore in an [`Arc`]; the
@@ -336,79 +168,13 @@ impl Semaphore {
     #[inline]
     #[track_caller]
     pub fn acquire_many_owned(self: Arc<Self>, n: u32) -> Result<OwnedPermit, AcquireError> {
-        self.acquire_raw(n)?;
+        api::blocking(api::take(&*self, n, Wait::Forever))?;
         Ok(OwnedPermit::new(self, n))
     }
 
-    /// Takes one permit, waiting asynchronously until one is available: the async version of
-    /// [`acquire`](Semaphore::acquire), like `async with sem:` in Python's asyncio.
-    ///
-    /// The future needs no particular runtime, is `Send`, and is cancel-safe: dropping it before
-    /// it completes loses no permit and no wakeup (see [`Acquire`]). Threads blocked in
-    /// [`acquire`](Semaphore::acquire) and tasks waiting here share the permits; a release wakes
-    /// whichever is waiting.
-    ///
-    /// # Errors
-    /// The future resolves to [`AcquireError`] if the semaphore is closed, before or while waiting.
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::Semaphore;
-    /// use std::sync::Arc;
-    ///
-    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-    /// # async fn main() {
-    /// let sem = Arc::new(Semaphore::new(2));
-    /// let tasks: Vec<_> = (0..4)
-    ///     .map(|i| {
-    ///         let sem = Arc::clone(&sem);
-    ///         tokio::spawn(async move {
-    ///             let _permit = sem.acquire_async().await.unwrap();
-    ///             i * 10 // at most two tasks get here at a time
-    ///         })
-    ///     })
-    ///     .collect();
-    /// for task in tasks {
-    ///     task.await.unwrap();
-    /// }
-    /// assert_eq!(sem.available_permits(), 2);
-    /// # }
-    /// ```
-    #[inline]
-    pub fn acquire_async(&self) -> Acquire<'_> {
-        Acquire::new(self, 1)
-    }
-
-    /// Takes `n` permits at once, waiting asynchronously until all `n` are available: the async
-    /// version of [`acquire_many`](Semaphore::acquire_many). `n == 0` is ready at once (unless
-    /// closed) with an empty permit.
-    ///
-    /// It waits in the same queue as every other waiter, with its size: a release wakes it only
-    /// when the free permits cover its request, and it has the same bound on its wait (see
-    /// [Fairness](Semaphore#fairness)).
-    ///
-    /// # Errors
-    /// The future resolves to [`AcquireError`] if the semaphore is closed, before or while waiting.
-    ///
-    /// # Panics
-    /// Here, not when polled, if `n` is more than [`MAX_PERMITS`](Semaphore::MAX_PERMITS).
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::Semaphore;
-    ///
-    /// let sem = Semaphore::new(3);
-    /// pollster::block_on(async {
-    ///     let permit = sem.acquire_many_async(3).await.unwrap();
-    ///     assert_eq!(permit.num_permits(), 3);
-    ///     assert!(sem.try_acquire().is_err());
-    /// });
-    /// ```
-    #[inline]
-    #[track_caller]
-    pub fn acquire_many_async(&self, n: u32) -> Acquire<'_> {
-        crate::request::check(n, "Semaphore");
-        Acquire::new(self, n)
+    crate::api::acquire_async_methods! {
+        type: Semaphore,
+        engine: (),
     }
 
     /// Takes one permit asynchronously, for a semaphore in an [`Arc`]: the async version of
@@ -461,7 +227,7 @@ impl Semaphore {
     #[inline]
     #[track_caller]
     pub fn acquire_many_owned_async(self: Arc<Self>, n: u32) -> AcquireOwned {
-        crate::request::check(n, "Semaphore");
+        api::check(n, <Semaphore as Engine>::NAME);
         AcquireOwned::new(self, n)
     }
 
@@ -503,13 +269,16 @@ impl Semaphore {
     #[inline]
     #[track_caller]
     pub fn try_acquire_many_owned(self: Arc<Self>, n: u32) -> Result<OwnedPermit, TryAcquireError> {
-        self.try_acquire_raw(n)?;
+        api::take(&*self, n, Wait::Never)?;
         Ok(OwnedPermit::new(self, n))
     }
 
     /// Adds one permit, like Python's `release()`. To give back a permit you hold, drop its
     /// [`Permit`] instead; `release` is for permits that were [`forget`](Permit::forget)-ten or
     /// never taken.
+    ///
+    /// How `release` differs between the three semaphore types, and why:
+    /// [Releasing permits](crate#releasing-permits).
     ///
     /// # Panics
     /// If the available count would pass [`MAX_PERMITS`](Semaphore::MAX_PERMITS).
@@ -626,44 +395,28 @@ impl Semaphore {
     pub fn queued_waiters(&self) -> usize {
         self.raw.waiters() as usize
     }
+}
 
-    // The raw acquires, shared with `BoundedSemaphore`: they take the permits without a guard.
+impl Engine for Semaphore {
+    const NAME: &'static str = "Semaphore";
+    type Taken = ();
 
     #[inline]
-    #[track_caller]
-    pub(crate) fn acquire_raw(&self, n: u32) -> Result<(), AcquireError> {
-        crate::request::check(n, "Semaphore");
-        if n == 0 {
-            return if self.is_closed() { Err(AcquireError) } else { Ok(()) };
-        }
-        self.raw.acquire(n, None).map_err(|_| AcquireError)
+    fn is_closed(&self) -> bool {
+        self.raw.is_closed()
     }
 
     #[inline]
-    #[track_caller]
-    pub(crate) fn try_acquire_raw(&self, n: u32) -> Result<(), TryAcquireError> {
-        crate::request::check(n, "Semaphore");
-        if n == 0 {
-            return if self.is_closed() { Err(TryAcquireError::Closed) } else { Ok(()) };
-        }
+    fn nothing(&self) {}
+
+    #[inline]
+    fn try_take(&self, n: u32) -> Result<(), TryAcquireError> {
         self.raw.try_acquire(n)
     }
 
-    #[track_caller]
-    pub(crate) fn try_acquire_until_raw(&self, n: u32, deadline: Instant) -> Result<(), TryAcquireError> {
-        crate::request::check(n, "Semaphore");
-        if n == 0 {
-            return self.try_acquire_raw(0);
-        }
-        self.raw.acquire(n, Some(deadline))
-    }
-
-    #[track_caller]
-    pub(crate) fn try_acquire_for_raw(&self, n: u32, timeout: Duration) -> Result<(), TryAcquireError> {
-        match crate::request::deadline(timeout) {
-            Some(deadline) => self.try_acquire_until_raw(n, deadline),
-            None => self.acquire_raw(n).map_err(TryAcquireError::from),
-        }
+    #[inline]
+    fn take(&self, n: u32, deadline: Option<Instant>) -> Result<(), TryAcquireError> {
+        self.raw.acquire(n, deadline)
     }
 }
 

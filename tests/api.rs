@@ -315,3 +315,70 @@ fn bounded_guards_return_their_permits() {
     assert!(SEM.is_closed());
     assert_eq!(SEM.acquire_many(1).unwrap_err(), AcquireError);
 }
+
+// The acquires are written once for the three types (src/api.rs): the same answers on each.
+
+#[test]
+fn empty_requests_succeed_at_once_on_every_type_until_closed() {
+    let sem = Semaphore::new(0);
+    let bounded = BoundedSemaphore::new(0);
+    assert_eq!(sem.acquire_many(0).unwrap().num_permits(), 0);
+    assert_eq!(sem.try_acquire_many_for(0, Duration::MAX).unwrap().num_permits(), 0);
+    assert_eq!(bounded.try_acquire_many(0).unwrap().num_permits(), 0);
+    assert_eq!(bounded.try_acquire_many_until(0, Instant::now()).unwrap().num_permits(), 0);
+    sem.close();
+    bounded.close();
+    assert_eq!(sem.try_acquire_many_for(0, Duration::MAX).unwrap_err(), TryAcquireError::Closed);
+    assert_eq!(bounded.acquire_many(0).unwrap_err(), AcquireError);
+    assert_eq!(bounded.try_acquire_many_for(0, Duration::ZERO).unwrap_err(), TryAcquireError::Closed);
+}
+
+#[test]
+fn bounded_timed_acquires_time_out_and_fail_when_closed() {
+    let sem = BoundedSemaphore::new(1);
+    let held = sem.try_acquire_for(Duration::MAX).unwrap();
+    assert_eq!(sem.try_acquire_for(Duration::from_millis(1)).unwrap_err(), TryAcquireError::NoPermits);
+    assert_eq!(sem.try_acquire_many_until(1, Instant::now()).unwrap_err(), TryAcquireError::NoPermits);
+    sem.close();
+    assert_eq!(sem.try_acquire_for(Duration::MAX).unwrap_err(), TryAcquireError::Closed);
+    drop(held);
+    assert_eq!(sem.available_permits(), 1);
+}
+
+#[test]
+#[should_panic(expected = "more than Semaphore::MAX_PERMITS")]
+fn bounded_request_above_max_panics_naming_the_limit() {
+    let _ = BoundedSemaphore::new(1).try_acquire_many_until(u32::MAX, Instant::now());
+}
+
+#[test]
+#[should_panic(expected = "more than Semaphore::MAX_PERMITS")]
+fn async_request_above_max_panics_when_made() {
+    drop(BoundedSemaphore::new(1).acquire_many_async(u32::MAX));
+}
+
+// Not under Miri: a process semaphore makes system calls Miri does not model.
+#[cfg(all(not(miri), any(target_os = "linux", target_os = "android")))]
+mod process {
+    use futex_semaphore::{AcquireError, ProcessSemaphore, TryAcquireError};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn empty_requests_succeed_at_once_until_closed() {
+        let sem = ProcessSemaphore::anonymous(0).unwrap();
+        let empty = sem.acquire_many(0).unwrap();
+        assert_eq!(empty.num_permits(), 0);
+        assert!(!empty.is_recoverable());
+        assert_eq!(sem.try_acquire_many_for(0, Duration::MAX).unwrap().num_permits(), 0);
+        sem.close();
+        assert_eq!(sem.acquire_many(0).unwrap_err(), AcquireError);
+        assert_eq!(sem.try_acquire_many_until(0, Instant::now()).unwrap_err(), TryAcquireError::Closed);
+        assert_eq!(sem.try_acquire_for(Duration::MAX).unwrap_err(), TryAcquireError::Closed);
+    }
+
+    #[test]
+    #[should_panic(expected = "more than ProcessSemaphore::MAX_PERMITS")]
+    fn request_above_max_panics_naming_the_limit() {
+        let _ = ProcessSemaphore::anonymous(1).unwrap().try_acquire_many(u32::MAX);
+    }
+}

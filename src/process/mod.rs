@@ -30,6 +30,7 @@ mod sys;
 pub use create::ProcessSemaphoreBuilder;
 pub use permit::ProcessPermit;
 
+use crate::api::Engine;
 use crate::raw::MAX_PERMITS;
 use crate::sync::{AtomicU64, Ordering::Relaxed};
 use crate::{AcquireError, TryAcquireError};
@@ -129,7 +130,7 @@ pub struct ProcessSemaphore {
 
 /// Who is acquiring: this process incarnation and its slot.
 #[derive(Debug, Clone, Copy)]
-struct Holder {
+pub(crate) struct Holder {
     slot: u32,
     nonce: u64,
 }
@@ -196,222 +197,23 @@ impl ProcessSemaphore {
         self.name.as_deref()
     }
 
-    /// Takes one permit, blocking until one is available.
-    ///
-    /// While it waits, it gives back the permits of holders that died, every
-    /// [`RECOVERY_INTERVAL`](ProcessSemaphore::RECOVERY_INTERVAL) (100 ms) without permits.
-    ///
-    /// # Errors
-    /// [`AcquireError`] if the semaphore is closed, before or while waiting.
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::ProcessSemaphore;
-    ///
-    /// let sem = ProcessSemaphore::anonymous(1)?;
-    /// let permit = sem.acquire().unwrap();
-    /// assert_eq!(sem.available_permits(), 0);
-    /// drop(permit);
-    /// assert_eq!(sem.available_permits(), 1);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    #[inline]
-    pub fn acquire(&self) -> Result<ProcessPermit<'_>, AcquireError> {
-        self.acquire_many(1)
-    }
-
-    /// Takes `n` permits at once, blocking until all `n` are available. `n == 0` succeeds at once
-    /// (unless closed) with an empty permit.
-    ///
-    /// # Errors
-    /// [`AcquireError`] if the semaphore is closed, before or while waiting.
-    ///
-    /// # Panics
-    /// If `n` is more than [`MAX_PERMITS`](ProcessSemaphore::MAX_PERMITS).
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::ProcessSemaphore;
-    ///
-    /// let sem = ProcessSemaphore::anonymous(3)?;
-    /// let permit = sem.acquire_many(3).unwrap();
-    /// assert_eq!(permit.num_permits(), 3);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    #[inline]
-    #[track_caller]
-    pub fn acquire_many(&self, n: u32) -> Result<ProcessPermit<'_>, AcquireError> {
-        crate::request::check(n, "ProcessSemaphore");
-        if n == 0 {
-            return if self.is_closed() { Err(AcquireError) } else { Ok(self.empty_permit()) };
-        }
-        match self.acquire_raw(n, None) {
-            Ok(me) => Ok(ProcessPermit::new(self, n, me)),
-            Err(_) => Err(AcquireError),
-        }
-    }
-
-    /// Takes one permit if one is available now.
-    ///
-    /// # Errors
-    /// [`TryAcquireError::NoPermits`] if none is, [`TryAcquireError::Closed`] if closed.
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::{ProcessSemaphore, TryAcquireError};
-    ///
-    /// let sem = ProcessSemaphore::anonymous(1)?;
-    /// let _permit = sem.try_acquire().unwrap();
-    /// assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::NoPermits);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    #[inline]
-    pub fn try_acquire(&self) -> Result<ProcessPermit<'_>, TryAcquireError> {
-        self.try_acquire_many(1)
-    }
-
-    /// Takes `n` permits if all `n` are available now.
-    ///
-    /// # Errors
-    /// [`TryAcquireError::NoPermits`] if fewer are, [`TryAcquireError::Closed`] if closed.
-    ///
-    /// # Panics
-    /// If `n` is more than [`MAX_PERMITS`](ProcessSemaphore::MAX_PERMITS).
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::ProcessSemaphore;
-    ///
-    /// let sem = ProcessSemaphore::anonymous(2)?;
-    /// assert!(sem.try_acquire_many(3).is_err());
-    /// assert_eq!(sem.try_acquire_many(2).unwrap().num_permits(), 2);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    #[inline]
-    #[track_caller]
-    pub fn try_acquire_many(&self, n: u32) -> Result<ProcessPermit<'_>, TryAcquireError> {
-        crate::request::check(n, "ProcessSemaphore");
-        if n == 0 {
-            return if self.is_closed() { Err(TryAcquireError::Closed) } else { Ok(self.empty_permit()) };
-        }
-        let me = self.holder();
-        let region = self.region();
-        region.take(me.slot, n)?;
-        Ok(ProcessPermit::new(self, n, me))
-    }
-
-    /// Takes one permit, waiting at most `timeout` for it. `Duration::MAX` (or any timeout past
-    /// what `Instant` can represent) waits without limit.
-    ///
-    /// # Errors
-    /// [`TryAcquireError::NoPermits`] when the timeout passes, [`TryAcquireError::Closed`] if
-    /// closed before or while waiting.
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::{ProcessSemaphore, TryAcquireError};
-    /// use std::time::Duration;
-    ///
-    /// let sem = ProcessSemaphore::anonymous(0)?;
-    /// let err = sem.try_acquire_for(Duration::from_millis(10)).unwrap_err();
-    /// assert_eq!(err, TryAcquireError::NoPermits);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    #[inline]
-    pub fn try_acquire_for(&self, timeout: Duration) -> Result<ProcessPermit<'_>, TryAcquireError> {
-        self.try_acquire_many_for(1, timeout)
-    }
-
-    /// Takes one permit, waiting for it until `deadline` at the latest. A deadline in the past
-    /// makes this one non-blocking attempt.
-    ///
-    /// # Errors
-    /// [`TryAcquireError::NoPermits`] when the deadline passes, [`TryAcquireError::Closed`] if
-    /// closed before or while waiting.
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::ProcessSemaphore;
-    /// use std::time::{Duration, Instant};
-    ///
-    /// let sem = ProcessSemaphore::anonymous(1)?;
-    /// assert!(sem.try_acquire_until(Instant::now() + Duration::from_secs(1)).is_ok());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    #[inline]
-    pub fn try_acquire_until(&self, deadline: Instant) -> Result<ProcessPermit<'_>, TryAcquireError> {
-        self.try_acquire_many_until(1, deadline)
-    }
-
-    /// Takes `n` permits, waiting at most `timeout` for all of them. See
-    /// [`try_acquire_for`](ProcessSemaphore::try_acquire_for).
-    ///
-    /// # Errors
-    /// As for [`try_acquire_for`](ProcessSemaphore::try_acquire_for).
-    ///
-    /// # Panics
-    /// If `n` is more than [`MAX_PERMITS`](ProcessSemaphore::MAX_PERMITS).
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::ProcessSemaphore;
-    /// use std::time::Duration;
-    ///
-    /// let sem = ProcessSemaphore::anonymous(1)?;
-    /// assert!(sem.try_acquire_many_for(2, Duration::from_millis(5)).is_err());
-    /// assert_eq!(sem.available_permits(), 1);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    #[track_caller]
-    pub fn try_acquire_many_for(
-        &self,
-        n: u32,
-        timeout: Duration,
-    ) -> Result<ProcessPermit<'_>, TryAcquireError> {
-        match crate::request::deadline(timeout) {
-            Some(deadline) => self.try_acquire_many_until(n, deadline),
-            None => self.acquire_many(n).map_err(TryAcquireError::from),
-        }
-    }
-
-    /// Takes `n` permits, waiting for all of them until `deadline` at the latest. See
-    /// [`try_acquire_until`](ProcessSemaphore::try_acquire_until).
-    ///
-    /// # Errors
-    /// As for [`try_acquire_until`](ProcessSemaphore::try_acquire_until).
-    ///
-    /// # Panics
-    /// If `n` is more than [`MAX_PERMITS`](ProcessSemaphore::MAX_PERMITS).
-    ///
-    /// # Examples
-    /// ```
-    /// use futex_semaphore::ProcessSemaphore;
-    /// use std::time::Instant;
-    ///
-    /// let sem = ProcessSemaphore::anonymous(3)?;
-    /// let permit = sem.try_acquire_many_until(3, Instant::now()).unwrap();
-    /// assert_eq!(permit.num_permits(), 3);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    #[track_caller]
-    pub fn try_acquire_many_until(
-        &self,
-        n: u32,
-        deadline: Instant,
-    ) -> Result<ProcessPermit<'_>, TryAcquireError> {
-        crate::request::check(n, "ProcessSemaphore");
-        if n == 0 {
-            return self.try_acquire_many(0);
-        }
-        match self.acquire_raw(n, Some(deadline)) {
-            Ok(me) => Ok(ProcessPermit::new(self, n, me)),
-            Err(refused) => Err(refused),
-        }
+    crate::api::acquire_methods! {
+        type: ProcessSemaphore,
+        engine: (),
+        permit: ProcessPermit, |sem, n, me| ProcessPermit::new(sem, n, me),
+        max: "ProcessSemaphore::MAX_PERMITS",
+        new: "ProcessSemaphore::anonymous", "?", "# Ok::<(), std::io::Error>(())",
+        acquire_note: "While it waits, it gives back the permits of holders that died, every \
+                       [`RECOVERY_INTERVAL`](ProcessSemaphore::RECOVERY_INTERVAL) (100 ms) \
+                       without permits.",
     }
 
     /// Adds one permit, like Python's `release()`: for signalling between processes, or for
     /// permits that were [`forget`](ProcessPermit::forget)-ten. To give back a permit you hold,
     /// drop its [`ProcessPermit`] instead.
+    ///
+    /// How `release` differs between the three semaphore types, and why:
+    /// [Releasing permits](crate#releasing-permits).
     ///
     /// # Errors
     /// [`InvalidInput`](io::ErrorKind::InvalidInput) if the count would pass
@@ -579,20 +381,6 @@ impl ProcessSemaphore {
         Holder { slot, nonce: me.nonce }
     }
 
-    fn empty_permit(&self) -> ProcessPermit<'_> {
-        ProcessPermit { sem: self, permits: 0, slot: UNTRACKED, nonce: 0 }
-    }
-
-    /// Takes `n > 0` permits and records them in this process's slot.
-    #[inline]
-    fn acquire_raw(&self, n: u32, deadline: Option<Instant>) -> Result<Holder, Refused> {
-        let me = self.holder();
-        if self.region().take(me.slot, n).is_err() {
-            self.acquire_slow(n, deadline, me)?;
-        }
-        Ok(me)
-    }
-
     /// Gives back `n` permits recorded in `slot` by the process incarnation `nonce`.
     #[inline]
     fn give_back(&self, n: u32, slot: u32, nonce: u64) {
@@ -604,6 +392,38 @@ impl ProcessSemaphore {
         if self.region().give(slot, n) {
             self.wake(u64::from(n));
         }
+    }
+}
+
+impl Engine for ProcessSemaphore {
+    const NAME: &'static str = "ProcessSemaphore";
+    type Taken = Holder;
+
+    #[inline]
+    fn is_closed(&self) -> bool {
+        self.region().state.is_closed()
+    }
+
+    #[inline]
+    fn nothing(&self) -> Holder {
+        Holder { slot: UNTRACKED, nonce: 0 }
+    }
+
+    #[inline]
+    fn try_take(&self, n: u32) -> Result<Holder, Refused> {
+        let me = self.holder();
+        self.region().take(me.slot, n)?;
+        Ok(me)
+    }
+
+    /// Takes `n > 0` permits and records them in this process's slot.
+    #[inline]
+    fn take(&self, n: u32, deadline: Option<Instant>) -> Result<Holder, Refused> {
+        let me = self.holder();
+        if self.region().take(me.slot, n).is_err() {
+            self.acquire_slow(n, deadline, me)?;
+        }
+        Ok(me)
     }
 }
 
