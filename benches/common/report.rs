@@ -362,19 +362,10 @@ fn fmt_switches(s: Option<f64>) -> String {
     s.map_or("-".into(), |s| format!("{s:.4}"))
 }
 
-/// UTC `MM-DD HH:MM` of a Unix time (the civil-from-days algorithm of H. Hinnant).
+/// UTC `MM-DD HH:MM` of a Unix time.
 fn utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    format!("{mo:02}-{d:02} {h:02}:{m:02}")
+    let t = super::civil::Utc::from_unix(secs);
+    format!("{:02}-{:02} {:02}:{:02}", t.month, t.day, t.hour, t.minute)
 }
 
 /// The side-by-side table of `rows`, one line per scenario, in the order the scenarios first

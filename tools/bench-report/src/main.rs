@@ -18,6 +18,10 @@
 //!
 //! `$CRITERION_HOME` or `$CARGO_TARGET_DIR` choose the input as they do for criterion.
 
+// The calendar arithmetic the benches' summary table uses too: one copy.
+#[path = "../../../benches/common/civil.rs"]
+mod civil;
+
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -403,20 +407,10 @@ fn machine(data: &Data) -> String {
     )
 }
 
-/// `YYYY-MM-DD HH:MM UTC` for seconds since the Unix epoch (H. Hinnant's `civil_from_days`).
+/// `YYYY-MM-DD HH:MM UTC` for seconds since the Unix epoch.
 fn date(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let (hh, mm) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02} UTC")
+    let t = civil::Utc::from_unix(secs);
+    format!("{:04}-{:02}-{:02} {:02}:{:02} UTC", t.year, t.month, t.day, t.hour, t.minute)
 }
 
 // ---------------------------------------------------------------------------------------------
