@@ -176,6 +176,23 @@ mod bench {
         }
     }
 
+    /// The holder of `large_acquire` and `behind_holder`: takes a permit, meets the waiter at
+    /// `barrier`, then holds it 1 ms, releases and re-acquires at once, until `done` or `cap`.
+    fn hold_and_reacquire<G: Gate>(gate: &G, barrier: &Barrier, done: &AtomicBool, cap: Duration) {
+        let mut permit = gate.acquire();
+        barrier.wait();
+        let deadline = Instant::now() + cap;
+        loop {
+            thread::sleep(Duration::from_millis(1));
+            drop(permit);
+            // Relaxed: the flag only ends the loop.
+            if done.load(Ordering::Relaxed) || Instant::now() >= deadline {
+                return;
+            }
+            permit = gate.acquire();
+        }
+    }
+
     /// Go's shape: see the module docs.
     fn large_acquire<G: ManyGate>(cap: Duration) -> Round {
         let gate = G::new(2);
@@ -183,20 +200,7 @@ mod bench {
         let barrier = Barrier::new(3);
         thread::scope(|s| {
             for _ in 0..2 {
-                s.spawn(|| {
-                    let mut permit = gate.acquire();
-                    barrier.wait();
-                    let deadline = Instant::now() + cap;
-                    loop {
-                        thread::sleep(Duration::from_millis(1));
-                        drop(permit);
-                        // Relaxed: the flag only ends the loop.
-                        if done.load(Ordering::Relaxed) || Instant::now() >= deadline {
-                            return;
-                        }
-                        permit = gate.acquire();
-                    }
-                });
+                s.spawn(|| hold_and_reacquire(&gate, &barrier, &done, cap));
             }
             barrier.wait();
             let asked = Instant::now();
@@ -286,19 +290,7 @@ mod bench {
         let done = AtomicBool::new(false);
         let barrier = Barrier::new(2);
         thread::scope(|s| {
-            s.spawn(|| {
-                let mut permit = gate.acquire();
-                barrier.wait();
-                let deadline = Instant::now() + cap;
-                loop {
-                    thread::sleep(Duration::from_millis(1));
-                    drop(permit);
-                    if done.load(Ordering::Relaxed) || Instant::now() >= deadline {
-                        return;
-                    }
-                    permit = gate.acquire();
-                }
-            });
+            s.spawn(|| hold_and_reacquire(&*gate, &barrier, &done, cap));
             barrier.wait();
             let waited = wait(&gate);
             done.store(true, Ordering::Relaxed);
