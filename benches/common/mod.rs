@@ -7,7 +7,9 @@
 //! - [`workloads`]: the work unit and the workloads (T threads on P permits, the handoff, the
 //!   wait-time sampler) and the context-switch counter.
 //! - [`report`]: the run mode (full, quick, smoke), the command line, and the summary table that
-//!   `cargo bench` ends with; [`civil`]: the UTC date of a run (shared with `tools/bench-report`).
+//!   `cargo bench` ends with.
+//! - [`table`]: the one table formatter (text and Markdown), and [`civil`]: the UTC date of a run;
+//!   both shared with `tools/bench-report`, which includes them.
 //!
 //! Each bench target includes this module and uses a part of it.
 #![allow(dead_code, unused_imports, unused_macros)]
@@ -19,6 +21,7 @@ pub mod async_gates;
 pub mod civil;
 pub mod posix;
 pub mod report;
+pub mod table;
 pub mod workloads;
 
 pub use async_gates::AsyncGate;
