@@ -10,22 +10,14 @@
 //! Run: `cargo bench --bench process` (about 15 s; Linux only, as every bench). The POSIX side is
 //! `common::posix`, the same adapter as the threads' `sem_t` peer.
 
-#[cfg(all(target_os = "linux", not(loom)))]
 #[macro_use]
 mod common;
 
-#[cfg(all(target_os = "linux", not(loom)))]
-fn main() {
-    linux::main();
-}
+bench_main!();
 
-#[cfg(not(all(target_os = "linux", not(loom))))]
-fn main() {
-    eprintln!("the benchmarks run on Linux only (and not under --cfg loom)");
-}
-
+/// The bench (Linux only, as every bench: see `common`).
 #[cfg(all(target_os = "linux", not(loom)))]
-mod linux {
+mod bench {
     use crate::common::report::criterion_ns;
     use crate::common::{Args, Better, PosixSemaphore, Report, Row};
     use criterion::Criterion;

@@ -16,22 +16,12 @@
 //! `target/criterion/syscalls/futex.{json,csv}`. `FUTEX_SEMAPHORE_BENCH_QUICK=1`: one plain run
 //! per row instead of three, and runs 10 times smaller.
 
-#[cfg(all(target_os = "linux", not(loom)))]
 #[macro_use]
 mod common;
 
-#[cfg(all(target_os = "linux", not(loom)))]
-fn main() {
-    bench::main();
-}
+bench_main!();
 
-#[cfg(not(all(target_os = "linux", not(loom))))]
-fn main() {
-    eprintln!("the benchmarks run on Linux only (and not under --cfg loom)");
-}
-
-/// The bench. Linux only, as every bench: criterion (the harness of three) is a Linux-only
-/// dev-dependency, and `common` wraps glibc's `sem_t`.
+/// The bench (Linux only, as every bench: see `common`).
 #[cfg(all(target_os = "linux", not(loom)))]
 mod bench {
     use crate::common;
