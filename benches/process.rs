@@ -7,25 +7,17 @@
 //!   `FUTEX_SEM_BENCH_CHILD` set) waits on `ping` and releases `pong`. Every step wakes a
 //!   sleeper in the other process: what the futex path costs across processes.
 //!
-//! Run: `cargo bench --bench process` (about 15 s; Linux and Android only). The POSIX side is
+//! Run: `cargo bench --bench process` (about 15 s; Linux only, as every bench). The POSIX side is
 //! `common::posix`, the same adapter as the threads' `sem_t` peer.
 
-#[cfg(all(not(loom), any(target_os = "linux", target_os = "android")))]
 #[macro_use]
 mod common;
 
-#[cfg(all(not(loom), any(target_os = "linux", target_os = "android")))]
-fn main() {
-    linux::main();
-}
+bench_main!();
 
-#[cfg(any(loom, not(any(target_os = "linux", target_os = "android"))))]
-fn main() {
-    eprintln!("ProcessSemaphore is built on Linux and Android only, and not under --cfg loom");
-}
-
-#[cfg(all(not(loom), any(target_os = "linux", target_os = "android")))]
-mod linux {
+/// The bench (Linux only, as every bench: see `common`).
+#[cfg(all(target_os = "linux", not(loom)))]
+mod bench {
     use crate::common::report::criterion_ns;
     use crate::common::{Args, Better, PosixSemaphore, Report, Row};
     use criterion::Criterion;

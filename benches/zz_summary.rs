@@ -6,9 +6,16 @@
 #[macro_use]
 mod common;
 
-fn main() {
-    if common::Args::parse().mode == common::Mode::Smoke {
-        return;
+bench_main!();
+
+/// The bench (Linux only, as every bench: see `common`).
+#[cfg(all(target_os = "linux", not(loom)))]
+mod bench {
+    use crate::common;
+    pub(super) fn main() {
+        if common::Args::parse().mode == common::Mode::Smoke {
+            return;
+        }
+        common::report::print_summary();
     }
-    common::report::print_summary();
 }

@@ -47,6 +47,17 @@ pub trait Gate: Sync + Sized {
     }
 }
 
+/// The guard of the gates that give one permit back with [`Gate::release`] (std, sem_t, the floor,
+/// the spinning gate): it calls it when dropped.
+pub struct GiveBack<'a, G: Gate>(&'a G);
+
+impl<G: Gate> Drop for GiveBack<'_, G> {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // futex-semaphore
 
@@ -89,40 +100,30 @@ pub struct StdSem {
     cond: Condvar,
 }
 
-/// Gives one permit back to a [`StdSem`] when dropped.
-pub struct StdPermit<'a>(&'a StdSem);
-
-impl Drop for StdPermit<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        self.0.release();
-    }
-}
-
 impl Gate for StdSem {
     const NAME: &'static str = "std";
-    type Permit<'a> = StdPermit<'a>;
+    type Permit<'a> = GiveBack<'a, Self>;
 
     fn new(permits: usize) -> Self {
         StdSem { count: Mutex::new(permits), cond: Condvar::new() }
     }
 
     #[inline]
-    fn acquire(&self) -> StdPermit<'_> {
+    fn acquire(&self) -> GiveBack<'_, Self> {
         let count = self.count.lock().unwrap();
         let mut count = self.cond.wait_while(count, |count| *count == 0).unwrap();
         *count -= 1;
-        StdPermit(self)
+        GiveBack(self)
     }
 
     #[inline]
-    fn try_acquire(&self) -> Option<StdPermit<'_>> {
+    fn try_acquire(&self) -> Option<GiveBack<'_, Self>> {
         let mut count = self.count.lock().unwrap();
         if *count == 0 {
             return None;
         }
         *count -= 1;
-        Some(StdPermit(self))
+        Some(GiveBack(self))
     }
 
     #[inline]
@@ -223,36 +224,26 @@ impl Gate for ParkingLotSem {
 
 impl Gate for PosixSemaphore {
     const NAME: &'static str = "sem_t";
-    type Permit<'a> = PosixPermit<'a>;
+    type Permit<'a> = GiveBack<'a, Self>;
 
     fn new(permits: usize) -> Self {
         PosixSemaphore::unnamed(permits)
     }
 
     #[inline]
-    fn acquire(&self) -> PosixPermit<'_> {
+    fn acquire(&self) -> GiveBack<'_, Self> {
         self.wait();
-        PosixPermit(self)
+        GiveBack(self)
     }
 
     #[inline]
-    fn try_acquire(&self) -> Option<PosixPermit<'_>> {
-        self.try_wait().then(|| PosixPermit(self))
+    fn try_acquire(&self) -> Option<GiveBack<'_, Self>> {
+        self.try_wait().then(|| GiveBack(self))
     }
 
     #[inline]
     fn release(&self) {
         self.post();
-    }
-}
-
-/// Posts one permit back to a [`PosixSemaphore`] when dropped.
-pub struct PosixPermit<'a>(&'a PosixSemaphore);
-
-impl Drop for PosixPermit<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        self.0.post();
     }
 }
 
@@ -331,33 +322,23 @@ impl Gate for async_lock::Semaphore {
 /// the cost of the two operations, on many the throughput no semaphore can pass.
 pub struct Floor(AtomicUsize);
 
-/// Does the floor's `fetch_add` when dropped.
-pub struct FloorPermit<'a>(&'a Floor);
-
-impl Drop for FloorPermit<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        self.0.release();
-    }
-}
-
 impl Gate for Floor {
     const NAME: &'static str = "floor";
-    type Permit<'a> = FloorPermit<'a>;
+    type Permit<'a> = GiveBack<'a, Self>;
 
     fn new(permits: usize) -> Self {
         Floor(AtomicUsize::new(permits))
     }
 
     #[inline]
-    fn acquire(&self) -> FloorPermit<'_> {
+    fn acquire(&self) -> GiveBack<'_, Self> {
         // Acquire/Release: the orderings a semaphore's take and give-back need.
         self.0.fetch_sub(1, Ordering::Acquire);
-        FloorPermit(self)
+        GiveBack(self)
     }
 
     #[inline]
-    fn try_acquire(&self) -> Option<FloorPermit<'_>> {
+    fn try_acquire(&self) -> Option<GiveBack<'_, Self>> {
         Some(self.acquire())
     }
 
@@ -406,26 +387,16 @@ macro_rules! for_each_gate {
 /// releaser's time slice.
 pub struct SpinGate(AtomicUsize);
 
-/// Does the spinning gate's `fetch_add` when dropped.
-pub struct SpinPermit<'a>(&'a SpinGate);
-
-impl Drop for SpinPermit<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        self.0.release();
-    }
-}
-
 impl Gate for SpinGate {
     const NAME: &'static str = "spin";
-    type Permit<'a> = SpinPermit<'a>;
+    type Permit<'a> = GiveBack<'a, Self>;
 
     fn new(permits: usize) -> Self {
         SpinGate(AtomicUsize::new(permits))
     }
 
     #[inline]
-    fn acquire(&self) -> SpinPermit<'_> {
+    fn acquire(&self) -> GiveBack<'_, Self> {
         loop {
             if let Some(permit) = self.try_acquire() {
                 return permit;
@@ -435,12 +406,12 @@ impl Gate for SpinGate {
     }
 
     #[inline]
-    fn try_acquire(&self) -> Option<SpinPermit<'_>> {
+    fn try_acquire(&self) -> Option<GiveBack<'_, Self>> {
         let free = self.0.load(Ordering::Relaxed);
         // Acquire: pairs with the Release `fetch_add` that gave this permit back. (`then`, not
         // `then_some`: a guard built for a failed attempt would give back a permit when dropped.)
         (free > 0 && self.0.compare_exchange(free, free - 1, Ordering::Acquire, Ordering::Relaxed).is_ok())
-            .then(|| SpinPermit(self))
+            .then(|| GiveBack(self))
     }
 
     #[inline]

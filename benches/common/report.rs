@@ -7,6 +7,7 @@
 //! own part of the summary when it ends, and `zz_summary` (the last target Cargo runs: targets run
 //! in name order) prints all of it.
 
+use super::table::{Align, Table};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -362,19 +363,10 @@ fn fmt_switches(s: Option<f64>) -> String {
     s.map_or("-".into(), |s| format!("{s:.4}"))
 }
 
-/// UTC `MM-DD HH:MM` of a Unix time (the civil-from-days algorithm of H. Hinnant).
+/// UTC `MM-DD HH:MM` of a Unix time.
 fn utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    format!("{mo:02}-{d:02} {h:02}:{m:02}")
+    let t = super::civil::Utc::from_unix(secs);
+    format!("{:02}-{:02} {:02}:{:02}", t.month, t.day, t.hour, t.minute)
 }
 
 /// The side-by-side table of `rows`, one line per scenario, in the order the scenarios first
@@ -386,19 +378,18 @@ fn table(title: &str, rows: &[&Stored]) -> String {
             scenarios.push((&r.bench, &r.scenario));
         }
     }
-    let head = [
-        "scenario",
-        "unit",
-        "ours",
-        "best peer",
-        "ours vs best",
-        "floor/ref",
-        "csw/acq ours",
-        "csw/acq peer",
-        "run (UTC)",
-        "notes (ours)",
-    ];
-    let mut lines: Vec<[String; 10]> = Vec::new();
+    let mut lines = Table::new(&[
+        ("scenario", Align::Left),
+        ("unit", Align::Right),
+        ("ours", Align::Right),
+        ("best peer", Align::Left),
+        ("ours vs best", Align::Right),
+        ("floor/ref", Align::Left),
+        ("csw/acq ours", Align::Right),
+        ("csw/acq peer", Align::Right),
+        ("run (UTC)", Align::Right),
+        ("notes (ours)", Align::Left),
+    ]);
     for (bench, scenario) in scenarios {
         let these: Vec<&&Stored> =
             rows.iter().filter(|r| r.bench == bench && r.scenario == scenario).collect();
@@ -418,7 +409,7 @@ fn table(title: &str, rows: &[&Stored]) -> String {
         };
         let newest = these.iter().map(|r| r.time).max().unwrap_or(0);
         let quick = these.iter().any(|r| r.mode == "quick");
-        lines.push([
+        lines.row(vec![
             scenario.into(),
             format!("{} ({})", these[0].unit, if better == Better::Higher { "higher" } else { "lower" }),
             ours.map_or("-".into(), |o| fmt_value(o.value)),
@@ -433,34 +424,11 @@ fn table(title: &str, rows: &[&Stored]) -> String {
             ours.map_or(String::new(), |o| o.note.clone()),
         ]);
     }
-    let mut width = head.map(str::len);
-    for l in &lines {
-        for (w, cell) in width.iter_mut().zip(l) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = format!(
+    format!(
         "{title}\n(ours vs best: how many times better ours is than the best peer, above 1 = ours ahead; \
-         csw/acq: voluntary context switches per acquire)\n"
-    );
-    let row = |out: &mut String, cells: &[String]| {
-        for (i, (cell, w)) in cells.iter().zip(width).enumerate() {
-            let pad = w - cell.chars().count();
-            if i == 0 || i == 3 || i == 5 || i == 9 {
-                let _ = write!(out, "{cell}{} ", " ".repeat(pad));
-            } else {
-                let _ = write!(out, "{}{cell} ", " ".repeat(pad));
-            }
-        }
-        out.truncate(out.trim_end().len());
-        out.push('\n');
-    };
-    row(&mut out, &head.map(String::from));
-    row(&mut out, &width.map(|w| "-".repeat(w)));
-    for l in &lines {
-        row(&mut out, l);
-    }
-    out
+         csw/acq: voluntary context switches per acquire)\n{}",
+        lines.text()
+    )
 }
 
 /// The median of `values` (which it sorts).

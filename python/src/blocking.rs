@@ -12,6 +12,7 @@
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The longest the main thread waits between two looks for signals.
@@ -51,12 +52,32 @@ fn detach<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
-/// Whether this is the thread Python runs signal handlers in: the process's first thread (or,
-/// after `fork`, the thread that forked, which Python makes the child's main thread). Both are
-/// the thread whose id is the process id.
+/// The `pthread_t` of the thread Python runs signal handlers in (`threading.main_thread()`;
+/// after `fork`, the thread that forked, which Python makes the child's main thread). Set at
+/// import by [`init`] and in a child by [`after_fork_in_child`]; 0 until then.
+static MAIN_THREAD: AtomicU64 = AtomicU64::new(0);
+
+/// Records Python's main thread (at import, from any thread).
+pub(crate) fn init(py: Python<'_>) -> PyResult<()> {
+    // Python's thread ident is the thread's `pthread_self()`, as `PyThread_get_thread_ident`.
+    let ident: u64 = py.import("threading")?.call_method0("main_thread")?.getattr("ident")?.extract()?;
+    // Relaxed: a plain value; the import happens-before any call that reads it.
+    MAIN_THREAD.store(ident, Ordering::Relaxed);
+    Ok(())
+}
+
+/// In a forked child (`os.register_at_fork(after_in_child=...)` runs in the thread that forked):
+/// that thread is now the main one.
+pub(crate) fn after_fork_in_child() {
+    // SAFETY: `pthread_self` cannot fail.
+    MAIN_THREAD.store(unsafe { libc::pthread_self() } as u64, Ordering::Relaxed);
+}
+
+/// Whether this is the thread Python runs signal handlers in. A thread-local read (no system
+/// call, unlike comparing `gettid` with `getpid`): it runs before every blocking wait.
 fn in_main_thread() -> bool {
-    // SAFETY: `gettid` and `getpid` take no arguments and cannot fail.
-    unsafe { libc::syscall(libc::SYS_gettid) == libc::c_long::from(libc::getpid()) }
+    // SAFETY: `pthread_self` cannot fail.
+    (unsafe { libc::pthread_self() } as u64) == MAIN_THREAD.load(Ordering::Relaxed)
 }
 
 /// Waits with `attempt(timeout)` (which takes a permit, waiting at most `timeout` or without

@@ -284,10 +284,11 @@ pub fn _open_process_semaphore(name: &str, recover: bool) -> PyResult<ProcessSem
     Ok(ProcessSemaphore { shared })
 }
 
-/// `os.register_at_fork(after_in_child=...)`: the child holds none of the parent's permits and
-/// created no region.
+/// `os.register_at_fork(after_in_child=...)`: the child holds none of the parent's permits,
+/// created no region, and its main thread is the one that forked.
 #[pyfunction]
 pub fn _after_fork_in_child(py: Python<'_>) {
+    blocking::after_fork_in_child();
     lock(&CREATED).clear();
     let open: Vec<_> = lock(&OPEN).iter().filter_map(|(_, weak)| weak.upgrade()).collect();
     for shared in open {

@@ -18,9 +18,19 @@
 //!
 //! `$CRITERION_HOME` or `$CARGO_TARGET_DIR` choose the input as they do for criterion.
 
+// The calendar arithmetic the benches' summary table uses too: one copy.
+#[path = "../../../benches/common/civil.rs"]
+mod civil;
+// And the table formatter: one for the summary table and these Markdown tables (its text form
+// serves the summary only).
+#[allow(dead_code)]
+#[path = "../../../benches/common/table.rs"]
+mod table;
+
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use table::{Align, Table};
 
 /// The implementations, in the order of the tables; the floor is only in `uncontended`.
 const IMPLS: [&str; 6] = ["futex-semaphore", "std", "parking_lot", "sem_t", "tokio", "async-lock"];
@@ -157,6 +167,8 @@ fn verdict(met: bool) -> &'static str {
 }
 
 fn markdown(data: &Data) -> String {
+    use Align::{Left as L, Right as R};
+    let dashes = || vec!["-".to_owned(); 3];
     let mut md = String::new();
     let _ = writeln!(md, "{}\n", machine(data));
 
@@ -165,24 +177,30 @@ fn markdown(data: &Data) -> String {
         md,
         "### Uncontended: one thread, time per pair (lower is better)\n\n\
          `÷ floor`: how many times the floor's time; `÷ ours`: how many times futex-semaphore's \
-         time (above 1: futex-semaphore is faster).\n\n\
-         | implementation | acquire + release | ÷ floor | ÷ ours | try_acquire + release | ÷ floor | ÷ ours |\n\
-         |---|---:|---:|---:|---:|---:|---:|"
+         time (above 1: futex-semaphore is faster).\n"
     );
     let floor = ["acquire_release", "try_acquire_release"].map(|f| data.est("uncontended", f, FLOOR));
     let ours = ["acquire_release", "try_acquire_release"].map(|f| data.est("uncontended", f, OURS));
+    let mut t = Table::new(&[
+        ("implementation", L),
+        ("acquire + release", R),
+        ("÷ floor", R),
+        ("÷ ours", R),
+        ("try_acquire + release", R),
+        ("÷ floor", R),
+        ("÷ ours", R),
+    ]);
     for imp in std::iter::once(FLOOR).chain(IMPLS) {
-        let mut row = format!("| {imp} |");
+        let mut row = vec![imp.to_owned()];
         for (i, function) in ["acquire_release", "try_acquire_release"].into_iter().enumerate() {
-            match (data.est("uncontended", function, imp), floor[i], ours[i]) {
-                (Some(e), Some(f), Some(o)) => {
-                    let _ = write!(row, " {} | {} | {} |", ns(e.ns), ratio(e.ns, f.ns), ratio(e.ns, o.ns));
-                }
-                _ => row.push_str(" - | - | - |"),
-            }
+            row.extend(match (data.est("uncontended", function, imp), floor[i], ours[i]) {
+                (Some(e), Some(f), Some(o)) => vec![ns(e.ns), ratio(e.ns, f.ns), ratio(e.ns, o.ns)],
+                _ => dashes(),
+            });
         }
-        let _ = writeln!(md, "{row}");
+        t.row(row);
     }
+    md.push_str(&t.markdown());
 
     // Contended.
     let _ = writeln!(
@@ -192,23 +210,15 @@ fn markdown(data: &Data) -> String {
          `benches/semaphore.rs`; medians of interleaved timed runs. `ours ÷ best peer`: the throughput \
          ratio.\n"
     );
-    let mut header = String::from("| shape |");
-    let mut rule = String::from("|---|");
-    for imp in IMPLS {
-        let _ = write!(header, " {imp} |");
-        rule.push_str("---:|");
-    }
-    let _ = writeln!(md, "{header} best peer | ours ÷ best peer |\n{rule}---|---:|");
+    let mut columns = vec![("shape", L)];
+    columns.extend(IMPLS.map(|imp| (imp, R)));
+    columns.extend([("best peer", L), ("ours ÷ best peer", R)]);
+    let mut t = Table::new(&columns);
     let mut contended_ratios = Vec::new();
     for shape in SHAPES {
-        let mut row = format!("| {shape} |");
+        let mut row = vec![shape.to_owned()];
         for imp in IMPLS {
-            match data.contended(shape, imp) {
-                Some(e) => {
-                    let _ = write!(row, " {:.2} |", 1000.0 / e.ns);
-                }
-                None => row.push_str(" - |"),
-            }
+            row.push(data.contended(shape, imp).map_or("-".into(), |e| format!("{:.2}", 1000.0 / e.ns)));
         }
         let best = PEERS
             .iter()
@@ -218,64 +228,73 @@ fn markdown(data: &Data) -> String {
             (Some((peer, b)), Some(o)) => {
                 // Throughput ratio: the peer's time over ours.
                 // Medians of timed runs: no interval to show.
-                let _ = writeln!(row, " {peer} | {:.2}× |", b.ns / o.ns);
+                row.extend([peer.to_owned(), format!("{:.2}×", b.ns / o.ns)]);
                 contended_ratios.push((shape, peer, b.ns / o.ns));
             }
-            _ => {
-                let _ = writeln!(row, " - | - |");
-            }
+            _ => row.extend(["-".to_owned(), "-".to_owned()]),
         }
-        md.push_str(&row);
+        t.row(row);
     }
+    md.push_str(&t.markdown());
+
     // Handoff.
     let _ = writeln!(
         md,
         "\n### Handoff: round trip of a token between two threads (lower is better)\n\n\
-         `one CPU`: both threads pinned to the same CPU, as when the other core is busy.\n\n\
-         | implementation | round trip | 95 % interval | ÷ ours | one CPU | 95 % interval | ÷ ours |\n\
-         |---|---:|---:|---:|---:|---:|---:|"
+         `one CPU`: both threads pinned to the same CPU, as when the other core is busy.\n"
     );
     let ours_handoff = data.est("handoff", "round_trip", OURS);
     let ours_one_cpu = data.est("handoff", "round_trip_one_cpu", OURS);
+    let mut t = Table::new(&[
+        ("implementation", L),
+        ("round trip", R),
+        ("95 % interval", R),
+        ("÷ ours", R),
+        ("one CPU", R),
+        ("95 % interval", R),
+        ("÷ ours", R),
+    ]);
     for imp in IMPLS {
-        let mut row = format!("| {imp} |");
+        let mut row = vec![imp.to_owned()];
         for (function, ours) in [("round_trip", ours_handoff), ("round_trip_one_cpu", ours_one_cpu)] {
-            match (data.est("handoff", function, imp), ours) {
+            row.extend(match (data.est("handoff", function, imp), ours) {
                 (Some(e), Some(o)) => {
-                    let _ =
-                        write!(row, " {} | {} – {} | {} |", ns(e.ns), ns(e.lo), ns(e.hi), ratio(e.ns, o.ns));
+                    vec![ns(e.ns), format!("{} – {}", ns(e.lo), ns(e.hi)), ratio(e.ns, o.ns)]
                 }
-                _ => row.push_str(" - | - | - |"),
-            }
+                _ => dashes(),
+            });
         }
-        let _ = writeln!(md, "{row}");
+        t.row(row);
     }
+    md.push_str(&t.markdown());
 
     // Wait tail.
     if let Some(json) = data.json("wait_tail/latency.json") {
         let _ = writeln!(
             md,
             "\n### Wait tail: {} threads, 1 permit, hold {} work units, {} acquires per thread\n\n\
-             Time from calling `acquire` to holding the permit, in µs (lower is better).\n\n\
-             | implementation | p50 | p90 | p99 | p99.9 | max | mean | M acquires/s |\n\
-             |---|---:|---:|---:|---:|---:|---:|---:|",
+             Time from calling `acquire` to holding the permit, in µs (lower is better).\n",
             json["threads"], json["hold_units"], json["acquires_per_thread"]
         );
+        let mut t = Table::new(&[
+            ("implementation", L),
+            ("p50", R),
+            ("p90", R),
+            ("p99", R),
+            ("p99.9", R),
+            ("max", R),
+            ("mean", R),
+            ("M acquires/s", R),
+        ]);
         for imp in IMPLS {
             if let Some(r) = data.tail(imp) {
-                let _ = writeln!(
-                    md,
-                    "| {imp} | {} | {} | {} | {} | {} | {} | {:.2} |",
-                    us(&r["p50_ns"]),
-                    us(&r["p90_ns"]),
-                    us(&r["p99_ns"]),
-                    us(&r["p999_ns"]),
-                    us(&r["max_ns"]),
-                    us(&r["mean_ns"]),
-                    r["rate_per_s"].as_f64().map_or(f64::NAN, |r| r / 1e6)
-                );
+                let mut row = vec![imp.to_owned()];
+                row.extend(["p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns", "mean_ns"].map(|k| us(&r[k])));
+                row.push(format!("{:.2}", r["rate_per_s"].as_f64().map_or(f64::NAN, |r| r / 1e6)));
+                t.row(row);
             }
         }
+        md.push_str(&t.markdown());
     }
 
     // System calls.
@@ -286,91 +305,80 @@ fn markdown(data: &Data) -> String {
              Calls in the whole run, and the time per operation of the same run without strace. \
              uncontended: 1,000,000 pairs on one thread; contended: 8 threads on 2 permits, 5,000 \
              pairs each; handoff: 5,000 round trips, on two CPUs and pinned to one. `harness`: the \
-             same run through a gate that does nothing (spawning, the start barrier, joining).\n\n\
-             | implementation | uncontended calls | ns per pair | contended calls | ns per pair | \
-             handoff calls | ns per round trip | handoff, one CPU: calls | ns per round trip |\n\
-             |---|---:|---:|---:|---:|---:|---:|---:|---:|"
+             same run through a gate that does nothing (spawning, the start barrier, joining).\n"
         );
+        let mut t = Table::new(&[
+            ("implementation", L),
+            ("uncontended calls", R),
+            ("ns per pair", R),
+            ("contended calls", R),
+            ("ns per pair", R),
+            ("handoff calls", R),
+            ("ns per round trip", R),
+            ("handoff, one CPU: calls", R),
+            ("ns per round trip", R),
+        ]);
         for imp in ["harness", FLOOR].into_iter().chain(IMPLS) {
-            let mut row = format!("| {imp} |");
+            let mut row = vec![imp.to_owned()];
             for scenario in ["uncontended", "contended", "handoff", "handoff-1cpu"] {
-                match data.syscalls(scenario, imp) {
-                    Some((calls, per_op)) => {
-                        let _ = write!(row, " {calls} | {per_op:.1} |");
-                    }
-                    None => row.push_str(" - | - |"),
-                }
+                row.extend(match data.syscalls(scenario, imp) {
+                    Some((calls, per_op)) => [calls.to_string(), format!("{per_op:.1}")],
+                    None => ["-".to_owned(), "-".to_owned()],
+                });
             }
-            let _ = writeln!(md, "{row}");
+            t.row(row);
         }
+        md.push_str(&t.markdown());
     }
 
     // Targets.
-    let _ = writeln!(md, "\n### Targets\n\n| target | figure | verdict |\n|---|---|---|");
+    md.push_str("\n### Targets\n\n");
+    let mut t = Table::new(&[("target", L), ("figure", L), ("verdict", L)]);
+    let mut target = |what: String, figure: String, met: bool| t.row(vec![what, figure, verdict(met).into()]);
     if let (Some(o), Some(f)) = (ours[0], floor[0]) {
         let r = o.ns / f.ns;
-        let _ = writeln!(
-            md,
-            "| uncontended ≤ 1.25× the floor | {r:.2}× ({} vs {}) | {} |",
-            ns(o.ns),
-            ns(f.ns),
-            verdict(r <= 1.25)
+        target(
+            "uncontended ≤ 1.25× the floor".into(),
+            format!("{r:.2}× ({} vs {})", ns(o.ns), ns(f.ns)),
+            r <= 1.25,
         );
     }
     for (peer, want) in [("sem_t", 1.4), ("parking_lot", 2.0), ("std", 8.0)] {
         if let (Some(o), Some(p)) = (ours[0], data.est("uncontended", "acquire_release", peer)) {
             let r = p.ns / o.ns;
-            let _ = writeln!(
-                md,
-                "| uncontended ≥ {want}× faster than {peer} | {r:.2}× ({} vs {}) | {} |",
-                ns(o.ns),
-                ns(p.ns),
-                verdict(r >= want)
+            target(
+                format!("uncontended ≥ {want}× faster than {peer}"),
+                format!("{r:.2}× ({} vs {})", ns(o.ns), ns(p.ns)),
+                r >= want,
             );
         }
     }
     for (shape, peer, r) in contended_ratios {
-        let _ = writeln!(
-            md,
-            "| contended {shape} ≥ 1.2× the best peer | {r:.2}× {peer} | {} |",
-            verdict(r >= 1.2)
-        );
+        target(format!("contended {shape} ≥ 1.2× the best peer"), format!("{r:.2}× {peer}"), r >= 1.2);
     }
-    if let (Some(o), Some(s)) = (ours_handoff, data.est("handoff", "round_trip", "sem_t")) {
-        let _ = writeln!(
-            md,
-            "| handoff round trip no slower than sem_t | {} vs {} ({:.2}×) | {} |",
-            ns(o.ns),
-            ns(s.ns),
-            o.ns / s.ns,
-            verdict(o.ns <= s.ns)
-        );
-    }
-    if let (Some(o), Some(s)) = (ours_one_cpu, data.est("handoff", "round_trip_one_cpu", "sem_t")) {
-        let _ = writeln!(
-            md,
-            "| (same, both threads on one CPU) | {} vs {} ({:.2}×) | {} |",
-            ns(o.ns),
-            ns(s.ns),
-            o.ns / s.ns,
-            verdict(o.ns <= s.ns)
-        );
+    for (what, ours, function) in [
+        ("handoff round trip no slower than sem_t", ours_handoff, "round_trip"),
+        ("(same, both threads on one CPU)", ours_one_cpu, "round_trip_one_cpu"),
+    ] {
+        if let (Some(o), Some(s)) = (ours, data.est("handoff", function, "sem_t")) {
+            target(what.into(), format!("{} vs {} ({:.2}×)", ns(o.ns), ns(s.ns), o.ns / s.ns), o.ns <= s.ns);
+        }
     }
     if let Some(max) = data.tail(OURS).and_then(|r| r["max_ns"].as_f64()) {
-        let _ = writeln!(
-            md,
-            "| wait tail bounded: max ≤ 5 ms (4 threads, 1 permit) | max {:.2} ms | {} |",
-            max / 1e6,
-            verdict(max <= 5e6)
+        target(
+            "wait tail bounded: max ≤ 5 ms (4 threads, 1 permit)".into(),
+            format!("max {:.2} ms", max / 1e6),
+            max <= 5e6,
         );
     }
     if let Some((calls, _)) = data.syscalls("uncontended", OURS) {
-        let _ = writeln!(
-            md,
-            "| zero futex calls uncontended | {calls} calls in 1,000,000 pairs | {} |",
-            verdict(calls == 0)
+        target(
+            "zero futex calls uncontended".into(),
+            format!("{calls} calls in 1,000,000 pairs"),
+            calls == 0,
         );
     }
+    md.push_str(&t.markdown());
     md.push('\n');
     md
 }
@@ -403,20 +411,10 @@ fn machine(data: &Data) -> String {
     )
 }
 
-/// `YYYY-MM-DD HH:MM UTC` for seconds since the Unix epoch (H. Hinnant's `civil_from_days`).
+/// `YYYY-MM-DD HH:MM UTC` for seconds since the Unix epoch.
 fn date(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let (hh, mm) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02} UTC")
+    let t = civil::Utc::from_unix(secs);
+    format!("{:04}-{:02}-{:02} {:02}:{:02} UTC", t.year, t.month, t.day, t.hour, t.minute)
 }
 
 // ---------------------------------------------------------------------------------------------
