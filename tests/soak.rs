@@ -2,9 +2,9 @@
 //! with random request sizes, hold times and timeouts, while a watchdog checks that every
 //! thread keeps making progress.
 //!
-//! - `soak` (`#[ignore]`; `.ci/soak` runs it in release): 64 threads for
-//!   `FUTEX_SEMAPHORE_SOAK_SECS` seconds (default 60). 48 threads take one permit at a time,
-//!   16 take two to four; all use blocking, timed and `try_` acquires.
+//! - `soak` (`#[ignore]`; `.ci/soak` runs it with the crate and this test at opt-level 3, overflow
+//!   checks on): 64 threads for `FUTEX_SEMAPHORE_SOAK_SECS` seconds (default 60). 48 threads take
+//!   one permit at a time, 16 take two to four; all use blocking, timed and `try_` acquires.
 //! - `soak_briefly`: the same for 3 seconds with 16 threads and a tighter single-permit bound
 //!   ([`BRIEF_SINGLE_BOUND`]), in every `cargo test` and under ThreadSanitizer.
 //!

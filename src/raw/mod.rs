@@ -124,15 +124,14 @@ impl RawSemaphore {
         self.wait(u64::from(n), deadline)
     }
 
-    /// Spins on loads for at most [`SPIN_ROUNDS`] rounds, then yields for at most
-    /// [`YIELD_ROUNDS`] while yielding pays on this semaphore ([`queue::Yields`]), while no
-    /// reservation holds. Returns `None` when it is time to queue.
+    /// Spins on loads for at most [`SPIN_ROUNDS`] rounds, then, if it is short by one permit, yields
+    /// for at most [`YIELD_ROUNDS`], while no reservation holds. Returns `None` when it is time to
+    /// queue.
     /// Queued waiters do not stop it: a permit that comes back within the spin saves this thread
     /// a sleep and a wake, and the reservation bounds what that barging costs the queue.
     fn spin(&self, n: u64) -> Option<Result<(), TryAcquireError>> {
         let backoff = Backoff::new();
         let mut rounds = 0;
-        let mut yields: Option<&queue::Yields> = None;
         loop {
             let s = self.state.load(Relaxed);
             if is_closed(s) {
@@ -147,19 +146,17 @@ impl RawSemaphore {
             }
             // A reservation means the permits will not come to a spinner first.
             if is_reserved(s) || rounds >= SPIN_ROUNDS + YIELD_ROUNDS {
-                if let Some(yields) = yields.filter(|_| !is_reserved(s)) {
-                    yields.failed();
-                }
                 return None;
             }
             if rounds < SPIN_ROUNDS {
                 backoff.spin();
+            } else if !worth_a_yield(s, n) {
+                // A yield gives the core to one thread, which likely gives back one permit: a
+                // request short by more (a drain of several holders) would only wait out other
+                // threads' time slices in its yields, so it queues.
+                return None;
             } else {
-                let yields: &queue::Yields =
-                    yields.get_or_insert_with(|| &self.queue.get_or_init(Queue::default).yields);
-                if !yields.try_yield(crate::sync::yield_now) {
-                    return None; // others wanted this core: sleep instead
-                }
+                crate::sync::yield_now();
             }
             rounds += 1;
         }

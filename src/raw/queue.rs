@@ -143,59 +143,6 @@ struct Inner {
 #[derive(Default)]
 pub(crate) struct Queue {
     inner: Mutex<Inner>,
-    /// Whether a contended acquire's yields pay on this semaphore.
-    pub(crate) yields: Yields,
-}
-
-/// Whether yielding the core pays, learnt from the yields themselves. A yield pays when it comes
-/// back within [`Yields::SHORT`] to find the permits there: it gave the core to the holder, which
-/// released (on one CPU, that is how a handoff avoids a sleep and a wake). It does not when it
-/// takes longer (it gave the core to threads that ran a whole time slice: more runnable threads
-/// than cores, where each yield stretches the wait by a slice; a drain among 4 busy threads on 2
-/// cores waited 16-30 ms in its yields) or when the permits are still not there after
-/// [`YIELD_ROUNDS`](crate::sync::YIELD_ROUNDS). Yielding starts off; while it is off, one
-/// contended acquire in [`Yields::PROBE_EVERY`] yields to learn whether it pays, and yielding stays
-/// on for as long as it pays.
-pub(crate) struct Yields {
-    /// Contended acquires left that do not yield (0: yielding is on).
-    off: AtomicU32,
-}
-
-impl Default for Yields {
-    fn default() -> Yields {
-        Yields { off: AtomicU32::new(Yields::PROBE_EVERY) }
-    }
-}
-
-impl Yields {
-    const SHORT: Duration = Duration::from_micros(50);
-    const PROBE_EVERY: u32 = 64;
-
-    /// Yields through `yield_now` if yielding is on (or this acquire probes), and learns from how
-    /// long it took. Returns `false` if this acquire should not yield (any more) but queue.
-    pub(crate) fn try_yield(&self, yield_now: impl FnOnce()) -> bool {
-        // Relaxed throughout: a heuristic; a lost update costs one yield more or less.
-        let off = self.off.load(Relaxed);
-        if off > 1 {
-            self.off.store(off - 1, Relaxed);
-            return false;
-        }
-        let start = Instant::now();
-        yield_now();
-        if start.elapsed() > Self::SHORT {
-            self.failed();
-            return false;
-        }
-        if off == 1 {
-            self.off.store(0, Relaxed); // the probe came back soon: on, until a yield fails
-        }
-        true
-    }
-
-    /// The yields of this acquire did not bring the permits: off, until a probe.
-    pub(crate) fn failed(&self) {
-        self.off.store(Self::PROBE_EVERY, Relaxed);
-    }
 }
 
 /// What a waiter's look at the permits found.
@@ -689,44 +636,5 @@ impl WakeList {
             }
         }
         self.len = 0;
-    }
-}
-
-#[cfg(all(test, not(loom)))]
-mod tests {
-    use super::Yields;
-    use std::time::Instant;
-
-    /// A yield that comes back late: the time slice of other runnable threads.
-    fn long_yield() {
-        let start = Instant::now();
-        while start.elapsed() <= Yields::SHORT * 2 {}
-    }
-
-    #[test]
-    fn yielding_starts_off_and_a_probe_turns_it_on_while_yields_come_back_soon() {
-        let yields = Yields::default();
-        let mut yielded = 0;
-        for _ in 1..Yields::PROBE_EVERY {
-            assert!(!yields.try_yield(|| yielded += 1), "off: no yield");
-        }
-        assert_eq!(yielded, 0);
-        assert!(yields.try_yield(|| yielded += 1), "the probe yields, and it came back soon");
-        assert!(yields.try_yield(|| yielded += 1), "on now");
-        assert_eq!(yielded, 2);
-    }
-
-    #[test]
-    fn a_long_yield_or_a_fruitless_one_turns_yielding_off_until_the_next_probe() {
-        let yields = Yields::default();
-        for _ in 1..Yields::PROBE_EVERY {
-            yields.try_yield(|| {});
-        }
-        assert!(yields.try_yield(|| {}));
-        assert!(!yields.try_yield(long_yield), "a long yield: stop yielding");
-        assert!(!yields.try_yield(|| panic!("off: must not yield")));
-        let yields = Yields { off: super::AtomicU32::new(0) };
-        yields.failed(); // its yields did not bring the permits
-        assert!(!yields.try_yield(|| panic!("off: must not yield")));
     }
 }

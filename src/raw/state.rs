@@ -69,6 +69,13 @@ pub(crate) const fn release_is_slow(old: u64, n: u64) -> bool {
     (old + n) & (QUEUED | PAST_MAX) != 0
 }
 
+/// Whether a spinner for `n` that found `s` should yield its core before it queues: only when one
+/// more permit would do (a yield gives the core to one thread, which likely gives back one).
+#[inline]
+pub(crate) const fn worth_a_yield(s: u64, n: u64) -> bool {
+    permits(s) + 1 >= n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +97,14 @@ mod tests {
         assert!(!can_take(3 | CLOSED, 1));
         assert!(!can_take(3 | RESERVED, 1));
         assert!(can_take(3 | QUEUED, 1), "barging: waiters do not stop a taker");
+    }
+
+    #[test]
+    fn only_a_request_short_by_one_permit_is_worth_a_yield() {
+        assert!(worth_a_yield(0, 1), "a handoff: the holder's release will do");
+        assert!(worth_a_yield(3 | QUEUED, 4));
+        assert!(!worth_a_yield(0, 4), "a drain waits for several holders: queue, not yield");
+        assert!(!worth_a_yield(1, 3));
     }
 
     #[test]

@@ -74,8 +74,8 @@ pub(crate) const SPIN_ROUNDS: u32 = 3;
 pub(crate) const SPIN_ROUNDS: u32 = 0;
 
 /// After spinning, how many times a contended acquire yields its core (and re-reads the state)
-/// before it sleeps, while yielding pays on the semaphore (`raw::queue::Yields`): a release by a
-/// thread waiting for this core then costs no system call.
+/// before it sleeps, if it is short by one permit: a release by a thread waiting for this core then
+/// costs no system call.
 #[cfg(not(loom))]
 pub(crate) const YIELD_ROUNDS: u32 = 3;
 #[cfg(loom)]

@@ -13,7 +13,7 @@
 //! [`wake_at`] returns `None` and the caller yields to its executor instead; under loom the
 //! `sync` shim has no timer at all.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::task::Waker;
 use std::thread::Thread;
 use std::time::Instant;
@@ -33,8 +33,9 @@ struct Timer {
 }
 
 static TIMER: Mutex<Timer> = Mutex::new(Timer { due: Vec::new(), next_token: 0, wakes_at: None });
-/// The timer thread, once started (`None`: it could not be).
-static THREAD: OnceLock<Option<Thread>> = OnceLock::new();
+/// The timer thread, once started, with the process it was started in: a child made by `fork`
+/// has no timer thread (only the forking thread is copied), so it starts its own.
+static THREAD: Mutex<Option<(u32, Thread)>> = Mutex::new(None);
 
 /// Arranges for `waker` to be woken once `at` has passed, unless [`cancel`]led first. Returns
 /// `None` if there is no timer to do it (the caller then yields instead). Asked again for the same
@@ -43,8 +44,7 @@ pub(crate) fn wake_at(at: Instant, waker: &Waker) -> Option<Token> {
     if cfg!(miri) {
         return None; // Miri reports a thread left running at exit
     }
-    let spawn = || std::thread::Builder::new().name("futex-semaphore-timer".into()).spawn(run).ok();
-    let thread = THREAD.get_or_init(|| spawn().map(|handle| handle.thread().clone())).as_ref()?;
+    let thread = timer_thread()?;
     let mut timer = lock();
     if let Some((_, token, _)) = timer.due.iter().find(|(t, _, w)| *t == at && w.will_wake(waker)) {
         return Some(*token);
@@ -61,6 +61,21 @@ pub(crate) fn wake_at(at: Instant, waker: &Waker) -> Option<Token> {
         thread.unpark();
     }
     Some(token)
+}
+
+/// The timer thread of this process, started if there is none; `None` if it cannot be.
+fn timer_thread() -> Option<Thread> {
+    let mut thread = THREAD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let pid = std::process::id();
+    match &*thread {
+        Some((started_in, t)) if *started_in == pid => Some(t.clone()),
+        _ => {
+            let spawned = std::thread::Builder::new().name("futex-semaphore-timer".into()).spawn(run).ok()?;
+            lock().wakes_at = None; // the new thread has not parked yet: the next wake unparks it
+            *thread = Some((pid, spawned.thread().clone()));
+            Some(spawned.thread().clone())
+        }
+    }
 }
 
 /// Drops a pending wake that is no longer needed (if it has not fired yet).
