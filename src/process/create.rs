@@ -208,7 +208,7 @@ impl ProcessSemaphoreBuilder {
     /// [`MAX_HOLDER_SLOTS`](ProcessSemaphore::MAX_HOLDER_SLOTS)): how many processes at once
     /// hold permits that are given back if they die. Each slot takes 128 bytes of the region.
     /// Past it, a process still acquires and releases, but untracked (see
-    /// [`ProcessPermit::is_recoverable`]).
+    /// [`ProcessPermit::is_recoverable`](crate::ProcessPermit::is_recoverable)).
     pub fn holder_slots(mut self, slots: usize) -> ProcessSemaphoreBuilder {
         self.slots = slots;
         self
