@@ -49,6 +49,11 @@ use std::time::{Duration, Instant};
 /// While a waiter has priority, [`try_acquire`] fails even though
 /// [`available_permits`](Semaphore::available_permits) counts the free permits it is waiting for.
 ///
+/// One waiter held back by the priority sees its lapse: a thread sleeps with a timeout, and a
+/// task is woken at the lapse by a timer thread (`futex-semaphore-timer`) that the crate starts,
+/// once per process, the first time a task needs it. Where no thread can be started, the task
+/// yields to its executor until the lapse instead.
+///
 /// [`try_acquire`]: Semaphore::try_acquire
 ///
 /// # Memory ordering
