@@ -593,11 +593,11 @@ impl Entry {
                 // Release: pairs with the Acquire load of its word by the sleeping thread, so that a
                 // bump after its last look makes its futex wait return.
                 self.slot.futex.bump(Release);
-                wakes.push(Send::Thread(Arc::clone(&self.slot)));
+                wakes.push(Outgoing::Thread(Arc::clone(&self.slot)));
             }
             Wake::Task(waker) => {
                 if let Some(waker) = waker.take() {
-                    wakes.push(Send::Task(waker));
+                    wakes.push(Outgoing::Task(waker));
                 }
             }
         }
@@ -605,7 +605,7 @@ impl Entry {
 }
 
 /// A wake chosen under the lock, to send after it.
-enum Send {
+enum Outgoing {
     Thread(Arc<Slot>),
     Task(Waker),
 }
@@ -613,13 +613,13 @@ enum Send {
 /// Wakes chosen under the lock and sent after it: a few inline, more on the heap.
 #[derive(Default)]
 struct WakeList {
-    few: [Option<Send>; 4],
+    few: [Option<Outgoing>; 4],
     len: usize,
-    more: Vec<Send>,
+    more: Vec<Outgoing>,
 }
 
 impl WakeList {
-    fn push(&mut self, wake: Send) {
+    fn push(&mut self, wake: Outgoing) {
         if self.len < self.few.len() {
             self.few[self.len] = Some(wake);
             self.len += 1;
@@ -631,10 +631,63 @@ impl WakeList {
     fn wake_all(&mut self) {
         for wake in self.few[..self.len].iter_mut().filter_map(Option::take).chain(self.more.drain(..)) {
             match wake {
-                Send::Thread(slot) => Private::wake(&slot.futex, 1),
-                Send::Task(waker) => waker.wake(),
+                Outgoing::Thread(slot) => Private::wake(&slot.futex, 1),
+                Outgoing::Task(waker) => waker.wake(),
             }
         }
         self.len = 0;
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn queue_of(ids: &[Id]) -> Inner {
+        let mut inner = Inner::default();
+        for &id in ids {
+            inner.entries.push_back(Entry {
+                id,
+                n: 1,
+                since: Instant::now(),
+                lapse: FIRST_LAPSE,
+                passed: 0,
+                notified: false,
+                slot: Arc::new(Slot::new()),
+                wake: Wake::Thread,
+            });
+        }
+        inner
+    }
+
+    /// `index` finds every entry and nothing else, whatever gaps leaving waiters left (a miss
+    /// would read as "served": `take` would hand out permits it never took).
+    #[test]
+    fn index_finds_every_entry_across_gaps() {
+        let shapes: [&[Id]; 5] = [
+            &[],
+            &[7],
+            &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+            &[3, 4, 9, 10, 11, 40, 41, 90],
+            &[0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 1000],
+        ];
+        for ids in shapes {
+            let inner = queue_of(ids);
+            for probe in 0..=1001 {
+                let expected = ids.iter().position(|&id| id == probe);
+                assert_eq!(inner.index(probe), expected, "id {probe} in {ids:?}");
+            }
+        }
+        let mut wrapped = queue_of(&[]);
+        for id in 0..64 {
+            wrapped.entries.push_back(queue_of(&[id]).entries.pop_front().unwrap());
+            if id % 3 == 0 {
+                wrapped.entries.pop_front(); // the ring wraps, and the ids keep gaps
+            }
+        }
+        let ids: Vec<Id> = wrapped.entries.iter().map(|e| e.id).collect();
+        for probe in 0..70 {
+            assert_eq!(wrapped.index(probe), ids.iter().position(|&id| id == probe), "id {probe}");
+        }
     }
 }
