@@ -22,17 +22,19 @@
 //!    someone sees the lapse.
 //!
 //! # Who is woken ([`Locked::walk`])
-//! With `budget` = available permits − `inflight`: if a reservation holds, its owner first
-//! (woken if the budget covers it, and the budget goes down by what it needs either way); then,
-//! in arrival order, every un-woken entry whose request fits in what is left. A request that does
-//! not fit is passed over, not waited for: no head-of-line blocking.
+//! If a reservation holds, its owner first: served (see below) if the free permits cover it, and
+//! otherwise everything free is held for it and nobody else is woken. Then, with `budget` =
+//! available permits − `inflight`, in arrival order, every un-woken entry whose request fits in
+//! what is left. A request that does not fit is passed over, not waited for: no head-of-line
+//! blocking.
 //!
 //! # The reservation (the bound on every wait)
 //! When the queue's head has waited [`STARVE_AFTER`], the next section claims a reservation for
 //! it: takers other than the owner may only take permits beyond what the owner still needs, and
 //! the first walk that finds enough free grants them to the owner (taken for it in the CAS that
-//! ends the reservation, so they never sit idle while it is scheduled). A reservation lapses after the owner's
-//! `lapse` (first [`FIRST_LAPSE`], doubled at each claim up to [`MAX_LAPSE`]); its owner's
+//! ends the reservation, so they never sit idle while it is scheduled). A reservation lapses
+//! after the owner's `lapse` (first [`FIRST_LAPSE`], doubled at each claim up to [`MAX_LAPSE`]),
+//! seen by the first walk that reads the clock while the owner still cannot be served; its owner's
 //! starvation clock starts again, so it cannot be claimed again for `STARVE_AFTER`, and barging
 //! resumes meanwhile. That keeps every program that progresses under barging progressing: permits
 //! held back from a waiter whose progress the holders need come free after the lapse. The lapse

@@ -121,3 +121,60 @@ fn run() {
         }
     }
 }
+
+#[cfg(all(test, not(miri)))]
+mod tests {
+    use super::{cancel, wake_at};
+    use std::sync::Arc;
+    use std::sync::mpsc::{Receiver, Sender, channel};
+    use std::task::{Wake, Waker};
+    use std::time::{Duration, Instant};
+
+    /// A waker that says on a channel that it was woken, and which one it is.
+    struct Tell(u32, std::sync::Mutex<Sender<u32>>);
+
+    impl Wake for Tell {
+        fn wake(self: Arc<Self>) {
+            let _ = self.1.lock().unwrap().send(self.0);
+        }
+    }
+
+    fn waker(id: u32) -> (Waker, Receiver<u32>) {
+        let (tx, rx) = channel();
+        (Waker::from(Arc::new(Tell(id, std::sync::Mutex::new(tx)))), rx)
+    }
+
+    const PATIENCE: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn a_wake_fires_once_its_instant_has_passed() {
+        let (w, rx) = waker(1);
+        let at = Instant::now() + Duration::from_millis(2);
+        assert!(wake_at(at, &w).is_some(), "the timer thread starts");
+        assert_eq!(rx.recv_timeout(PATIENCE), Ok(1));
+        assert!(Instant::now() >= at, "woken before its instant");
+    }
+
+    #[test]
+    fn asked_again_for_the_same_instant_and_task_it_is_one_wake() {
+        let (w, rx) = waker(2);
+        let at = Instant::now() + Duration::from_millis(2);
+        assert_eq!(wake_at(at, &w), wake_at(at, &w));
+        assert_eq!(rx.recv_timeout(PATIENCE), Ok(2));
+        assert!(rx.recv_timeout(Duration::from_millis(20)).is_err(), "woken twice");
+    }
+
+    #[test]
+    fn a_cancelled_wake_does_not_fire() {
+        let (cancelled, rx_cancelled) = waker(3);
+        let (later, rx_later) = waker(4);
+        let now = Instant::now();
+        // Far enough apart that the cancel comes first even on a loaded machine.
+        let token = wake_at(now + Duration::from_millis(50), &cancelled).unwrap();
+        wake_at(now + Duration::from_millis(100), &later).unwrap();
+        cancel(token);
+        // The later wake firing means the timer has passed the cancelled one's instant.
+        assert_eq!(rx_later.recv_timeout(PATIENCE), Ok(4));
+        assert!(rx_cancelled.try_recv().is_err(), "a cancelled wake fired");
+    }
+}
