@@ -28,11 +28,9 @@
 //!    give-back is settled like any other.
 //!
 //! # Crash windows
-//! None for permits: a take or give-back killed at any instruction either happened (and is
-//! completed by the next process to touch the state, or by the recoverer) or did not. What is
-//! left: a process killed between adding itself to the region's `sleepers` and to its slot's
-//! `sleeping` stays counted in `sleepers` (releases then make a futex wake each, slower, not
-//! wrong); see `parking.rs`.
+//! None: a take or give-back killed at any instruction either happened (and is completed by the
+//! next process to touch the state, or by the recoverer) or did not, and so does a sleeper's
+//! registration on `sleepers` (`parking.rs`).
 
 use super::protocol::{Announced, GIVE, LANES, Lane, Refused, TAKE, held_total};
 use super::region::{Slot, View, owner};
@@ -246,7 +244,8 @@ impl<'a> View<'a> {
         if scope == Scope::Holding
             && held_total(&slot.lanes) == 0
             && !slot.lanes.iter().any(Lane::is_busy)
-            && slot.sleeping.load(Relaxed) == 0
+            && slot.sleep.held() == 0
+            && !slot.sleep.is_busy()
         {
             return 0;
         }
@@ -262,8 +261,8 @@ impl<'a> View<'a> {
         // Settle every lane (what reached the state word is completed, the rest dropped), then
         // give the total back, itself as an announced operation.
         let returned = self.state.recover_lanes(self.slots, index, &slot.lanes);
-        // Its sleepers' registrations (never a live sleeper's: `parking.rs`, invariant 1).
-        self.parking.take_off_dead(&slot.sleeping);
+        // Its sleepers' registrations, exactly (`parking.rs`).
+        self.parking.take_off_dead(&self.sleep_lanes(), index, &slot.sleep);
         slot.nonce.store(0, Relaxed);
         // Release: pairs with the Acquire CAS of the next claimer (it must see settled lanes).
         slot.owner.store(owner::FREE, Release);

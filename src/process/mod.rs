@@ -432,7 +432,7 @@ impl fmt::Debug for ProcessSemaphore {
         f.debug_struct("ProcessSemaphore")
             .field("name", &self.name)
             .field("available_permits", &self.available_permits())
-            .field("sleepers", &sleepers(self.region().parking.sleepers.load(Relaxed)))
+            .field("sleepers", &sleepers(self.region().parking.sleepers.word()))
             .field("state", &format_args!("{:#018x}", self.region().state.word()))
             .field("closed", &self.is_closed())
             .finish()

@@ -1,38 +1,46 @@
 //! The cross-process sleep protocol on the region's words: `sleepers`, the `wake` futex word and
-//! each slot's `sleeping`. Atomic words and the futex only, through `crate::sync`, so that it
+//! each slot's sleep lane. Atomic words and the futex only, through `crate::sync`, so that it
 //! builds under loom (`tests/loom_process.rs` models it; `sleep.rs` drives it for
 //! `ProcessSemaphore`).
 //!
 //! # The words
 //! | word       | where          | meaning                                                               |
 //! |------------|----------------|-----------------------------------------------------------------------|
-//! | `sleepers` | region         | registered sleepers: all in bits 0..=31, those for more than one permit in 32..=63 |
+//! | `sleepers` | region         | a tagged word of `protocol.rs`'s encoding: registered sleepers, all in bits 0..=15 and those for more than one permit in 16..=31, then the tag of the last registration |
 //! | `wake`     | region         | the futex word sleepers wait on; a waking release bumps it            |
-//! | `sleeping` | each slot      | the registrations of that slot's process, counted as in `sleepers`    |
+//! | `sleep`    | each slot      | a [`Lane`]: the slot's registrations, counted as in `sleepers`, announced and completed like a take |
+//!
+//! # Registering is an announced operation
+//! A sleeper registers (and unregisters) exactly as a take (a give-back) is made on the state
+//! word (`protocol.rs`, the four steps), with `sleepers` in place of the state word and its
+//! slot's sleep lane in place of a permit lane: announce [`REGISTER`] (or [`UNREGISTER`]) of its
+//! unit in the sleep lane, publish it on `sleepers` with the tag `(slot, 0, seq)` (helping the
+//! tag it overwrites), complete it in the lane's `held`, finish. So a process killed at any
+//! instruction leaves its registrations decidable: its recoverer settles the lane
+//! ([`State::resolve`]) and takes the lane's total off `sleepers` as an announced operation of
+//! its own ([`Parking::take_off_dead`]). No registration is left counted, and none is taken off
+//! twice (layout version 3; version 2 used two plain adds and leaked one when killed between them).
+//!
+//! The sleep lane is one per slot: the threads of a process register one at a time (a few
+//! instructions each). A registration that does not get the lane within a bounded spin, or that
+//! would overflow a 16-bit count, is not made: that sleeper polls, as an untracked one does.
 //!
 //! # Invariants
-//! 1. A slot's `sleeping` never counts a registration that `sleepers` does not: a sleeper adds
-//!    itself to `sleepers` first and takes itself off `sleeping` first. So a recoverer that
-//!    subtracts a dead slot's `sleeping` from `sleepers` never takes off a live sleeper.
-//! 2. No lost wakeup: a sleeper registers, then [`fence`]`(SeqCst)`, then reads `wake`, then tries
-//!    once more; a release changes the state word, then `fence(SeqCst)`, then reads `sleepers`.
-//!    Of the two fences, the one first in the single total order makes its side's write visible
-//!    to the other side's read: either the release sees the registration (and bumps `wake` after
-//!    the sleeper read it, so the sleeper's `futex_wait`, which compares the word atomically,
-//!    returns at once or is queued before the wake), or the sleeper's last try sees the permits.
-//!
-//! # The one window left
-//! Registering and unregistering are two atomic adds on two words. A process killed between
-//! them stays counted in `sleepers` (one too many, never too few: invariant 1): every release
-//! then makes a futex wake that wakes nobody, and a stale multi-permit count turns waking `n`
-//! into waking all. Slower, never wrong. Closing it exactly would need `sleepers` tagged and
-//! helped like the state word (`protocol.rs`): a CAS loop and a lane record on the sleeping
-//! path (`docs/process.md`, *Crash windows*, has the cost).
+//! 1. `sleepers` counts exactly the registrations that reached it, and each slot's sleep lane (once
+//!    settled) exactly its process's among them: the protocol's invariants 1-3 on these words.
+//! 2. No lost wakeup: a sleeper registers (its publishing CAS), then [`fence`]`(SeqCst)`, then
+//!    reads `wake`, then tries once more; a release changes the state word, then `fence(SeqCst)`,
+//!    then reads `sleepers`. Of the two fences, the one first in the single total order makes its
+//!    side's write visible to the other side's read: either the release sees the registration (and
+//!    bumps `wake` after the sleeper read it, so the sleeper's `futex_wait`, which compares the word
+//!    atomically, returns at once or is queued before the wake), or the sleeper's last try sees the
+//!    permits.
 
-use super::Refused;
-use crate::sync::{AtomicU64, Futex, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use super::{Announced, Lane, Lanes, Refused, State};
+use super::{GIVE, TAKE};
+use crate::sync::{Backoff, Futex, Ordering::Acquire, Ordering::Release};
 use crate::sync::{Ordering::SeqCst, Park, WAKE_ALL, fence};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The futex of the region: process-shared (no `FUTEX_PRIVATE_FLAG`); under loom, loom's.
 #[cfg(not(loom))]
@@ -40,35 +48,54 @@ type Parker = crate::sync::Shared;
 #[cfg(loom)]
 type Parker = crate::sync::Private;
 
-/// The `sleepers` increment of an acquire for one permit...
-pub const ONE_SLEEPER: u64 = 1;
-/// ... and of an acquire for more than one (it counts in both halves).
-pub const ONE_MANY_SLEEPER: u64 = 1 | 1 << 32;
-const SLEEPERS_MASK: u64 = 0xFFFF_FFFF;
+/// The lane operation that counts a sleeper (the lane's count goes up, as for a take).
+pub const REGISTER: u64 = TAKE;
+/// The lane operation that takes one off.
+pub const UNREGISTER: u64 = GIVE;
 
-/// All sleeping acquires in a `sleepers` value.
+/// The count of an acquire for one permit...
+pub const ONE_SLEEPER: u32 = 1;
+/// ... and of an acquire for more than one (it counts in both halves).
+pub const ONE_MANY_SLEEPER: u32 = 1 | 1 << 16;
+const HALF: u64 = 0xFFFF;
+
+/// How long a sleeper that could not register sleeps at most before it re-checks: no release
+/// wakes it.
+pub const POLL: Duration = Duration::from_millis(2);
+
+/// All sleeping acquires in a `sleepers` word.
 #[inline]
 pub const fn sleepers(s: u64) -> u64 {
-    s & SLEEPERS_MASK
+    s & HALF
 }
 
-/// Whether a `sleepers` value counts an acquire for more than one permit.
+/// Whether a `sleepers` word counts an acquire for more than one permit.
 #[inline]
 pub const fn has_many_sleepers(s: u64) -> bool {
-    s >> 32 != 0
+    (s >> 16) & HALF != 0
 }
 
 /// The unit a sleeper for `n` permits counts itself with.
 #[inline]
-pub const fn unit(n: u32) -> u64 {
+pub const fn unit(n: u32) -> u32 {
     if n > 1 { ONE_MANY_SLEEPER } else { ONE_SLEEPER }
+}
+
+/// Both halves of `count` plus (`add`) or minus `unit`; `None` if a half would leave 0..=0xFFFF.
+#[inline]
+fn moved(count: u64, unit: u32, add: bool) -> Option<u64> {
+    let (u_all, u_many) = (u64::from(unit) & HALF, u64::from(unit) >> 16);
+    let (all, many) = (count & HALF, (count >> 16) & HALF);
+    let (all, many) =
+        if add { (all + u_all, many + u_many) } else { (all.checked_sub(u_all)?, many.checked_sub(u_many)?) };
+    (all <= HALF && many <= HALF).then_some(many << 16 | all)
 }
 
 /// The region's sleep words: `sleepers` and `wake` (offsets 72 and 80 of the region).
 #[repr(C)]
 pub struct Parking {
-    /// Registered sleepers (see the module header).
-    pub sleepers: AtomicU64,
+    /// Registered sleepers (see the module header), a tagged word.
+    pub sleepers: State,
     wake: Futex,
 }
 
@@ -77,47 +104,97 @@ impl Parking {
         /// Nobody sleeping.
         #[cfg_attr(not(loom), allow(dead_code))]
         pub fn new() -> Parking {
-            Parking { sleepers: AtomicU64::new(0), wake: Futex::new() }
+            Parking { sleepers: State::new(0), wake: Futex::new() }
         }
     }
 
-    /// Step 1 of registering: counts a sleeper of `unit` in `sleepers` (invariant 1: before
-    /// the slot).
+    /// Registers a sleeper of `unit` for slot `slot`, whose sleep lane is `lane` (`lanes` are the
+    /// sleep lanes); `false` if not registered (the lane stayed busy, or a count is full).
     #[inline]
-    pub fn count(&self, unit: u64) {
-        self.sleepers.fetch_add(unit, Relaxed);
+    pub fn register(&self, lanes: &(impl Lanes + ?Sized), slot: u32, lane: &Lane, unit: u32) -> bool {
+        let backoff = Backoff::new();
+        let op = loop {
+            if let Some(op) = lane.announce(slot, 0, REGISTER, unit) {
+                break op;
+            }
+            if backoff.is_completed() {
+                return false;
+            }
+            backoff.snooze();
+        };
+        self.settle(lanes, lane, op, unit, true)
     }
 
-    /// Step 2 of registering: counts it in its slot's `sleeping`.
+    /// Takes a registration of `unit` off again (it must have been made: [`register`] said `true`).
+    ///
+    /// [`register`]: Parking::register
     #[inline]
-    pub fn count_in_slot(&self, sleeping: &AtomicU64, unit: u64) {
-        sleeping.fetch_add(unit, Relaxed);
+    pub fn unregister(&self, lanes: &(impl Lanes + ?Sized), slot: u32, lane: &Lane, unit: u32) {
+        let backoff = Backoff::new();
+        let op = loop {
+            // Another thread of this process holds the lane for a few instructions.
+            if let Some(op) = lane.announce(slot, 0, UNREGISTER, unit) {
+                break op;
+            }
+            backoff.snooze();
+        };
+        self.settle(lanes, lane, op, unit, false);
     }
 
-    /// Unregisters: the slot first, then `sleepers` (invariant 1).
+    /// Step 2 of a registration (`add`) or unregistration of `unit` announced as `op`: publishes
+    /// it on `sleepers`. A registration fails if a count is full; an unregistration never (a
+    /// corrupt count that would go below zero is left as it is).
     #[inline]
-    pub fn uncount(&self, sleeping: Option<&AtomicU64>, unit: u64) {
-        if let Some(sleeping) = sleeping {
-            sleeping.fetch_sub(unit, Relaxed);
-            self.sleepers.fetch_sub(unit, Relaxed);
+    pub fn publish(
+        &self,
+        lanes: &(impl Lanes + ?Sized),
+        op: &Announced,
+        unit: u32,
+        add: bool,
+    ) -> Result<(), Refused> {
+        self.sleepers.publish_with(lanes, op, |s| {
+            let count = State::count_of(s);
+            moved(count, unit, add).or((!add).then_some(count)).ok_or(Refused::NoPermits)
+        })
+    }
+
+    /// Steps 2-4 of a (un)registration announced in `lane`.
+    #[inline]
+    fn settle(
+        &self,
+        lanes: &(impl Lanes + ?Sized),
+        lane: &Lane,
+        op: Announced,
+        unit: u32,
+        add: bool,
+    ) -> bool {
+        if self.publish(lanes, &op, unit, add).is_ok() {
+            op.complete(lane);
+            op.finish(lane);
+            true
+        } else {
+            op.withdraw(lane);
+            false
         }
     }
 
-    /// One round of a sleeper: registers (if it has a slot: `sleeping`), tries once more with
-    /// `attempt`, and if that finds no permits, sleeps on `wake` until woken or `until`; then
-    /// unregisters. Returns the attempt. A sleeper without a slot does not register (nobody could
-    /// take it off if it died): it must poll, with a short `until`.
+    /// One round of a sleeper: registers (if it has a slot: `me` is its index and sleep lane),
+    /// tries once more with `attempt`, and if that finds no permits, sleeps on `wake` until woken
+    /// or `until` (at most [`POLL`] if it could not register); then unregisters. Returns the
+    /// attempt. A sleeper without a slot does not register (nobody could take it off if it died).
     #[inline]
     pub fn round(
         &self,
-        sleeping: Option<&AtomicU64>,
-        unit: u64,
-        until: Option<Instant>,
+        lanes: &(impl Lanes + ?Sized),
+        me: Option<(u32, &Lane)>,
+        unit: u32,
+        mut until: Option<Instant>,
         attempt: impl FnOnce() -> Result<(), Refused>,
     ) -> Result<(), Refused> {
-        if let Some(sleeping) = sleeping {
-            self.count(unit);
-            self.count_in_slot(sleeping, unit);
+        let registered = me.filter(|&(slot, lane)| self.register(lanes, slot, lane, unit));
+        if registered.is_none() {
+            let poll = Instant::now() + POLL;
+            until = Some(until.map_or(poll, |u| u.min(poll)));
         }
         // SeqCst: pairs with the fence in `wake` (invariant 2).
         fence(SeqCst);
@@ -128,7 +205,9 @@ impl Parking {
             // Whatever the outcome, the caller re-checks the state and the clock.
             let _ = Parker::wait(&self.wake, seen, until);
         }
-        self.uncount(sleeping, unit);
+        if let Some((slot, lane)) = registered {
+            self.unregister(lanes, slot, lane, unit);
+        }
         attempted
     }
 
@@ -138,7 +217,7 @@ impl Parking {
     pub fn wake(&self, added: u64) {
         // SeqCst: pairs with the fence in `round` (invariant 2).
         fence(SeqCst);
-        let s = self.sleepers.load(Relaxed);
+        let s = self.sleepers.word();
         if sleepers(s) != 0 {
             self.wake_slow(s, added);
         }
@@ -164,13 +243,18 @@ impl Parking {
         Parker::wake(&self.wake, WAKE_ALL);
     }
 
-    /// For a recoverer that owns a dead process's slot: takes that process's registrations
-    /// (its slot's `sleeping`) off `sleepers`. By invariant 1 they are all in `sleepers`, so no
-    /// live sleeper is taken off.
-    pub fn take_off_dead(&self, sleeping: &AtomicU64) {
-        let dead = sleeping.swap(0, Relaxed);
-        if dead != 0 {
-            self.sleepers.fetch_sub(dead, Relaxed);
+    /// For a recoverer that owns the dead process's slot `slot`, whose sleep lane is `lane`:
+    /// settles its half-done (un)registration, then takes what the lane counts off `sleepers`, as
+    /// an announced operation of its own (a recoverer killed half-way leaves it to the next).
+    pub fn take_off_dead(&self, lanes: &(impl Lanes + ?Sized), slot: u32, lane: &Lane) {
+        self.sleepers.resolve(lanes, slot, 0);
+        let dead = lane.held();
+        if dead == 0 {
+            return;
+        }
+        // The recoverer owns the slot and the lane is settled, so idle.
+        if let Some(op) = lane.announce(slot, 0, UNREGISTER, dead) {
+            self.settle(lanes, lane, op, dead, false);
         }
     }
 }
@@ -181,8 +265,8 @@ const _: () = assert!(std::mem::offset_of!(Parking, wake) == 8 && std::mem::size
 impl std::fmt::Debug for Parking {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Parking")
-            .field("sleepers", &self.sleepers.load(Relaxed))
-            .field("wake", &self.wake.load(Relaxed))
+            .field("sleepers", &self.sleepers.word())
+            .field("wake", &self.wake.load(crate::sync::Ordering::Relaxed))
             .finish()
     }
 }

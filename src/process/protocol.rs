@@ -150,6 +150,15 @@ pub trait Lanes {
     fn lane(&self, slot: u32, lane: u32) -> Option<&Lane>;
 }
 
+/// One lane per slot (the sleep lanes of `parking.rs`, as the loom models keep them): slot `i`'s
+/// lane 0 is `self[i]`.
+impl Lanes for [Lane] {
+    #[inline]
+    fn lane(&self, slot: u32, lane: u32) -> Option<&Lane> {
+        if lane == 0 { self.get(slot as usize) } else { None }
+    }
+}
+
 /// One lane of a holder slot.
 #[derive(Debug)]
 #[repr(C)]
@@ -297,19 +306,38 @@ impl State {
     #[inline]
     pub fn publish(&self, lanes: &(impl Lanes + ?Sized), op: &Announced) -> Result<(), Refused> {
         let n = u64::from(count(op.word));
-        let tag = make_tag(op.slot, op.lane, seq(op.word));
-        self.change(lanes, |s| {
+        let take = self::op(op.word) == TAKE;
+        self.publish_with(lanes, op, |s| {
             let p = permits(s);
-            let p = if self::op(op.word) == TAKE {
+            if take {
                 if s & CLOSED != 0 {
                     return Err(Refused::Closed);
                 }
-                p.checked_sub(n).ok_or(Refused::NoPermits)?
+                p.checked_sub(n).ok_or(Refused::NoPermits)
             } else {
-                p.checked_add(n).filter(|&p| p <= MAX_PERMITS).ok_or(Refused::NoPermits)?
-            };
-            Ok(s & CLOSED | tag | p)
+                p.checked_add(n).filter(|&p| p <= MAX_PERMITS).ok_or(Refused::NoPermits)
+            }
         })
+    }
+
+    /// Step 2 with the count given by `next` (from the whole word; `Err` refuses): the word
+    /// becomes that count, tagged with `op`. `publish` is this for the state word; the sleepers
+    /// word (`parking.rs`) uses it with its own counts.
+    #[inline]
+    pub fn publish_with(
+        &self,
+        lanes: &(impl Lanes + ?Sized),
+        op: &Announced,
+        next: impl Fn(u64) -> Result<u64, Refused>,
+    ) -> Result<(), Refused> {
+        let tag = make_tag(op.slot, op.lane, seq(op.word));
+        self.change(lanes, |s| Ok(s & CLOSED | tag | (next(s)? & PERMITS_MASK)))
+    }
+
+    /// The count field (bits 0..=31) of a word of this encoding.
+    #[inline]
+    pub const fn count_of(s: u64) -> u64 {
+        permits(s)
     }
 
     /// An untagged take, by a process without a slot (untracked).

@@ -11,7 +11,7 @@
 //! | 24     | 8     | `pid_ns`           | inode of the creator's pid namespace (0: unknown)         |
 //! | 32     | 32    | -                  | reserved, zero                                            |
 //! | 64     | 8     | `state`            | the state word (`protocol.rs`): permits, tag, closed      |
-//! | 72     | 8     | `sleepers`         | sleeping acquires: all in bits 0..32, multi-permit in 32..64 |
+//! | 72     | 8     | `sleepers`         | sleeping acquires (`parking.rs`): all in bits 0..16, multi-permit in 16..32, a tag in 32..63 |
 //! | 80     | 4     | `wake`             | the futex word sleepers wait on, bumped by a waking release |
 //! | 84     | 44    | -                  | padding to the next cache line                            |
 //! | 128    | 128 each | `slots[i]`      | the holder table                                          |
@@ -22,8 +22,7 @@
 //! |--------|------|------------|-------------------------------------------------------------------|
 //! | 0      | 8    | `owner`    | 0: free; else a process identity, see [`owner`] (bit 63: being recovered) |
 //! | 8      | 8    | `nonce`    | the owning process incarnation's nonce (`sys::Identity::nonce`)   |
-//! | 16     | 8    | `sleeping` | its sleeping acquires, counted as in `sleepers`                   |
-//! | 24     | 8    | -          | reserved                                                          |
+//! | 16     | 16   | `sleep`    | the sleep lane: its sleeping acquires, counted as in `sleepers` (`parking.rs`) |
 //! | 32     | 16 each | `lanes[i]` | [`LANES`] lanes: `announce` and `held` words (`protocol.rs`)   |
 //!
 //! A fresh region is all zeros (0 permits, no sleeper, free slots) but for the header and the
@@ -47,8 +46,9 @@ pub(crate) const MAGIC: u64 = u64::from_be_bytes(*b"futexsem");
 /// The layout version. Bump it on any change of this file's tables or of the state and lane
 /// encodings of `protocol.rs`: every build that opens a region reads them. Version 2: the
 /// process semaphore's own state word (tagged, `protocol.rs`) in place of the engine's, lanes,
-/// nonces, and a table size chosen at creation.
-pub(crate) const VERSION: u32 = 2;
+/// nonces, and a table size chosen at creation. Version 3: `sleepers` a tagged word, and each
+/// slot's `sleeping` count a sleep lane (registration announced and completed like a take).
+pub(crate) const VERSION: u32 = 3;
 /// The number of holder slots unless the creator chooses another.
 pub(crate) const DEFAULT_SLOTS: usize = 128;
 /// The size of the header, the part `open` reads before it maps anything.
@@ -89,8 +89,7 @@ pub(crate) struct Region {
 pub(crate) struct Slot {
     pub(crate) owner: AtomicU64,
     pub(crate) nonce: AtomicU64,
-    pub(crate) sleeping: AtomicU64,
-    _reserved: AtomicU64,
+    pub(crate) sleep: Lane,
     pub(crate) lanes: [Lane; LANES],
 }
 
@@ -100,6 +99,7 @@ const _: () = {
     // `sleepers` at 72, `wake` at 80 (`Parking` asserts its own layout).
     assert!(offset_of!(Region, parking) == 72);
     assert!(size_of::<Region>() == 128);
+    assert!(offset_of!(Slot, sleep) == 16);
     assert!(offset_of!(Slot, lanes) == 32);
     assert!(SLOT_SIZE == 128);
     assert!(region_size(DEFAULT_SLOTS) == 128 + 128 * 128);
@@ -125,6 +125,18 @@ impl Lanes for [Slot] {
     #[inline]
     fn lane(&self, slot: u32, lane: u32) -> Option<&Lane> {
         self.get(slot as usize)?.lanes.get(lane as usize)
+    }
+}
+
+/// The holder table seen through its sleep lanes (one per slot, lane 0), for the tagged
+/// `sleepers` word.
+#[derive(Clone, Copy)]
+pub(crate) struct SleepLanes<'a>(pub(crate) &'a [Slot]);
+
+impl Lanes for SleepLanes<'_> {
+    #[inline]
+    fn lane(&self, slot: u32, lane: u32) -> Option<&Lane> {
+        if lane == 0 { self.0.get(slot as usize).map(|s| &s.sleep) } else { None }
     }
 }
 
@@ -157,6 +169,12 @@ impl<'a> View<'a> {
     #[inline]
     pub(crate) fn slot(&self, index: u32) -> Option<&'a Slot> {
         self.slots.get(index as usize)
+    }
+
+    /// The slots' sleep lanes, for `sleepers`.
+    #[inline]
+    pub(crate) fn sleep_lanes(&self) -> SleepLanes<'a> {
+        SleepLanes(self.slots)
     }
 }
 

@@ -15,12 +15,12 @@ use super::holders::Scope;
 use super::protocol::Refused;
 use super::protocol::parking::{sleepers, unit};
 use super::{Holder, ProcessSemaphore, sys};
-use crate::sync::{Backoff, Ordering::Relaxed, SPIN_ROUNDS};
+use crate::sync::{Backoff, SPIN_ROUNDS};
 use std::time::{Duration, Instant};
 
 /// How long an untracked sleeper sleeps at most before it re-checks: it is not counted in
 /// `sleepers`, so no release wakes it.
-pub(crate) const UNTRACKED_POLL: Duration = Duration::from_millis(2);
+pub(crate) const UNTRACKED_POLL: Duration = super::protocol::parking::POLL;
 
 impl ProcessSemaphore {
     #[cold]
@@ -36,20 +36,22 @@ impl ProcessSemaphore {
                 Err(Refused::NoPermits) => {}
                 done => return done,
             }
-            if sleepers(region.parking.sleepers.load(Relaxed)) != 0 {
+            if sleepers(region.parking.sleepers.word()) != 0 {
                 break;
             }
             backoff.spin();
         }
         let unit = unit(n);
-        let sleeping = region.slot(me.slot).map(|slot| &slot.sleeping);
+        let sleeping = region.slot(me.slot).map(|slot| (me.slot, &slot.sleep));
         let mut next_scan = Instant::now() + ProcessSemaphore::RECOVERY_INTERVAL;
         loop {
             let mut until = deadline.map_or(next_scan, |d| d.min(next_scan));
             if sleeping.is_none() {
                 until = until.min(Instant::now() + UNTRACKED_POLL);
             }
-            let attempt = region.parking.round(sleeping, unit, Some(until), || region.take(me.slot, n));
+            let lanes = region.sleep_lanes();
+            let attempt =
+                region.parking.round(&lanes, sleeping, unit, Some(until), || region.take(me.slot, n));
             if attempt != Err(Refused::NoPermits) {
                 return attempt;
             }
