@@ -64,7 +64,7 @@ impl World {
             return false;
         }
         match self.state.publish(self, &announced) {
-            Ok(()) => {
+            Ok(_) => {
                 if steps >= 3 {
                     announced.complete(lane);
                 }
@@ -97,7 +97,7 @@ impl World {
         let lane = &self.slots[slot as usize][0];
         let announced = lane.announce(slot, 0, TAKE, n).expect("lane 0 is this thread's");
         match self.state.publish(self, &announced) {
-            Ok(()) => {
+            Ok(_) => {
                 announced.complete(lane);
                 announced.finish(lane);
                 Ok(())
@@ -114,16 +114,25 @@ impl World {
     fn acquire(&self, slot: u32, n: u32) {
         while self.try_take(slot, n).is_err() {
             let me = Some((slot, &self.sleeping[slot as usize]));
-            if self.parking.round(&self.sleeping[..], me, unit(n), None, || self.try_take(slot, n)).is_ok() {
+            if self
+                .parking
+                .round(&self.state, &self.sleeping[..], me, unit(n), None, || self.try_take(slot, n))
+                .is_ok()
+            {
                 return;
             }
         }
     }
 
-    /// Gives back `n` held by `slot`, then wakes, as dropping a `ProcessPermit` does.
+    /// Gives back `n` held by `slot`, then wakes if the word its give-back replaced had
+    /// `SLEEPING`, as dropping a `ProcessPermit` does.
     fn release(&self, slot: u32, n: u32) {
-        assert!(self.op(slot, GIVE, n, usize::MAX));
-        self.parking.wake(u64::from(n));
+        let lane = &self.slots[slot as usize][0];
+        let announced = lane.announce(slot, 0, GIVE, n).expect("lane 0 is this thread's");
+        let old = self.state.publish(self, &announced).expect("a give-back within MAX_PERMITS");
+        announced.complete(lane);
+        announced.finish(lane);
+        self.parking.wake_after(&self.state, old, u64::from(n));
     }
 
     fn assert_conserved(&self, permits: u64) {
@@ -340,6 +349,63 @@ fn a_sleeper_is_woken_by_the_release_it_waits_for() {
     });
 }
 
+/// A stale `SLEEPING` flag (its sleeper has left) met by a release while a new sleeper
+/// registers: the release clears the flag, looks at `sleepers` again, and the new sleeper is
+/// woken (a deadlock otherwise), whichever of its mark and the clear comes first.
+#[test]
+fn a_release_clearing_a_stale_sleeping_flag_never_strands_a_new_sleeper() {
+    model(|| {
+        let world = World::new(1);
+        assert!(world.op(2, TAKE, 1, usize::MAX));
+        world.state.mark_sleeping();
+        let sleeper = {
+            let world = world.clone();
+            thread::spawn(move || {
+                world.acquire(1, 1);
+                world.release(1, 1);
+            })
+        };
+        world.release(2, 1);
+        sleeper.join().unwrap();
+        world.assert_conserved(1);
+        assert_eq!(world.sleepers_left(), (0, 0));
+    });
+}
+
+/// A sleeper for two permits and two releases of one, the flag stale at first: whichever release
+/// comes second wakes the sleeper, whether it found the flag stale (and cleared it, then looked
+/// again) or the sleeper's fresh mark.
+#[test]
+fn two_releases_around_a_cleared_flag_wake_a_sleeper_for_both() {
+    model(|| {
+        let world = World::new(2);
+        assert!(world.op(0, TAKE, 1, usize::MAX));
+        assert!(world.op(2, TAKE, 1, usize::MAX));
+        world.state.mark_sleeping();
+        let sleepers: Vec<_> = [1u32]
+            .into_iter()
+            .map(|slot| {
+                let world = world.clone();
+                thread::spawn(move || {
+                    world.acquire(slot, 2);
+                    world.release(slot, 2);
+                })
+            })
+            .collect();
+        let holder = {
+            let world = world.clone();
+            thread::spawn(move || world.release(0, 1))
+        };
+        world.release(2, 1);
+        holder.join().unwrap();
+        for s in sleepers {
+            s.join().unwrap();
+        }
+        world.assert_conserved(2);
+        assert_eq!(world.sleepers_left(), (0, 0));
+    });
+}
+
 /// A sleeper for two permits killed at each step of registering, and (registered) at each step
 /// of unregistering; its recoverer takes its registrations off while a live sleeper waits for a
 /// live holder's release (made after the recovery, racing the sleeper). The live sleeper is always woken (recovery never takes a live
@@ -404,7 +470,7 @@ fn a_recoverer_killed_taking_a_sleeper_off_is_settled_by_the_next() {
             first.join().unwrap();
             world.take_off_dead();
             assert!(world.state.add_untagged(&*world, 1));
-            world.parking.wake(1);
+            world.parking.wake(&world.state, 1);
             sleeper.join().unwrap();
             world.assert_conserved(1);
             assert_eq!(world.sleepers_left(), (0, 0), "first recoverer killed after {steps} steps");
@@ -435,7 +501,7 @@ fn recovery_racing_a_release_wakes_a_sleeper_for_both() {
         // Slot 0's process is dead: recover it.
         let returned = world.recover();
         if returned > 0 {
-            world.parking.wake(returned);
+            world.parking.wake(&world.state, returned);
         }
         holder.join().unwrap();
         sleeper.join().unwrap();

@@ -22,8 +22,8 @@
 //!    dead owner it claims the slot with a CAS `id -> its own id | RECOVERING`: exactly one
 //!    recoverer wins, the others move on. The winner settles each lane (an announced operation
 //!    is completed if it reached the state word, dropped if not: `State::resolve`), gives the
-//!    slot's total back as an announced operation of its own in lane 0, takes the sleeping count
-//!    off the region's sleepers, and frees the slot (`Release`). A slot left `RECOVERING` by a
+//!    slot's total back as an announced operation of its own in lane 0, takes the slot's sleep
+//!    lane off the region's sleepers (settled the same way), and frees the slot (`Release`). A slot left `RECOVERING` by a
 //!    recoverer that itself died is recovered again like any dead owner's, and its half-done
 //!    give-back is settled like any other.
 //!
@@ -187,7 +187,7 @@ impl<'a> View<'a> {
         self.state.check_take(n)?;
         let (lane, op) = self.announce(index, slot, TAKE, n);
         match self.state.publish(self.slots, &op) {
-            Ok(()) => {
+            Ok(_) => {
                 op.complete(lane);
                 op.finish(lane);
                 Ok(())
@@ -199,19 +199,24 @@ impl<'a> View<'a> {
         }
     }
 
-    /// Gives back `n` permits that slot `index` holds (untagged for [`UNTRACKED`]); `false` if
-    /// they would take the count past `MAX_PERMITS` (a corrupt region), and are dropped then.
+    /// Gives back `n` permits that slot `index` holds (untagged for [`UNTRACKED`]) and wakes
+    /// sleepers they can serve. Past `MAX_PERMITS` (a corrupt region) they are dropped.
     #[inline]
-    pub(crate) fn give(&self, index: u32, n: u32) -> bool {
+    pub(crate) fn give(&self, index: u32, n: u32) {
         let Some(slot) = self.slot(index) else {
-            return self.state.add_untagged(self.slots, u64::from(n));
+            if self.state.add_untagged(self.slots, u64::from(n)) {
+                self.parking.wake(&self.state, u64::from(n));
+            }
+            return;
         };
         let (lane, op) = self.announce(index, slot, GIVE, n);
-        let given = self.state.publish(self.slots, &op).is_ok();
+        let given = self.state.publish(self.slots, &op);
         // Recorded as given back either way: past MAX_PERMITS they are dropped.
         op.complete(lane);
         op.finish(lane);
-        given
+        if let Ok(old) = given {
+            self.parking.wake_after(&self.state, old, u64::from(n));
+        }
     }
 
     /// Un-records `n` permits slot `index` holds without giving them back (`forget`).

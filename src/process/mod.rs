@@ -17,8 +17,8 @@
 //! The uncontended acquire is: two loads of process-local memory (the identity page, the
 //! handle's cache) and one of the own slot (is the cached slot still this process
 //! incarnation's?), a CAS that reserves a lane and announces the take, the state word's CAS,
-//! and two stores to the lane; no system call. A release is the same plus a `SeqCst` fence and
-//! a load of `sleepers`.
+//! and two stores to the lane; no system call. A release is the same, and wakes only if the
+//! state word its CAS replaced had the `SLEEPING` flag (no fence, no other word read).
 mod create;
 mod holders;
 mod permit;
@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 /// [`anonymous`](ProcessSemaphore::anonymous), which children made by `fork` share. Every
 /// process maps it and works on it directly: uncontended, an acquire is one load and one
 /// compare-and-swap on the shared state plus a compare-and-swap and two stores on this process's
-/// own holder slot, and a release is the same plus a fence and a load; neither enters the
+/// own holder slot, and a release is the same; neither enters the
 /// kernel. Waiters sleep on a process-shared futex, and a release
 /// makes a system call only when someone sleeps.
 ///
@@ -389,9 +389,7 @@ impl ProcessSemaphore {
             return;
         }
         // Past MAX_PERMITS (a corrupt region) the permits are dropped, and nobody to wake.
-        if self.region().give(slot, n) {
-            self.wake(u64::from(n));
-        }
+        self.region().give(slot, n);
     }
 }
 

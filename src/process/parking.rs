@@ -28,18 +28,22 @@
 //! # Invariants
 //! 1. `sleepers` counts exactly the registrations that reached it, and each slot's sleep lane (once
 //!    settled) exactly its process's among them: the protocol's invariants 1-3 on these words.
-//! 2. No lost wakeup: a sleeper registers (its publishing CAS), then [`fence`]`(SeqCst)`, then
-//!    reads `wake`, then tries once more; a release changes the state word, then `fence(SeqCst)`,
-//!    then reads `sleepers`. Of the two fences, the one first in the single total order makes its
-//!    side's write visible to the other side's read: either the release sees the registration (and
-//!    bumps `wake` after the sleeper read it, so the sleeper's `futex_wait`, which compares the word
-//!    atomically, returns at once or is queued before the wake), or the sleeper's last try sees the
-//!    permits.
+//! 2. No lost wakeup, on one word: a sleeper registers, then sets [`SLEEPING`] in the state word
+//!    (a read-modify-write, `AcqRel`), then reads `wake`, then tries once more; a release changes
+//!    the state word (its publishing CAS) and wakes if the word it replaced had `SLEEPING`. The two
+//!    RMWs are ordered in the state word's modification order: if the release's comes later, it
+//!    sees the flag, and (acquiring it) the registration, and bumps `wake` after the sleeper read
+//!    it, so the sleeper's `futex_wait`, which compares the word atomically, returns at once or is
+//!    queued before the wake; if it comes earlier, the sleeper's last try sees the permits. A
+//!    release that sees the flag with nobody registered clears it and looks at `sleepers` again
+//!    (`wake_slow`): a sleeper whose mark came before the clear is seen then (the clear acquired
+//!    the mark), and one whose mark comes after sees the permits. Acquire/release on one word: loom
+//!    models it exactly (the `SeqCst` fences of layout 2 cost a locked instruction per release).
 
-use super::{Announced, Lane, Lanes, Refused, State};
+use super::{Announced, Lane, Lanes, Refused, SLEEPING, State};
 use super::{GIVE, TAKE};
 use crate::sync::{Backoff, Futex, Ordering::Acquire, Ordering::Release};
-use crate::sync::{Ordering::SeqCst, Park, WAKE_ALL, fence};
+use crate::sync::{Park, WAKE_ALL};
 use std::time::{Duration, Instant};
 
 /// The futex of the region: process-shared (no `FUTEX_PRIVATE_FLAG`); under loom, loom's.
@@ -88,7 +92,8 @@ fn moved(count: u64, unit: u32, add: bool) -> Option<u64> {
     let (all, many) = (count & HALF, (count >> 16) & HALF);
     let (all, many) =
         if add { (all + u_all, many + u_many) } else { (all.checked_sub(u_all)?, many.checked_sub(u_many)?) };
-    (all <= HALF && many <= HALF).then_some(many << 16 | all)
+    // The multi-permit half has 15 bits: bit 31 of a tagged word is a flag.
+    (all <= HALF && many <= HALF >> 1).then_some(many << 16 | all)
 }
 
 /// The region's sleep words: `sleepers` and `wake` (offsets 72 and 80 of the region).
@@ -185,6 +190,7 @@ impl Parking {
     #[inline]
     pub fn round(
         &self,
+        state: &State,
         lanes: &(impl Lanes + ?Sized),
         me: Option<(u32, &Lane)>,
         unit: u32,
@@ -192,12 +198,13 @@ impl Parking {
         attempt: impl FnOnce() -> Result<(), Refused>,
     ) -> Result<(), Refused> {
         let registered = me.filter(|&(slot, lane)| self.register(lanes, slot, lane, unit));
-        if registered.is_none() {
+        if registered.is_some() {
+            // After the registration: invariant 2.
+            state.mark_sleeping();
+        } else {
             let poll = Instant::now() + POLL;
             until = Some(until.map_or(poll, |u| u.min(poll)));
         }
-        // SeqCst: pairs with the fence in `wake` (invariant 2).
-        fence(SeqCst);
         // Acquire: pairs with the Release bump in `wake_slow`.
         let seen = self.wake.load(Acquire);
         let attempted = attempt();
@@ -211,23 +218,46 @@ impl Parking {
         attempted
     }
 
-    /// After `added` permits were added to the state word: wakes the sleepers they can serve, if
-    /// anyone is registered.
+    /// After a change that added `added` permits to `state` and replaced the word `old`: wakes
+    /// the sleepers they can serve if `old` had [`SLEEPING`] (invariant 2). The fast path: no
+    /// fence, no other word read.
     #[inline]
-    pub fn wake(&self, added: u64) {
-        // SeqCst: pairs with the fence in `round` (invariant 2).
-        fence(SeqCst);
-        let s = self.sleepers.word();
-        if sleepers(s) != 0 {
-            self.wake_slow(s, added);
+    pub fn wake_after(&self, state: &State, old: u64, added: u64) {
+        if old & SLEEPING != 0 {
+            self.wake_slow(state, added);
         }
     }
 
+    /// After `added` permits were added to `state` by a change whose replaced word the caller
+    /// did not keep (recovery, `add_permits`): the same, reading the flag by [`State::probe`].
+    #[inline]
+    pub fn wake(&self, state: &State, added: u64) {
+        self.wake_after(state, state.probe(), added);
+    }
+
     #[cold]
-    fn wake_slow(&self, s: u64, added: u64) {
+    fn wake_slow(&self, state: &State, added: u64) {
+        // Relaxed: the change that saw SLEEPING acquired it from the `mark_sleeping` of every
+        // sleeper it must wake, which came after that sleeper's registration.
+        let mut s = self.sleepers.word();
+        let mut n_all = false;
+        if sleepers(s) == 0 {
+            // Nobody registered now: clear the flag, then look again. A sleeper that marked the
+            // flag before the clear is seen by this look (the clear acquired its mark); one that
+            // marks it after sees the permits in its last try.
+            state.clear_sleeping();
+            s = self.sleepers.load(Acquire);
+            if sleepers(s) == 0 {
+                return;
+            }
+            // Someone registered meanwhile, and releases between the clear and this mark did not
+            // wake: mark again and wake everyone, for their permits too.
+            state.mark_sleeping();
+            n_all = true;
+        }
         // Release: pairs with the Acquire load of the word in `round`.
         self.wake.bump(Release);
-        let n = if has_many_sleepers(s) {
+        let n = if n_all || has_many_sleepers(s) {
             // Sizes differ: nobody knows which sleeper the permits satisfy.
             WAKE_ALL
         } else {

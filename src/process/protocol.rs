@@ -8,7 +8,8 @@
 //!
 //! | bits    | field      | meaning                                                              |
 //! |---------|------------|----------------------------------------------------------------------|
-//! | 0..=31  | permits    | permits available (at most `MAX_PERMITS`; bit 31 is headroom)        |
+//! | 0..=30  | permits    | permits available (at most `MAX_PERMITS`)                            |
+//! | 31      | [`SLEEPING`] | a sleeper may be registered: a release that sees it wakes (`parking.rs`) |
 //! | 32..=45 | tag seq    | low [`TAG_SEQ_BITS`] bits of the sequence of the last tagged change  |
 //! | 46..=48 | tag lane   | the lane of that change                                              |
 //! | 49..=62 | tag slot   | its slot + 1; 0: the last change was untagged (nobody to complete)   |
@@ -52,7 +53,9 @@
 //! (`docs/process.md`, *The announce/complete protocol*, has the argument).
 
 use crate::raw::MAX_PERMITS;
-use crate::sync::{AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use crate::sync::{
+    AtomicU64, Ordering, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 
 /// The sleep protocol on the region's words (its own file; here so that it builds under loom
 /// with this module).
@@ -66,7 +69,7 @@ pub const MAX_SLOTS: usize = (1 << 14) - 1;
 /// Bits of the sequence kept in the state word's tag.
 pub const TAG_SEQ_BITS: u32 = 14;
 
-const PERMITS_MASK: u64 = 0xFFFF_FFFF;
+const PERMITS_MASK: u64 = 0x7FFF_FFFF;
 const TAG_SHIFT: u32 = 32;
 const TAG_MASK: u64 = ((1 << 31) - 1) << TAG_SHIFT;
 const TAG_SEQ_MASK: u64 = (1 << TAG_SEQ_BITS) - 1;
@@ -74,6 +77,11 @@ const TAG_LANE_SHIFT: u32 = TAG_SEQ_BITS;
 const TAG_SLOT_SHIFT: u32 = TAG_SEQ_BITS + 3;
 /// The semaphore is closed.
 pub const CLOSED: u64 = 1 << 63;
+/// A sleeper may be registered (set by each sleeper after it registers, cleared by a release that
+/// finds nobody registered; `parking.rs`, invariant 2).
+pub const SLEEPING: u64 = 1 << 31;
+/// The flags every change of the word keeps.
+const FLAGS: u64 = CLOSED | SLEEPING;
 
 const SEQ_MASK: u64 = (1 << 30) - 1;
 const SEQ_SHIFT: u32 = 32;
@@ -300,11 +308,18 @@ impl State {
         self.word.load(Relaxed)
     }
 
-    /// Step 2 of a take or a give-back announced in a lane. A take fails (and must then be
+    /// The raw word, loaded with `order`.
+    #[inline]
+    pub fn load(&self, order: Ordering) -> u64 {
+        self.word.load(order)
+    }
+
+    /// Step 2 of a take or a give-back announced in a lane; returns the word it replaced (a
+    /// give-back wakes sleepers if it had [`SLEEPING`]). A take fails (and must then be
     /// withdrawn) if closed or short of permits; a give-back fails only past `MAX_PERMITS`
     /// (a corrupt count), and is withdrawn then too (the permits are dropped).
     #[inline]
-    pub fn publish(&self, lanes: &(impl Lanes + ?Sized), op: &Announced) -> Result<(), Refused> {
+    pub fn publish(&self, lanes: &(impl Lanes + ?Sized), op: &Announced) -> Result<u64, Refused> {
         // Not through `publish_with`: written out, it stays inlined into the fast paths (through
         // `publish_with` it was not, which cost about 20 ns per acquire/release pair).
         let n = u64::from(count(op.word));
@@ -319,7 +334,7 @@ impl State {
             } else {
                 p.checked_add(n).filter(|&p| p <= MAX_PERMITS).ok_or(Refused::NoPermits)?
             };
-            Ok(s & CLOSED | tag | p)
+            Ok(s & FLAGS | tag | p)
         })
     }
 
@@ -334,10 +349,10 @@ impl State {
         next: impl Fn(u64) -> Result<u64, Refused>,
     ) -> Result<(), Refused> {
         let tag = make_tag(op.slot, op.lane, seq(op.word));
-        self.change(lanes, |s| Ok(s & CLOSED | tag | (next(s)? & PERMITS_MASK)))
+        self.change(lanes, |s| Ok(s & FLAGS | tag | (next(s)? & PERMITS_MASK))).map(drop)
     }
 
-    /// The count field (bits 0..=31) of a word of this encoding.
+    /// The count field (bits 0..=30) of a word of this encoding.
     #[inline]
     pub const fn count_of(s: u64) -> u64 {
         permits(s)
@@ -351,8 +366,9 @@ impl State {
                 return Err(Refused::Closed);
             }
             let p = permits(s).checked_sub(u64::from(n)).ok_or(Refused::NoPermits)?;
-            Ok(s & CLOSED | p)
+            Ok(s & FLAGS | p)
         })
+        .map(drop)
     }
 
     /// An untagged addition (`release`, `add_permits`, an untracked give-back); `false` past
@@ -362,19 +378,45 @@ impl State {
     pub fn add_untagged(&self, lanes: &(impl Lanes + ?Sized), n: u64) -> bool {
         self.change(lanes, |s| {
             let p = permits(s).checked_add(n).filter(|&p| p <= MAX_PERMITS).ok_or(Refused::NoPermits)?;
-            Ok(s & CLOSED | p)
+            Ok(s & FLAGS | p)
         })
         .is_ok()
     }
 
+    /// Sets [`SLEEPING`] (a sleeper, after it registered); keeps the tag, so nothing to help.
+    #[inline]
+    pub fn mark_sleeping(&self) {
+        // AcqRel: Release so that a release whose change comes later in this word's order (and
+        // sees the flag) sees the registration; Acquire so that a release's change that comes
+        // earlier is seen by the sleeper's next attempt (`parking.rs`, invariant 2).
+        self.word.fetch_or(SLEEPING, AcqRel);
+    }
+
+    /// Clears [`SLEEPING`] (a release that found nobody registered; it looks again after).
+    #[inline]
+    pub fn clear_sleeping(&self) {
+        // AcqRel: Acquire pairs with the `mark_sleeping` this comes after, so that the look
+        // again sees that sleeper's registration; Release as for any change.
+        self.word.fetch_and(!SLEEPING, AcqRel);
+    }
+
+    /// The word as of now in its order of changes, by a read-modify-write that changes
+    /// nothing: for a caller that changed the word earlier and must know whether a sleeper
+    /// marked it since (a recoverer, `add_permits`).
+    #[inline]
+    pub fn probe(&self) -> u64 {
+        // AcqRel: Acquire pairs with `mark_sleeping` (its registration is seen).
+        self.word.fetch_or(0, AcqRel)
+    }
+
     /// CASes the state word to `next(s)`, first completing the operation of the tag it
-    /// overwrites (invariant 2).
+    /// overwrites (invariant 2). Returns the word it replaced.
     #[inline]
     fn change(
         &self,
         lanes: &(impl Lanes + ?Sized),
         next: impl Fn(u64) -> Result<u64, Refused>,
-    ) -> Result<(), Refused> {
+    ) -> Result<u64, Refused> {
         let mut s = self.word.load(Acquire);
         loop {
             let new = next(s)?;
@@ -386,7 +428,7 @@ impl State {
             // (pairs with the Acquire loads here and in `help`/`resolve`); Acquire pairs with the
             // Release of the change that gave the permits this one takes.
             match self.word.compare_exchange_weak(s, new, AcqRel, Acquire) {
-                Ok(_) => return Ok(()),
+                Ok(old) => return Ok(old),
                 Err(now) => s = now,
             }
         }

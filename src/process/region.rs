@@ -10,7 +10,7 @@
 //! | 20     | 4     | `initial_permits`  | the permits it was created with (informational)           |
 //! | 24     | 8     | `pid_ns`           | inode of the creator's pid namespace (0: unknown)         |
 //! | 32     | 32    | -                  | reserved, zero                                            |
-//! | 64     | 8     | `state`            | the state word (`protocol.rs`): permits, tag, closed      |
+//! | 64     | 8     | `state`            | the state word (`protocol.rs`): permits, sleeping flag, tag, closed |
 //! | 72     | 8     | `sleepers`         | sleeping acquires (`parking.rs`): all in bits 0..16, multi-permit in 16..32, a tag in 32..63 |
 //! | 80     | 4     | `wake`             | the futex word sleepers wait on, bumped by a waking release |
 //! | 84     | 44    | -                  | padding to the next cache line                            |
@@ -47,7 +47,8 @@ pub(crate) const MAGIC: u64 = u64::from_be_bytes(*b"futexsem");
 /// encodings of `protocol.rs`: every build that opens a region reads them. Version 2: the
 /// process semaphore's own state word (tagged, `protocol.rs`) in place of the engine's, lanes,
 /// nonces, and a table size chosen at creation. Version 3: `sleepers` a tagged word, and each
-/// slot's `sleeping` count a sleep lane (registration announced and completed like a take).
+/// slot's `sleeping` count a sleep lane (registration announced and completed like a take), and
+/// the state word's bit 31 the `SLEEPING` flag.
 pub(crate) const VERSION: u32 = 3;
 /// The number of holder slots unless the creator chooses another.
 pub(crate) const DEFAULT_SLOTS: usize = 128;

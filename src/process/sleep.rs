@@ -50,8 +50,9 @@ impl ProcessSemaphore {
                 until = until.min(Instant::now() + UNTRACKED_POLL);
             }
             let lanes = region.sleep_lanes();
-            let attempt =
-                region.parking.round(&lanes, sleeping, unit, Some(until), || region.take(me.slot, n));
+            let attempt = region
+                .parking
+                .round(&region.state, &lanes, sleeping, unit, Some(until), || region.take(me.slot, n));
             if attempt != Err(Refused::NoPermits) {
                 return attempt;
             }
@@ -72,7 +73,8 @@ impl ProcessSemaphore {
     /// After `added` permits were added: wakes sleepers they can serve, if there are any.
     #[inline]
     pub(super) fn wake(&self, added: u64) {
-        self.region().parking.wake(added);
+        let region = self.region();
+        region.parking.wake(&region.state, added);
     }
 
     /// Wakes every sleeper (closing).
