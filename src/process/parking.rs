@@ -6,7 +6,7 @@
 //! # The words
 //! | word       | where          | meaning                                                               |
 //! |------------|----------------|-----------------------------------------------------------------------|
-//! | `sleepers` | region         | a tagged word of `protocol.rs`'s encoding: registered sleepers, all in bits 0..=15 and those for more than one permit in 16..=31, then the tag of the last registration |
+//! | `sleepers` | region         | a tagged word of `protocol.rs`'s encoding: registered sleepers, all in bits 0..=15 and those for more than one permit in 16..=30 (bit 31 is the state word's flag bit, unused here), then the tag of the last registration |
 //! | `wake`     | region         | the futex word sleepers wait on; a waking release bumps it            |
 //! | `sleep`    | each slot      | a [`Lane`]: the slot's registrations, counted as in `sleepers`, announced and completed like a take |
 //!
@@ -304,5 +304,23 @@ impl std::fmt::Debug for Parking {
 impl Default for Parking {
     fn default() -> Parking {
         Parking::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_move_in_both_halves_and_stop_at_their_limits() {
+        assert_eq!(moved(0, ONE_MANY_SLEEPER, true), Some(u64::from(ONE_MANY_SLEEPER)));
+        assert_eq!(moved(u64::from(ONE_MANY_SLEEPER), ONE_SLEEPER, true), Some(2 | 1 << 16));
+        assert_eq!(moved(2 | 1 << 16, ONE_MANY_SLEEPER, false), Some(1));
+        // Full: 0xFFFF sleepers in all, 0x7FFF for more than one permit (bit 31 is a flag's).
+        assert_eq!(moved(HALF, ONE_SLEEPER, true), None);
+        assert_eq!(moved(0x7FFF << 16 | 0x7FFF, ONE_MANY_SLEEPER, true), None);
+        assert_eq!(moved(0, ONE_SLEEPER, false), None);
+        let s = 3 | 1 << 16;
+        assert_eq!((sleepers(s), has_many_sleepers(s), has_many_sleepers(3)), (3, true, false));
     }
 }

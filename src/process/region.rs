@@ -11,7 +11,7 @@
 //! | 24     | 8     | `pid_ns`           | inode of the creator's pid namespace (0: unknown)         |
 //! | 32     | 32    | -                  | reserved, zero                                            |
 //! | 64     | 8     | `state`            | the state word (`protocol.rs`): permits, sleeping flag, tag, closed |
-//! | 72     | 8     | `sleepers`         | sleeping acquires (`parking.rs`): all in bits 0..16, multi-permit in 16..32, a tag in 32..63 |
+//! | 72     | 8     | `sleepers`         | sleeping acquires (`parking.rs`): all in bits 0..16, multi-permit in 16..31, a tag in 32..63 |
 //! | 80     | 4     | `wake`             | the futex word sleepers wait on, bumped by a waking release |
 //! | 84     | 44    | -                  | padding to the next cache line                            |
 //! | 128    | 128 each | `slots[i]`      | the holder table                                          |
@@ -294,6 +294,8 @@ mod tests {
             (header(0, VERSION, size, slots), full),
             (header(MAGIC, VERSION + 1, size, slots), full),
             (header(MAGIC, 1, size, slots), full),
+            // Layout 2: plain sleeper counters, no SLEEPING flag; refused, not misread.
+            (header(MAGIC, 2, size, slots), full),
             (header(MAGIC, VERSION, size + 64, slots), full),
             (header(MAGIC, VERSION, size, 3), full),
             (header(MAGIC, VERSION, region_size(0) as u32, 0), region_size(0) as u64),
