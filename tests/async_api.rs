@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::wait_for_waiters;
+use common::{PATIENCE, wait_for_waiters};
 use futex_semaphore::{AcquireError, BoundedSemaphore, Semaphore};
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
+use std::time::Instant;
 
 /// A waker that counts its wakes.
 #[derive(Default)]
@@ -40,6 +41,16 @@ impl<F: Future + Unpin> Driven<F> {
 
     fn woken(&self) -> bool {
         self.wakes.0.load(SeqCst) > 0
+    }
+
+    /// Whether it is woken within [`PATIENCE`]: for a wake that another thread's locked section
+    /// chose and sends after it unlocks, which may be after the release that caused it returned.
+    fn woken_soon(&self) -> bool {
+        let start = Instant::now();
+        while !self.woken() && start.elapsed() < PATIENCE {
+            thread::yield_now();
+        }
+        self.woken()
     }
 }
 
@@ -219,8 +230,10 @@ fn threads_and_tasks_wait_on_one_semaphore() {
         sem.release();
         sem.release();
         // The releases woke the thread on its futex and notified the task, each on its own: two
-        // permits, one each, whatever order they run in.
-        assert!(task.woken());
+        // permits, one each, whatever order they run in. The task's wake may be sent by the
+        // thread (its section took one permit and chose the task for the other) after the second
+        // release returned, so it is waited for.
+        assert!(task.woken_soon(), "the task was not woken for the second permit");
         let Poll::Ready(Ok(p)) = task.poll() else { panic!("the task was not given a permit") };
         p.forget();
         thread.join().unwrap();
