@@ -449,20 +449,26 @@ mod processes {
         }
     }
 
-    /// The child: takes one or two permits in a loop, holding them a random while, until it is
-    /// killed (or its stdin closes, or its lifetime ends).
-    pub fn churn() {
+    /// What every killed child does first: opens the semaphore its parent named, reads its index,
+    /// and arranges to exit when the parent goes away (its stdin closes). Returns those and the
+    /// end of its life, should it never be killed.
+    fn child_start() -> (ProcessSemaphore, usize, Instant) {
         let sem = ProcessSemaphore::open(&env::var(NAME).unwrap()).unwrap();
-        let cells = Cells::open(&env::var(CELLS).unwrap());
         let me: usize = env::var(INDEX).unwrap().parse().unwrap();
-        // Ends the process when the parent goes away (stdin closes).
         thread::spawn(|| {
             let _ = std::io::stdin().read_to_end(&mut Vec::new());
             std::process::exit(0);
         });
+        (sem, me, Instant::now() + CHILD_LIFETIME)
+    }
+
+    /// The child: takes one or two permits in a loop, holding them a random while, until it is
+    /// killed (or its stdin closes, or its lifetime ends).
+    pub fn churn() {
+        let (sem, me, end) = child_start();
+        let cells = Cells::open(&env::var(CELLS).unwrap());
         let (phase, progress) = (cells.phase(me), cells.progress(me));
         let mut rng = Rng::new(u64::from(std::process::id()));
-        let end = Instant::now() + CHILD_LIFETIME;
         while Instant::now() < end {
             let n = 1 + rng.below(2) as u32;
             phase.store(ACQUIRING, SeqCst);
@@ -782,14 +788,8 @@ mod processes {
     /// A storm child: `STORM_THREADS` threads taking one or two permits in hot loops, in every
     /// way (blocking, try, timed), sometimes recovering, until killed.
     pub fn storm() {
-        let sem = ProcessSemaphore::open(&env::var(NAME).unwrap()).unwrap();
+        let (sem, me, end) = child_start();
         let cells = StormCells::open(&env::var(CELLS).unwrap());
-        let me: usize = env::var(INDEX).unwrap().parse().unwrap();
-        thread::spawn(|| {
-            let _ = std::io::stdin().read_to_end(&mut Vec::new());
-            std::process::exit(0);
-        });
-        let end = Instant::now() + CHILD_LIFETIME;
         thread::scope(|s| {
             for t in 0..STORM_THREADS {
                 let (sem, cells) = (&sem, &cells);
@@ -851,14 +851,8 @@ mod processes {
     /// Sleeper children: threads that register, sleep a few microseconds and unregister, in a
     /// loop, on a semaphore that has no permits (a timed acquire for 1 or 2 that times out).
     pub fn sleepers() {
-        let sem = ProcessSemaphore::open(&env::var(NAME).unwrap()).unwrap();
+        let (sem, me, end) = child_start();
         let cells = Cells::open(&env::var(CELLS).unwrap());
-        let me: usize = env::var(INDEX).unwrap().parse().unwrap();
-        thread::spawn(|| {
-            let _ = std::io::stdin().read_to_end(&mut Vec::new());
-            std::process::exit(0);
-        });
-        let end = Instant::now() + CHILD_LIFETIME;
         let progress = cells.progress(me);
         thread::scope(|s| {
             for t in 0..SLEEPER_THREADS {
