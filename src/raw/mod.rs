@@ -165,7 +165,14 @@ impl RawSemaphore {
     /// Queues, sleeps and re-checks until `n` permits are taken, the deadline passes or the
     /// semaphore closes.
     fn wait(&self, n: u64, deadline: Option<Instant>) -> Result<(), TryAcquireError> {
-        let slot = Arc::new(Slot::new());
+        let slot = Slot::fresh();
+        let result = self.wait_on(&slot, n, deadline);
+        Slot::recycle(slot);
+        result
+    }
+
+    /// [`wait`](Self::wait) with this waiter's slot.
+    fn wait_on(&self, slot: &Arc<Slot>, n: u64, deadline: Option<Instant>) -> Result<(), TryAcquireError> {
         let word = &slot.futex;
         let mut me = None;
         let mut locked = self.lock();
@@ -173,7 +180,7 @@ impl RawSemaphore {
             // Acquire: pairs with the Release bump of a walk that wakes this thread. Read under
             // the lock, before the last look: a wake after this section changes the word.
             let seen = word.load(Acquire);
-            let held_back_until = match locked.take_or_queue(&mut me, n, &slot, || Wake::Thread) {
+            let held_back_until = match locked.take_or_queue(&mut me, n, slot, || Wake::Thread) {
                 Take::Taken => return Ok(()),
                 Take::Closed => return Err(TryAcquireError::Closed),
                 Take::Short { held_back_until } => held_back_until,

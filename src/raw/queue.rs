@@ -52,6 +52,8 @@ use crate::sync::{
     Arc, AtomicU32, AtomicU64, Futex, Mutex, MutexGuard, Ordering::Acquire, Ordering::Relaxed,
 };
 use crate::sync::{Ordering::Release, Park, Private, Token, cancel, wake_at};
+#[cfg(not(loom))]
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -86,6 +88,31 @@ impl Slot {
         Slot { futex: Futex::new(), granted: AtomicU32::new(0) }
     }
 
+    /// A slot for a new waiter: the one this thread kept from its last wait (see
+    /// [`recycle`](Self::recycle)), or a new one.
+    pub(crate) fn fresh() -> Arc<Slot> {
+        #[cfg(not(loom))]
+        if let Some(slot) = SPARE.try_with(Cell::take).ok().flatten() {
+            return slot;
+        }
+        Arc::new(Slot::new())
+    }
+
+    /// Keeps a finished waiter's slot as this thread's spare, for its next wait: an allocation and
+    /// a free fewer per wait. Only a slot nobody else holds (not the queue, not a wake on its way
+    /// to it) is kept; it starts over ungranted (its futex word may hold any value: a waiter reads
+    /// it before its last look).
+    pub(crate) fn recycle(slot: Arc<Slot>) {
+        #[cfg(not(loom))]
+        if Arc::strong_count(&slot) == 1 {
+            // Relaxed: nobody else can see the slot until it is handed out again.
+            slot.granted.store(0, Relaxed);
+            let _ = SPARE.try_with(move |spare| spare.set(Some(slot)));
+        }
+        #[cfg(loom)]
+        drop(slot); // no spares under loom: its models allocate each slot
+    }
+
     /// Whether a walk served this waiter: its permits are taken for it and it is out of the queue.
     #[inline]
     pub(crate) fn granted(&self) -> bool {
@@ -93,6 +120,12 @@ impl Slot {
         // permits for this waiter (itself an Acquire on the releases that gave them back).
         self.granted.load(Acquire) != 0
     }
+}
+
+#[cfg(not(loom))]
+thread_local! {
+    /// This thread's spare [`Slot`] (see [`Slot::recycle`]).
+    static SPARE: Cell<Option<Arc<Slot>>> = const { Cell::new(None) };
 }
 
 /// How to wake a waiter.
@@ -106,11 +139,12 @@ pub(crate) enum Wake {
 struct Entry {
     id: Id,
     n: u64,
-    /// When it queued, or when its last reservation lapsed: the start of its starvation clock.
-    since: Instant,
+    /// When it starts starving: [`STARVE_AFTER`] after it queued or after its last reservation
+    /// lapsed (stored as the instant, so that a walk compares instead of subtracting).
+    starve_at: Instant,
     /// How long its next reservation lasts.
     lapse: Duration,
-    /// Walks that passed it over at the head since `since`: the loom models' clock (see
+    /// Walks that passed it over at the head since its starvation clock started: the loom models' clock (see
     /// [`Entry::starving`]).
     passed: u32,
     /// Woken and not yet run (invariant 2).
@@ -276,7 +310,7 @@ impl Locked<'_> {
         inner.entries.push_back(Entry {
             id,
             n,
-            since: now,
+            starve_at: now + STARVE_AFTER,
             lapse: FIRST_LAPSE,
             passed: 0,
             notified: false,
@@ -357,7 +391,7 @@ impl Locked<'_> {
         if let Some(r) = inner.end_reservation() {
             if let Some(i) = inner.index(r.owner) {
                 let owner = &mut inner.entries[i];
-                (owner.since, owner.passed) = (now, 0);
+                (owner.starve_at, owner.passed) = (now + STARVE_AFTER, 0);
             }
             self.state.fetch_and(!RESERVED, Relaxed);
         }
@@ -488,11 +522,11 @@ impl Drop for Locked<'_> {
 }
 
 impl Entry {
-    /// Whether it has waited long enough for a reservation: [`STARVE_AFTER`] since `since`. Under
+    /// Whether it has waited long enough for a reservation: `starve_at` has come. Under
     /// loom, where time does not pass, once a walk has passed it over, so that the models see
     /// the queue both without and with a reservation.
     fn starving(&self, now: Instant) -> bool {
-        if cfg!(loom) { self.passed >= 1 } else { now.saturating_duration_since(self.since) >= STARVE_AFTER }
+        if cfg!(loom) { self.passed >= 1 } else { now >= self.starve_at }
     }
 }
 
@@ -651,7 +685,7 @@ mod tests {
             inner.entries.push_back(Entry {
                 id,
                 n: 1,
-                since: Instant::now(),
+                starve_at: Instant::now() + STARVE_AFTER,
                 lapse: FIRST_LAPSE,
                 passed: 0,
                 notified: false,
@@ -660,6 +694,28 @@ mod tests {
             });
         }
         inner
+    }
+
+    /// A finished waiter's slot is reused by this thread's next wait only if nobody else holds it,
+    /// and it comes back ungranted (a granted spare would let the next waiter leave with
+    /// permits nobody took for it).
+    #[test]
+    fn a_recycled_slot_comes_back_ungranted_and_a_shared_one_is_not_kept() {
+        let slot = Slot::fresh();
+        slot.granted.store(1, Release);
+        let elsewhere = Arc::clone(&slot); // a wake on its way, say
+        Slot::recycle(slot);
+        let next = Slot::fresh();
+        assert!(!Arc::ptr_eq(&next, &elsewhere), "a slot someone else holds was handed out again");
+        assert!(!next.granted());
+        drop(next);
+        Slot::recycle(elsewhere.clone());
+        assert!(!Arc::ptr_eq(&Slot::fresh(), &elsewhere), "kept while shared");
+        let kept = Arc::as_ptr(&elsewhere);
+        Slot::recycle(elsewhere);
+        let reused = Slot::fresh();
+        assert_eq!(Arc::as_ptr(&reused), kept, "the spare was not reused");
+        assert!(!reused.granted(), "the spare came back granted");
     }
 
     /// `index` finds every entry and nothing else, whatever gaps leaving waiters left (a miss

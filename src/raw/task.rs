@@ -91,7 +91,7 @@ impl AsyncWaiter {
             }
             // Barging without the lock; under a reservation, straight to the locked look.
             State::Idle => match sem.try_barge(self.n) {
-                None | Some(Err(TryAcquireError::NoPermits)) => (None, Arc::new(Slot::new()), false),
+                None | Some(Err(TryAcquireError::NoPermits)) => (None, Slot::fresh(), false),
                 Some(result) => {
                     self.state = State::Done;
                     return Poll::Ready(result);
@@ -99,7 +99,9 @@ impl AsyncWaiter {
             },
             State::Queued { slot, .. } if slot.granted() => {
                 // Served by a walk: out of the queue, the permits are this task's. No lock.
-                self.state = State::Done;
+                if let State::Queued { slot, .. } = std::mem::replace(&mut self.state, State::Done) {
+                    Slot::recycle(slot);
+                }
                 return Poll::Ready(Ok(()));
             }
             State::Queued { id, slot, held_back } => (Some(*id), Arc::clone(slot), *held_back),
@@ -132,6 +134,7 @@ impl AsyncWaiter {
             return Poll::Pending;
         }
         self.state = State::Done;
+        Slot::recycle(slot);
         Poll::Ready(Ok(()))
     }
 
