@@ -322,6 +322,12 @@ impl Locked<'_> {
             // Invariant 1, then the last look: a release whose RMW comes after this one sees
             // QUEUED and walks after this section; one before it left its permits for the look.
             self.state.fetch_or(QUEUED, Relaxed);
+        } else if inner.reservation.is_none() {
+            // Others wait already: QUEUED was set before the look above, so a release after that
+            // look walks after this section, which serves this waiter as any other. (Under a
+            // reservation the look is taken again, to make this waiter its watcher if it is held
+            // back: invariant 5.)
+            return result;
         }
         let result = self.take(*me, n);
         if matches!(result, Take::Taken | Take::Closed) {
