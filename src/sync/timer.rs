@@ -14,7 +14,7 @@
 //! `sync` shim has no timer at all.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, Once};
+use std::sync::Mutex;
 use std::task::Waker;
 use std::thread::Thread;
 use std::time::Instant;
@@ -57,7 +57,7 @@ fn count_forks() {
             child: Option<extern "C" fn()>,
         ) -> std::ffi::c_int;
     }
-    static ONCE: Once = Once::new();
+    static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // SAFETY: POSIX's `pthread_atfork` (in the C library of every unix target), with no
         // prepare or parent handler and a child handler that only does an atomic add. If it
