@@ -108,6 +108,7 @@ impl AsyncWaiter {
         };
         let mut locked = sem.lock();
         loop {
+            let joins = me.is_none(); // this look queues it, with this poll's waker
             let take = locked.take_or_queue(&mut me, n, &slot, || Wake::Task(Some(cx.waker().clone())));
             let held_back_until = match take {
                 Take::Taken => break,
@@ -118,7 +119,9 @@ impl AsyncWaiter {
                 Take::Short { held_back_until } => held_back_until,
             };
             let id = me.expect("queued while short");
-            locked.set_waker(id, cx.waker());
+            if !joins {
+                locked.set_waker(id, cx.waker());
+            }
             if let Some(until) = held_back_until {
                 // Under loom a task sees a reservation out after one yield (the clock never does).
                 if Instant::now() >= until || (cfg!(loom) && was_held_back) {

@@ -13,8 +13,8 @@
 //! [`wake_at`] returns `None` and the caller yields to its executor instead; under loom the
 //! `sync` shim has no timer at all.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::Waker;
 use std::thread::Thread;
 use std::time::Instant;
