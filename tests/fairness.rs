@@ -202,23 +202,6 @@ fn a_reservation_lapses_so_holders_that_need_more_can_finish() {
 /// that yielded until the lapse was polled thousands of times per millisecond, taking a worker).
 #[test]
 fn a_reservation_lapses_for_a_task_holder_too() {
-    let sem = Semaphore::new(2);
-    let (first, other) = (sem.acquire().unwrap(), sem.acquire().unwrap());
-    thread::scope(|s| {
-        let big = s.spawn(|| sem.acquire_many(2).unwrap().num_permits());
-        wait_for_waiters(&sem, 1);
-        thread::sleep(Duration::from_millis(5));
-        drop(other);
-        let mut acquire = std::pin::pin!(sem.acquire_async());
-        let mut polls = 0;
-        let second = pollster::block_on(std::future::poll_fn(|cx| {
-            polls += 1;
-            acquire.as_mut().poll(cx)
-        }))
-        .unwrap();
-        drop((first, second));
-        assert_eq!(big.join().unwrap(), 2);
-        assert!(polls < 50, "the held-back task was polled {polls} times before the lapse");
-    });
-    assert_eq!(sem.available_permits(), 2);
+    let polls = common::task_waits_out_a_reservation();
+    assert!(polls < 50, "the held-back task was polled {polls} times before the lapse");
 }

@@ -535,40 +535,17 @@ fn a_forked_child_starts_its_own_timer() {
     forker.succeeds();
 }
 
-/// A task held back by a reservation that the holder it needs must see lapse (as in
-/// tests/fairness.rs): only the timer's wake at the lapse ends it. Returns the task's polls.
-fn task_waits_out_a_reservation() -> usize {
-    use futex_semaphore::Semaphore;
-    let sem = Semaphore::new(2);
-    let (first, other) = (sem.acquire().unwrap(), sem.acquire().unwrap());
-    std::thread::scope(|s| {
-        let big = s.spawn(|| sem.acquire_many(2).unwrap().forget());
-        while sem.queued_waiters() != 1 {
-            std::thread::yield_now();
-        }
-        std::thread::sleep(Duration::from_millis(5)); // the big waiter starves
-        drop(other); // and gets priority: the free permit is held for it
-        let mut acquire = std::pin::pin!(sem.acquire_async());
-        let mut polls = 0;
-        let second = pollster::block_on(std::future::poll_fn(|cx| {
-            polls += 1;
-            acquire.as_mut().poll(cx)
-        }))
-        .unwrap();
-        drop((first, second));
-        big.join().unwrap();
-        polls
-    })
-}
-
 /// The parent starts the timer (a held-back task), then forks a child that does the same, with
 /// an alarm in case the child's task is never woken. Runs in its own process.
 fn fork_timer_role() {
-    assert!(task_waits_out_a_reservation() < 50, "the parent's held-back task was not woken by its timer");
+    assert!(
+        common::task_waits_out_a_reservation() < 50,
+        "the parent's held-back task was not woken by its timer"
+    );
     let child = fork(|| {
         // SAFETY: alarm(2) only arms a signal; SIGALRM ends the child if it hangs.
         unsafe { libc::alarm(20) };
-        if task_waits_out_a_reservation() < 50 { 0 } else { 20 }
+        if common::task_waits_out_a_reservation() < 50 { 0 } else { 20 }
     });
     assert_eq!(wait(child), 0, "the forked child's held-back task (-14: it hung until the alarm)");
     say("done");

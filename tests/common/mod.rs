@@ -20,6 +20,34 @@ pub fn wait_for_waiters(sem: &Semaphore, n: usize) {
     }
 }
 
+/// A task held back by a reservation that a holder it needs must see lapse: 2 permits, this
+/// thread holds both, a thread waits for 2 and starves, one permit comes back (held for the
+/// starving waiter), and a task asks for one more while this thread still holds the other. Only the
+/// reservation's lapse lets the task in, and the crate's timer wakes it then. Returns how many
+/// times the task was polled (a task that yielded until the lapse instead would be polled
+/// thousands of times per millisecond).
+pub fn task_waits_out_a_reservation() -> usize {
+    let sem = Semaphore::new(2);
+    let (first, other) = (sem.acquire().unwrap(), sem.acquire().unwrap());
+    std::thread::scope(|s| {
+        let big = s.spawn(|| sem.acquire_many(2).unwrap().num_permits());
+        wait_for_waiters(&sem, 1);
+        std::thread::sleep(Duration::from_millis(5)); // the big waiter starves
+        drop(other); // and gets priority: the free permit is held for it
+        let mut acquire = std::pin::pin!(sem.acquire_async());
+        let mut polls = 0;
+        let second = pollster::block_on(std::future::poll_fn(|cx| {
+            polls += 1;
+            acquire.as_mut().poll(cx)
+        }))
+        .unwrap();
+        drop((first, second));
+        assert_eq!(big.join().unwrap(), 2);
+        assert_eq!(sem.available_permits(), 2);
+        polls
+    })
+}
+
 /// A small xorshift generator: deterministic per seed, no dependency.
 pub struct Rng(u64);
 
