@@ -261,6 +261,41 @@ mod tests {
         assert!(again.is_some(), "the turn is given back on drop");
     }
 
+    /// A waiter that sleeps in `wait` and is woken teaches the estimate (the releaser busy-waits
+    /// 20 µs after the waiter has queued, well under the cap, before each release; a round slowed
+    /// past the cap by a loaded machine teaches 0, so the test asks only that some round taught
+    /// it).
+    #[test]
+    fn a_woken_sleeper_teaches_the_estimate() {
+        const ROUNDS: usize = 200;
+        let sem = RawSemaphore::new(0);
+        let barrier = std::sync::Barrier::new(2);
+        let learnt = thread::scope(|s| {
+            s.spawn(|| {
+                for _ in 0..ROUNDS {
+                    barrier.wait();
+                    while sem.waiters() == 0 {
+                        std::hint::spin_loop(); // until the acquire has queued
+                    }
+                    let start = Instant::now();
+                    while start.elapsed() < us(20) {
+                        std::hint::spin_loop();
+                    }
+                    sem.release(1);
+                }
+            });
+            let mut learnt = false;
+            for _ in 0..ROUNDS {
+                barrier.wait();
+                sem.acquire(1, None).unwrap();
+                learnt |= sem.queue.get().is_some_and(|q| !q.spin.budget().is_zero());
+            }
+            learnt
+        });
+        assert!(learnt, "{ROUNDS} sleeps of about 20 µs taught nothing");
+        assert_eq!(sem.available(), 0);
+    }
+
     /// A semaphore whose waiters have learnt to long-spin (its queue exists, its estimate is the cap).
     fn trained(permits: u64) -> RawSemaphore {
         let sem = RawSemaphore::new(permits);
