@@ -86,7 +86,9 @@ impl SpinEstimate {
     /// Rule 3: the turn to long-spin, unless another thread has it.
     pub(crate) fn turn(&self) -> Option<Turn<'_>> {
         // Relaxed: the flag guards no data, only how many threads spin.
-        (self.spinning.swap(1, Relaxed) == 0).then_some(Turn(self))
+        // `then`, not `then_some`: a `Turn` built for a refused attempt would, dropped, end the
+        // holder's turn.
+        (self.spinning.swap(1, Relaxed) == 0).then(|| Turn(self))
     }
 }
 
@@ -256,6 +258,7 @@ mod tests {
         let e = SpinEstimate::default();
         let first = e.turn().expect("nobody spins");
         assert!(e.turn().is_none(), "a second spinner is refused while the first spins");
+        assert!(e.turn().is_none(), "a refused attempt does not end the first one's turn");
         drop(first);
         let again = e.turn();
         assert!(again.is_some(), "the turn is given back on drop");
