@@ -7,9 +7,11 @@
 //!   someone is queued does it take the queue's lock and wake whom the permits serve
 //!   ([`queue`]). No waiter, no lock and no system call.
 //! - **Acquire, contended** ([`RawSemaphore::acquire_slow`]): spin on loads and yield for a
-//!   bounded number of rounds unless a reservation holds, then queue ([`queue::Locked::take_or_queue`]) and sleep on
-//!   the thread's own futex word until a walk wakes it, re-checking under the lock each time.
-//!   Tasks do the same with a waker ([`task`]).
+//!   bounded number of rounds unless a reservation holds, and, while it is the lone waiter, yield
+//!   for as long as the semaphore has learnt that its sleeps last ([`spin`]); then queue
+//!   ([`queue::Locked::take_or_queue`]) and sleep on the thread's own futex word until a walk
+//!   wakes it, re-checking under the lock each time. Tasks do the same with a waker ([`task`]),
+//!   without the spins.
 //!
 //! Who is woken, the reservation that bounds every wait and its lapse, the invariants and the
 //! no-lost-wakeup argument are in [`queue`] and `docs/design.md`; the loom models in
@@ -25,11 +27,12 @@
 //!   confirmed by a CAS, or made under the lock.
 
 pub(crate) mod queue;
+mod spin;
 pub(crate) mod state;
 pub(crate) mod task;
 
 use crate::TryAcquireError;
-use crate::sync::{Arc, AtomicU64, Backoff, OnceBox, Park, Private, SPIN_ROUNDS, WaitOutcome, YIELD_ROUNDS};
+use crate::sync::{Arc, AtomicU64, LONG_SPIN_MAX, OnceBox, Park, Private, WaitOutcome};
 use crate::sync::{Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 use queue::{Locked, Queue, Slot, Take, Wake};
 use state::*;
@@ -118,48 +121,10 @@ impl RawSemaphore {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return self.try_acquire_slow(n);
         }
-        if let Some(result) = self.spin(u64::from(n)) {
+        if let Some(result) = self.spin(u64::from(n)).or_else(|| self.long_spin(u64::from(n), deadline)) {
             return result;
         }
         self.wait(u64::from(n), deadline)
-    }
-
-    /// Spins on loads for at most [`SPIN_ROUNDS`] rounds, then, if it is short by one permit, yields
-    /// for at most [`YIELD_ROUNDS`], while no reservation holds. Returns `None` when it is time to
-    /// queue.
-    /// Queued waiters do not stop it: a permit that comes back within the spin saves this thread
-    /// a sleep and a wake, and the reservation bounds what that barging costs the queue.
-    fn spin(&self, n: u64) -> Option<Result<(), TryAcquireError>> {
-        let backoff = Backoff::new();
-        let mut rounds = 0;
-        loop {
-            let s = self.state.load(Relaxed);
-            if is_closed(s) {
-                return Some(Err(TryAcquireError::Closed));
-            }
-            if can_take(s, n) {
-                // Acquire: pairs with the Release RMW of the release that gave these permits back.
-                if self.state.compare_exchange_weak(s, s - n, Acquire, Relaxed).is_ok() {
-                    return Some(Ok(()));
-                }
-                continue;
-            }
-            // A reservation means the permits will not come to a spinner first.
-            if is_reserved(s) || rounds >= SPIN_ROUNDS + YIELD_ROUNDS {
-                return None;
-            }
-            if rounds < SPIN_ROUNDS {
-                backoff.spin();
-            } else if !worth_a_yield(s, n) {
-                // A yield gives the core to one thread, which likely gives back one permit: a
-                // request short by more (a drain of several holders) would only wait out other
-                // threads' time slices in its yields, so it queues.
-                return None;
-            } else {
-                crate::sync::yield_now();
-            }
-            rounds += 1;
-        }
     }
 
     /// Queues, sleeps and re-checks until `n` permits are taken, the deadline passes or the
@@ -175,21 +140,31 @@ impl RawSemaphore {
     fn wait_on(&self, slot: &Arc<Slot>, n: u64, deadline: Option<Instant>) -> Result<(), TryAcquireError> {
         let word = &slot.futex;
         let mut me = None;
+        // When it first slept, for the spin estimate (`spin`, rule 1); no clock under loom.
+        let mut asleep_since = None;
         let mut locked = self.lock();
         loop {
             // Acquire: pairs with the Release bump of a walk that wakes this thread. Read under
             // the lock, before the last look: a wake after this section changes the word.
             let seen = word.load(Acquire);
             let held_back_until = match locked.take_or_queue(&mut me, n, slot, || Wake::Thread) {
-                Take::Taken => return Ok(()),
+                Take::Taken => {
+                    drop(locked);
+                    self.learn(asleep_since);
+                    return Ok(());
+                }
                 Take::Closed => return Err(TryAcquireError::Closed),
                 Take::Short { held_back_until } => held_back_until,
             };
             drop(locked);
             // Held back by a reservation: sleep no longer than it lasts (queue: "The reservation").
             let lapse_first = held_back_until.filter(|&u| deadline.is_none_or(|d| u < d));
+            if asleep_since.is_none() && !LONG_SPIN_MAX.is_zero() {
+                asleep_since = Some(Instant::now());
+            }
             let outcome = Private::wait(word, seen, lapse_first.or(deadline));
             if slot.granted() {
+                self.learn(asleep_since);
                 return Ok(()); // served by a walk: out of the queue, the permits are this thread's
             }
             locked = self.lock();
@@ -202,7 +177,11 @@ impl RawSemaphore {
                 }
                 // The deadline passed: take the permits if they came after all, or leave.
                 return match locked.take(me, n) {
-                    Take::Taken => Ok(()),
+                    Take::Taken => {
+                        drop(locked);
+                        self.learn(asleep_since);
+                        Ok(())
+                    }
                     Take::Closed => Err(TryAcquireError::Closed),
                     Take::Short { .. } => {
                         locked.leave(&mut me, n);

@@ -179,6 +179,9 @@ struct Inner {
 #[derive(Default)]
 pub(crate) struct Queue {
     inner: Mutex<Inner>,
+    /// How long a contended acquire spins before it queues (`super::spin`); beside the lock, not
+    /// under it.
+    pub(crate) spin: super::spin::SpinEstimate,
 }
 
 /// What a waiter's look at the permits found.

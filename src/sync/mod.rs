@@ -81,6 +81,15 @@ pub(crate) const YIELD_ROUNDS: u32 = 3;
 #[cfg(loom)]
 pub(crate) const YIELD_ROUNDS: u32 = 0;
 
+/// The longest a contended acquire spins after the short spin, once its semaphore has learnt that
+/// such spins pay (`raw::spin`): a little more than the wake-up of a sleeper on an idle core of a
+/// virtual machine, so that two threads passing permits back and forth stay awake. Zero under
+/// loom: the models neither spin nor learn.
+#[cfg(not(loom))]
+pub(crate) const LONG_SPIN_MAX: std::time::Duration = std::time::Duration::from_micros(100);
+#[cfg(loom)]
+pub(crate) const LONG_SPIN_MAX: std::time::Duration = std::time::Duration::ZERO;
+
 /// Gives up the rest of this thread's time slice.
 #[inline]
 pub(crate) fn yield_now() {

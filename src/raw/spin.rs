@@ -1,0 +1,405 @@
+//! Spinning before a contended acquire queues: a short spin of fixed length
+//! ([`RawSemaphore::spin`]), then a long one whose length each semaphore learns
+//! ([`RawSemaphore::long_spin`], [`SpinEstimate`]).
+//!
+//! Why a long spin: when two threads pass permits back and forth, once one of them sleeps, its
+//! partner's short spin ends long before the sleeper has woken and passed the permit back, so the
+//! partner sleeps too, and from then on every pass is a futex wake and a wake-up (the bimodal
+//! handoff of `docs/benchmarks.md`). A spin as long as the partner's wake-up keeps both awake.
+//!
+//! | field of [`SpinEstimate`] | values |
+//! |---|---|
+//! | `estimate_ns` | how long a long spin may last, in ns: 0 (no long spin) to [`LONG_SPIN_MAX`] |
+//! | `spinning` | 1 while one thread long-spins on this semaphore, else 0 |
+//!
+//! # Rules
+//! 1. **Learn.** A thread that slept in the queue and then took its permits feeds
+//!    `2 × slept` (at most [`LONG_SPIN_MAX`]) into the estimate, a moving average of weight
+//!    1/2^[`LEARN_SHIFT`]; a sleep longer than `LONG_SPIN_MAX` feeds 0 (no spin within the cap
+//!    would have caught its permits).
+//! 2. **Decay.** A long spin that lasted the whole estimate without permits halves it, and an
+//!    estimate below [`LONG_SPIN_MIN`] (what the short spin covers) is 0: where spinning does not
+//!    pay (one CPU, long holds), it stops after a few misses.
+//! 3. **One spinner.** Only the thread holding the `spinning` flag ([`Turn`]) long-spins; the
+//!    others queue, so threads that outnumber the cores do not burn them.
+//! 4. **Only a lone waiter.** The long spin runs only while nobody is queued, no reservation
+//!    holds and the request is short by at most one permit (`worth_a_yield`): it does not barge
+//!    past sleepers, and it leaves drains to the queue, as the short spin's yields do.
+//!
+//! # Correctness
+//! Both fields are hints: they decide how long a thread looks, never what it may take. The long
+//! spin takes permits only with the `Acquire` CAS of every lock-free taker, under `can_take`, so
+//! the queue's invariants and the memory-ordering notes of [`super`] hold unchanged, and both
+//! fields are read and written `Relaxed`. Under loom [`LONG_SPIN_MAX`] is zero: no long spin, no
+//! learning, and the models see the engine as before.
+
+use super::RawSemaphore;
+use super::state::*;
+use crate::TryAcquireError;
+use crate::sync::{AtomicU32, Backoff, LONG_SPIN_MAX, SPIN_ROUNDS, YIELD_ROUNDS};
+use crate::sync::{Ordering::Acquire, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+/// The weight of a new sample in the estimate: 1/2^`LEARN_SHIFT` (1/4).
+pub(crate) const LEARN_SHIFT: u32 = 2;
+
+/// Estimates below this are 0: the short spin already covers about this long (its yields included).
+pub(crate) const LONG_SPIN_MIN: Duration = Duration::from_micros(1);
+
+/// How long a long spin of one semaphore may last, learnt from how long its waiters slept.
+#[derive(Default)]
+pub(crate) struct SpinEstimate {
+    estimate_ns: AtomicU32,
+    spinning: AtomicU32,
+}
+
+/// The turn to long-spin on a semaphore (rule 3); given back on drop.
+pub(crate) struct Turn<'a>(&'a SpinEstimate);
+
+impl SpinEstimate {
+    /// How long a long spin may last now (zero: do not spin).
+    pub(crate) fn budget(&self) -> Duration {
+        // Relaxed: a hint (module docs, "Correctness").
+        Duration::from_nanos(u64::from(self.estimate_ns.load(Relaxed)))
+    }
+
+    /// Rule 1: a waiter slept `slept` and then took its permits.
+    pub(crate) fn learn(&self, slept: Duration) {
+        let sample =
+            if slept > LONG_SPIN_MAX { Duration::ZERO } else { slept.saturating_mul(2).min(LONG_SPIN_MAX) };
+        let old = self.estimate_ns.load(Relaxed);
+        let sample = u32::try_from(sample.as_nanos()).unwrap_or(u32::MAX);
+        // A racing learner's sample may be lost: the estimate is a hint.
+        self.store(old - (old >> LEARN_SHIFT) + (sample >> LEARN_SHIFT));
+    }
+
+    /// Rule 2: a long spin lasted the whole estimate and found no permits.
+    pub(crate) fn missed(&self) {
+        self.store(self.estimate_ns.load(Relaxed) / 2);
+    }
+
+    fn store(&self, ns: u32) {
+        let ns = if u64::from(ns) < LONG_SPIN_MIN.as_nanos() as u64 { 0 } else { ns };
+        self.estimate_ns.store(ns, Relaxed);
+    }
+
+    /// Rule 3: the turn to long-spin, unless another thread has it.
+    pub(crate) fn turn(&self) -> Option<Turn<'_>> {
+        // Relaxed: the flag guards no data, only how many threads spin.
+        // `then`, not `then_some`: a `Turn` built for a refused attempt would, dropped, end the
+        // holder's turn.
+        (self.spinning.swap(1, Relaxed) == 0).then(|| Turn(self))
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.0.spinning.store(0, Relaxed);
+    }
+}
+
+impl RawSemaphore {
+    /// Spins on loads for at most [`SPIN_ROUNDS`] rounds, then, if it is short by one permit, yields
+    /// for at most [`YIELD_ROUNDS`], while no reservation holds. Returns `None` when it is time to
+    /// long-spin or queue.
+    /// Queued waiters do not stop it: a permit that comes back within the spin saves this thread
+    /// a sleep and a wake, and the reservation bounds what that barging costs the queue.
+    // Under loom both round counts are 0, which clippy finds absurd in the comparisons below.
+    #[cfg_attr(loom, allow(clippy::absurd_extreme_comparisons))]
+    pub(super) fn spin(&self, n: u64) -> Option<Result<(), TryAcquireError>> {
+        let backoff = Backoff::new();
+        let mut rounds = 0;
+        loop {
+            let s = self.state.load(Relaxed);
+            if is_closed(s) {
+                return Some(Err(TryAcquireError::Closed));
+            }
+            if can_take(s, n) {
+                // Acquire: pairs with the Release RMW of the release that gave these permits back.
+                if self.state.compare_exchange_weak(s, s - n, Acquire, Relaxed).is_ok() {
+                    return Some(Ok(()));
+                }
+                continue;
+            }
+            // A reservation means the permits will not come to a spinner first.
+            if is_reserved(s) || rounds >= SPIN_ROUNDS + YIELD_ROUNDS {
+                return None;
+            }
+            if rounds < SPIN_ROUNDS {
+                backoff.spin();
+            } else if !worth_a_yield(s, n) {
+                // A yield gives the core to one thread, which likely gives back one permit: a
+                // request short by more (a drain of several holders) would only wait out other
+                // threads' time slices in its yields, so it queues.
+                return None;
+            } else {
+                crate::sync::yield_now();
+            }
+            rounds += 1;
+        }
+    }
+
+    /// After [`spin`](Self::spin): spins and yields for up to the learnt estimate, until
+    /// `deadline` at the latest, under the module's rules. Returns `None` when it is time to queue.
+    pub(super) fn long_spin(&self, n: u64, deadline: Option<Instant>) -> Option<Result<(), TryAcquireError>> {
+        if LONG_SPIN_MAX.is_zero() {
+            return None; // loom: the models see no long spin
+        }
+        let estimate = &self.queue.get()?.spin; // no queue yet: nobody has slept, nothing learnt
+        let budget = estimate.budget();
+        if budget.is_zero() {
+            return None;
+        }
+        let _turn = estimate.turn()?;
+        let start = Instant::now();
+        let until = deadline.map_or(start + budget, |d| d.min(start + budget));
+        // A yield a round, no spin hints: on a core of its own a yield returns at once, and on a
+        // shared core it gives the releaser the core instead of spinning its time away (measured
+        // against `Backoff::snooze` and against hints alone: `docs/design.md`, Spinning).
+        loop {
+            let s = self.state.load(Relaxed);
+            if is_closed(s) {
+                return Some(Err(TryAcquireError::Closed));
+            }
+            if can_take(s, n) {
+                // Acquire: pairs with the Release RMW of the release that gave these permits back.
+                if self.state.compare_exchange_weak(s, s - n, Acquire, Relaxed).is_ok() {
+                    return Some(Ok(()));
+                }
+                continue;
+            }
+            // Rule 4: not a lone waiter any more; no verdict on the estimate.
+            if is_queued(s) || is_reserved(s) || !worth_a_yield(s, n) {
+                return None;
+            }
+            if Instant::now() >= until {
+                if deadline.is_none_or(|d| d > until) {
+                    estimate.missed(); // rule 2 (a deadline that cut the spin short is no verdict)
+                }
+                return None;
+            }
+            crate::sync::yield_now();
+        }
+    }
+
+    /// Rule 1: a waiter that slept since `asleep_since` has taken its permits.
+    pub(super) fn learn(&self, asleep_since: Option<Instant>) {
+        if let (Some(since), Some(queue)) = (asleep_since, self.queue.get()) {
+            queue.spin.learn(since.elapsed());
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::thread;
+
+    fn us(n: u64) -> Duration {
+        Duration::from_micros(n)
+    }
+
+    #[test]
+    fn the_estimate_learns_twice_the_sleeps() {
+        let e = SpinEstimate::default();
+        assert_eq!(e.budget(), Duration::ZERO, "nothing learnt: no long spin");
+        e.learn(us(10));
+        assert_eq!(e.budget(), us(5), "a quarter of the first sample of 20 µs");
+        for _ in 0..40 {
+            e.learn(us(10));
+        }
+        let b = e.budget();
+        assert!(b > us(19) && b <= us(20), "converges to 2 x 10 µs, got {b:?}");
+    }
+
+    #[test]
+    fn the_estimate_is_capped() {
+        let e = SpinEstimate::default();
+        for _ in 0..100 {
+            e.learn(LONG_SPIN_MAX * 3 / 4); // 2x would pass the cap
+        }
+        let b = e.budget();
+        assert!(b <= LONG_SPIN_MAX && b > LONG_SPIN_MAX * 9 / 10, "{b:?}");
+    }
+
+    #[test]
+    fn a_sleep_past_the_cap_teaches_not_to_spin() {
+        let e = SpinEstimate::default();
+        for _ in 0..100 {
+            e.learn(us(20));
+        }
+        for _ in 0..40 {
+            e.learn(LONG_SPIN_MAX + us(1));
+        }
+        assert_eq!(e.budget(), Duration::ZERO);
+    }
+
+    #[test]
+    fn misses_decay_the_estimate_to_zero_quickly() {
+        let e = SpinEstimate::default();
+        for _ in 0..100 {
+            e.learn(LONG_SPIN_MAX);
+        }
+        assert_eq!(e.budget(), LONG_SPIN_MAX);
+        e.missed();
+        assert_eq!(e.budget(), LONG_SPIN_MAX / 2, "a miss halves it");
+        let mut misses = 1;
+        while !e.budget().is_zero() {
+            e.missed();
+            misses += 1;
+        }
+        // 100 µs halved 7 times is below 1 µs: zero.
+        assert!(misses <= 8, "{misses} misses to stop spinning");
+    }
+
+    #[test]
+    fn one_spinner_at_a_time() {
+        let e = SpinEstimate::default();
+        let first = e.turn().expect("nobody spins");
+        assert!(e.turn().is_none(), "a second spinner is refused while the first spins");
+        assert!(e.turn().is_none(), "a refused attempt does not end the first one's turn");
+        drop(first);
+        let again = e.turn();
+        assert!(again.is_some(), "the turn is given back on drop");
+    }
+
+    /// A waiter that sleeps in `wait` and is woken teaches the estimate (the releaser busy-waits
+    /// 20 µs after the waiter has queued, well under the cap, before each release; a round slowed
+    /// past the cap by a loaded machine teaches 0, so the test asks only that some round taught
+    /// it).
+    #[test]
+    fn a_woken_sleeper_teaches_the_estimate() {
+        const ROUNDS: usize = 200;
+        let sem = RawSemaphore::new(0);
+        let barrier = std::sync::Barrier::new(2);
+        let learnt = thread::scope(|s| {
+            s.spawn(|| {
+                for _ in 0..ROUNDS {
+                    barrier.wait();
+                    while sem.waiters() == 0 {
+                        std::hint::spin_loop(); // until the acquire has queued
+                    }
+                    let start = Instant::now();
+                    while start.elapsed() < us(20) {
+                        std::hint::spin_loop();
+                    }
+                    sem.release(1);
+                }
+            });
+            let mut learnt = false;
+            for _ in 0..ROUNDS {
+                barrier.wait();
+                sem.acquire(1, None).unwrap();
+                learnt |= sem.queue.get().is_some_and(|q| !q.spin.budget().is_zero());
+            }
+            learnt
+        });
+        assert!(learnt, "{ROUNDS} sleeps of about 20 µs taught nothing");
+        assert_eq!(sem.available(), 0);
+    }
+
+    /// A semaphore whose waiters have learnt to long-spin (its queue exists, its estimate is the cap).
+    fn trained(permits: u64) -> RawSemaphore {
+        let sem = RawSemaphore::new(permits);
+        drop(sem.lock()); // allocates the queue
+        for _ in 0..100 {
+            sem.learn(Some(Instant::now() - LONG_SPIN_MAX / 2));
+        }
+        assert!(sem.queue.get().unwrap().spin.budget() >= LONG_SPIN_MAX * 9 / 10);
+        sem
+    }
+
+    #[test]
+    fn a_long_spin_takes_a_permit_released_during_it() {
+        // On a loaded machine the releaser may not run within the spin: then the spin takes
+        // nothing and the permit stays. One of a few tries must catch it.
+        let caught = (0..20).any(|_| {
+            let sem = trained(0);
+            let got = thread::scope(|s| {
+                s.spawn(|| {
+                    thread::sleep(us(10));
+                    sem.release(1);
+                });
+                sem.long_spin(1, None)
+            });
+            match got {
+                Some(Ok(())) => assert_eq!(sem.available(), 0, "the spinner took the one permit"),
+                other => {
+                    assert_eq!(other, None);
+                    assert_eq!(sem.available(), 1, "a spin that missed took nothing");
+                }
+            }
+            got.is_some()
+        });
+        assert!(caught, "no long spin caught a permit released 10 µs into it");
+    }
+
+    #[test]
+    fn a_long_spin_that_gets_nothing_leaves_the_state_and_decays() {
+        let sem = trained(0);
+        let before = sem.queue.get().unwrap().spin.budget();
+        let started = Instant::now();
+        assert!(sem.long_spin(1, None).is_none());
+        assert!(started.elapsed() >= before, "it spins for the whole estimate");
+        assert_eq!(sem.state.load(Relaxed), 0, "and takes nothing");
+        assert_eq!(sem.queue.get().unwrap().spin.budget(), before / 2);
+    }
+
+    #[test]
+    fn a_long_spin_stops_for_a_close_a_queue_and_a_second_spinner() {
+        let sem = trained(0);
+        sem.close();
+        assert_eq!(sem.long_spin(1, None), Some(Err(TryAcquireError::Closed)));
+        let sem = trained(0);
+        sem.state.fetch_or(QUEUED, Relaxed);
+        let before = sem.queue.get().unwrap().spin.budget();
+        assert_eq!(sem.long_spin(1, None), None);
+        assert_eq!(sem.queue.get().unwrap().spin.budget(), before, "no verdict while others queue");
+        let sem = trained(0);
+        let turn = sem.queue.get().unwrap().spin.turn();
+        let started = Instant::now();
+        assert_eq!(sem.long_spin(1, None), None);
+        assert!(started.elapsed() < LONG_SPIN_MAX / 2, "a second spinner queues at once");
+        drop(turn);
+    }
+
+    /// Long spins never over-grant: threads that take permits through the long spin, beside
+    /// threads that sleep in the queue, never hold more than there are, and none is lost.
+    #[test]
+    fn long_spinning_never_over_grants() {
+        const PERMITS: u64 = 2;
+        const THREADS: usize = 4;
+        let sem = trained(PERMITS);
+        let inside = AtomicUsize::new(0);
+        let spun = AtomicUsize::new(0);
+        thread::scope(|s| {
+            for t in 0..THREADS {
+                let (sem, inside, spun) = (&sem, &inside, &spun);
+                s.spawn(move || {
+                    for i in 0..3_000 {
+                        // Half the threads go straight to the long spin, as after a missed short spin.
+                        if t % 2 == 0 && sem.long_spin(1, None) == Some(Ok(())) {
+                            spun.fetch_add(1, SeqCst);
+                        } else {
+                            sem.acquire(1, None).unwrap();
+                        }
+                        let now = inside.fetch_add(1, SeqCst) + 1;
+                        assert!(now as u64 <= PERMITS, "{now} holders of {PERMITS} permits");
+                        if i % 64 == 0 {
+                            thread::yield_now();
+                        }
+                        inside.fetch_sub(1, SeqCst);
+                        sem.release(1);
+                        if sem.queue.get().unwrap().spin.budget().is_zero() {
+                            sem.learn(Some(Instant::now() - us(30))); // keep it spinning
+                        }
+                    }
+                });
+            }
+        });
+        assert!(spun.load(SeqCst) > 0, "no acquire came through the long spin");
+        assert_eq!(sem.forget_permits(u64::MAX), PERMITS, "permits lost or made up");
+        assert_eq!(sem.state.load(Relaxed) & !(QUEUED | RESERVED), 0);
+    }
+}
