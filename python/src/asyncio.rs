@@ -59,6 +59,8 @@ impl AsyncSemaphore {
         aio::acquire(py, &self.engine, false)
     }
 
+    // The arguments fastcall.rs takes (`EXIT_ARGS`): optional, by position or keyword.
+    #[pyo3(text_signature = "($self, exc_type=None, exc=None, tb=None)")]
     fn __aexit__(
         &self,
         py: Python<'_>,

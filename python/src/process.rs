@@ -242,6 +242,8 @@ impl ProcessSemaphore {
         self.acquire_impl(py, true, None)
     }
 
+    // The arguments fastcall.rs takes (`EXIT_ARGS`): optional, by position or keyword.
+    #[pyo3(text_signature = "($self, exc_type=None, exc=None, tb=None)")]
     fn __exit__(
         &self,
         py: Python<'_>,

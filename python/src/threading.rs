@@ -107,6 +107,8 @@ impl Semaphore {
         self.acquire_impl(py, true, None)
     }
 
+    // The arguments fastcall.rs takes (`EXIT_ARGS`): optional, by position or keyword.
+    #[pyo3(text_signature = "($self, exc_type=None, exc=None, tb=None)")]
     fn __exit__(
         &self,
         py: Python<'_>,
@@ -126,6 +128,8 @@ impl Semaphore {
         aio::acquire(py, &self.engine, false)
     }
 
+    // The arguments fastcall.rs takes (`EXIT_ARGS`): optional, by position or keyword.
+    #[pyo3(text_signature = "($self, exc_type=None, exc=None, tb=None)")]
     fn __aexit__(
         &self,
         py: Python<'_>,
