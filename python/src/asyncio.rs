@@ -41,24 +41,26 @@ impl AsyncSemaphore {
     }
 
     /// Takes a permit, waiting while there is none: `await sem.acquire()` returns `True`.
-    fn acquire(&self, py: Python<'_>) -> PyResult<PyObject> {
+    pub(crate) fn acquire(&self, py: Python<'_>) -> PyResult<PyObject> {
         aio::acquire(py, &self.engine, true)
     }
 
     /// Gives a permit back, waking a waiting task (of any loop, from any thread).
-    fn release(&self, py: Python<'_>) -> PyResult<()> {
+    pub(crate) fn release(&self, py: Python<'_>) -> PyResult<()> {
         self.release_impl(py)
     }
 
     /// Whether an acquire would have to wait now.
-    fn locked(&self) -> bool {
+    pub(crate) fn locked(&self) -> bool {
         self.engine.available() == 0
     }
 
-    fn __aenter__(&self, py: Python<'_>) -> PyResult<PyObject> {
+    pub(crate) fn __aenter__(&self, py: Python<'_>) -> PyResult<PyObject> {
         aio::acquire(py, &self.engine, false)
     }
 
+    // The arguments fastcall.rs takes (`EXIT_ARGS`): optional, by position or keyword.
+    #[pyo3(text_signature = "($self, exc_type=None, exc=None, tb=None)")]
     fn __aexit__(
         &self,
         py: Python<'_>,

@@ -1,12 +1,33 @@
-//! The hot methods that take arguments (`acquire`, `release`, `__exit__`, `__aexit__`) as
-//! vectorcall (`METH_FASTCALL | METH_KEYWORDS`) methods.
+//! The hot methods as the package's own C methods, installed over PyO3's.
 //!
-//! For an abi3 module that supports Python 3.9, PyO3 defines methods with arguments as
-//! `METH_VARARGS | METH_KEYWORDS` (the limited API names `METH_FASTCALL` from 3.10 on), and
-//! parsing them costs more than the semaphore: about 150 ns of a 250 ns `acquire()`. CPython
-//! has understood `METH_FASTCALL | METH_KEYWORDS` since 3.7, so after the classes are made,
-//! these methods replace PyO3's in the class dictionaries (PyO3's stay if that fails). The
-//! bodies are the same `*_impl` functions PyO3's methods call.
+//! A call costs more in PyO3's generated methods than in the semaphore: for an abi3 module that
+//! supports Python 3.9, PyO3 defines methods with arguments as `METH_VARARGS | METH_KEYWORDS`
+//! (the limited API names `METH_FASTCALL` from 3.10 on), whose parsing cost about 150 ns of a
+//! 250 ns `acquire()`; and every method, with arguments or not, counts itself into PyO3's
+//! thread-local GIL state, looks its type object up and checks `self` against it, and takes a
+//! reference to `self`. Here, after the classes are made, each hot method is replaced in its
+//! class dictionary (PyO3's stays if that fails) by a method that does none of that:
+//!
+//! | kind | `ml_flags` | methods | a call without arguments |
+//! |---|---|---|---|
+//! | no arguments | `METH_NOARGS` | `__enter__`, `acquire_async`, `__aenter__`, `AsyncSemaphore.acquire`/`release`/`locked`, `ProcessSemaphore.release`/`get_value` | CPython refuses any argument itself |
+//! | optional arguments | `METH_FASTCALL \| METH_KEYWORDS` (CPython 3.7+) | `acquire`, `Semaphore.release` | skips [`parse`]: the defaults |
+//! | ignored arguments | the same | `__exit__`, `__aexit__` | positional ones only counted; keywords go through [`parse`] |
+//!
+//! The bodies are the functions PyO3's methods call (the `#[pymethods]` functions or their
+//! `*_impl`), so the two kinds of method cannot drift apart; the docstrings and text signatures
+//! are copied from PyO3's.
+//!
+//! # Why `self` needs no check
+//! [`install`] makes each method with `PyDescr_NewMethod(ty, def)`, a method descriptor of the
+//! class `ty`. CPython calls a method descriptor's function only with a `self` that is an
+//! instance of `ty` or of a subclass: a call through the class (`Semaphore.acquire(x)`), a bound
+//! method's creation (`descriptor.__get__(x)`, which `x.acquire` and `LOAD_METHOD` go through),
+//! each checks `PyObject_TypeCheck(x, ty)` and raises `TypeError` otherwise (the interpreter's
+//! specialised calls of a method descriptor check `Py_IS_TYPE(x, ty)`). The classes are
+//! PyO3 classes, `frozen` and `Sync`, whose objects (subclasses' too: `BoundedSemaphore`, Python
+//! subclasses) start with `ty`'s PyO3 layout, so `self` can be read as `&T` as PyO3's own
+//! methods read it after their check ([`call`]).
 
 use crate::aio;
 use crate::asyncio::AsyncSemaphore;
@@ -15,7 +36,9 @@ use crate::threading::Semaphore;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyTuple, PyType};
+use pyo3::pyclass::boolean_struct::True;
+use pyo3::types::{PyTuple, PyType};
+use pyo3::{Borrowed, IntoPyObjectExt, PyClass};
 use std::ffi::{CStr, c_int};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
@@ -30,14 +53,72 @@ type FastCall = unsafe extern "C" fn(
     *mut ffi::PyObject,
 ) -> *mut ffi::PyObject;
 
-/// Runs a method body: a Python exception or a panic becomes a raised exception (NULL).
+/// A method as CPython calls it.
+#[derive(Clone, Copy)]
+enum Method {
+    /// `METH_NOARGS`: `f(self, NULL)`.
+    NoArgs(ffi::PyCFunction),
+    /// `METH_FASTCALL | METH_KEYWORDS`: `f(self, args, nargs, kwnames)`.
+    FastCall(FastCall),
+}
+
+/// What a method body returns, as Python gets it.
+trait Return {
+    fn into_return(self, py: Python<'_>) -> PyResult<PyObject>;
+}
+
+impl Return for () {
+    /// `None`, as from PyO3's methods (PyO3 converts a `()` value to an empty tuple).
+    #[inline]
+    fn into_return(self, py: Python<'_>) -> PyResult<PyObject> {
+        Ok(py.None())
+    }
+}
+
+impl Return for bool {
+    #[inline]
+    fn into_return(self, py: Python<'_>) -> PyResult<PyObject> {
+        self.into_py_any(py)
+    }
+}
+
+impl Return for usize {
+    #[inline]
+    fn into_return(self, py: Python<'_>) -> PyResult<PyObject> {
+        self.into_py_any(py)
+    }
+}
+
+impl Return for PyObject {
+    #[inline]
+    fn into_return(self, _py: Python<'_>) -> PyResult<PyObject> {
+        Ok(self)
+    }
+}
+
+/// Runs a method body on `self`: the result becomes a new reference, a Python exception or a
+/// panic a raised exception (NULL).
 ///
 /// # Safety
-/// Only from a method CPython calls (with the GIL held).
-unsafe fn trampoline(body: impl FnOnce(Python<'_>) -> PyResult<PyObject>) -> *mut ffi::PyObject {
+/// Only from a method of `T`'s class made by [`install`], with the `self` CPython passed it (an
+/// instance of `T`'s class or a subclass: see the module header), with the GIL held.
+#[inline(always)]
+unsafe fn call<T, R>(
+    slf: *mut ffi::PyObject,
+    body: impl FnOnce(Python<'_>, &T) -> PyResult<R>,
+) -> *mut ffi::PyObject
+where
+    T: PyClass<Frozen = True> + Sync,
+    R: Return,
+{
     // SAFETY: CPython calls methods with the GIL held (the caller's contract).
     let py = unsafe { Python::assume_gil_acquired() };
-    match catch_unwind(AssertUnwindSafe(|| body(py))) {
+    // SAFETY: `slf` is an object CPython holds a reference to for the whole call.
+    let slf = unsafe { Borrowed::from_ptr(py, slf) };
+    // SAFETY: `slf` is a `T` or a subclass's object, which starts with `T`'s layout (the
+    // caller's contract; the module header); `T` is frozen, so `get` needs no borrow flag.
+    let this: &T = unsafe { slf.downcast_unchecked::<T>() }.get();
+    match catch_unwind(AssertUnwindSafe(|| body(py, this).and_then(|r| r.into_return(py)))) {
         Ok(Ok(obj)) => obj.into_ptr(),
         Ok(Err(err)) => {
             err.restore(py);
@@ -50,11 +131,20 @@ unsafe fn trampoline(body: impl FnOnce(Python<'_>) -> PyResult<PyObject>) -> *mu
     }
 }
 
+/// The number of positional arguments in a vectorcall's `nargs`.
+#[inline]
+fn positional(nargs: ffi::Py_ssize_t) -> usize {
+    // The flag CPython may set in `nargs` for a vectorcall (PY_VECTORCALL_ARGUMENTS_OFFSET) is
+    // not passed to METH_FASTCALL methods; still, mask it.
+    (nargs as usize) & !(1usize << (usize::BITS - 1))
+}
+
 /// Sorts a vectorcall's arguments into `names`' slots: positional first, then by keyword.
 ///
 /// # Safety
 /// `args`, `nargs` and `kwnames` as CPython passes them to a `METH_FASTCALL | METH_KEYWORDS`
 /// method, with the GIL held.
+#[cold]
 unsafe fn parse<'py, const N: usize>(
     py: Python<'py>,
     args: *const *mut ffi::PyObject,
@@ -64,9 +154,7 @@ unsafe fn parse<'py, const N: usize>(
     method: &str,
 ) -> PyResult<[Option<Bound<'py, PyAny>>; N]> {
     let mut out: [Option<Bound<'py, PyAny>>; N] = std::array::from_fn(|_| None);
-    // The flag CPython may set in `nargs` for a vectorcall (PY_VECTORCALL_ARGUMENTS_OFFSET) is
-    // not passed to METH_FASTCALL methods; still, mask it.
-    let nargs = (nargs as usize) & !(1usize << (usize::BITS - 1));
+    let nargs = positional(nargs);
     if nargs > N {
         return Err(PyTypeError::new_err(format!("{method}() takes at most {N} arguments ({nargs} given)")));
     }
@@ -98,11 +186,13 @@ unsafe fn parse<'py, const N: usize>(
 }
 
 /// `blocking`/`block`: any object, by its truth (default `True`).
+#[inline]
 fn truth(arg: &Option<Bound<'_, PyAny>>) -> PyResult<bool> {
     arg.as_ref().map_or(Ok(true), |b| b.is_truthy())
 }
 
 /// `timeout`: `None` or a number of seconds.
+#[inline]
 fn seconds(arg: &Option<Bound<'_, PyAny>>) -> PyResult<Option<f64>> {
     match arg {
         Some(t) if !t.is_none() => t.extract().map(Some),
@@ -110,11 +200,20 @@ fn seconds(arg: &Option<Bound<'_, PyAny>>) -> PyResult<Option<f64>> {
     }
 }
 
-fn py_bool(py: Python<'_>, b: bool) -> PyObject {
-    PyBool::new(py, b).to_owned().into_any().unbind()
+/// Defines a `METH_NOARGS` method on `$cls` from `|py, self| body`.
+macro_rules! noargs_method {
+    ($name:ident, $cls:ty, |$py:ident, $slf:ident| $body:expr) => {
+        unsafe extern "C" fn $name(slf: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
+            // SAFETY: CPython calls this as a METH_NOARGS method of `$cls`, installed by
+            // `install_all`, with the GIL.
+            unsafe { call(slf, |$py, $slf: &$cls| $body) }
+        }
+    };
 }
 
-/// Defines a vectorcall method on `$cls` from `|py, self, [args]| body`.
+/// Defines a `METH_FASTCALL | METH_KEYWORDS` method on `$cls` from `|py, self, [args]| body`:
+/// with arguments `[args]` (all optional; a call without any skips `parse`), or with arguments
+/// the body ignores (`ignores [args]`; a call with at most that many, none by keyword, skips it).
 macro_rules! fast_method {
     ($name:ident, $cls:ty, $method:literal, [$($arg:literal),*], |$py:ident, $slf:ident, $a:ident| $body:expr) => {
         unsafe extern "C" fn $name(
@@ -123,12 +222,35 @@ macro_rules! fast_method {
             nargs: ffi::Py_ssize_t,
             kwnames: *mut ffi::PyObject,
         ) -> *mut ffi::PyObject {
-            // SAFETY: CPython calls this as a METH_FASTCALL | METH_KEYWORDS method of `$cls`.
+            // SAFETY: CPython calls this as a METH_FASTCALL | METH_KEYWORDS method of `$cls`,
+            // installed by `install_all`, with the GIL; `parse` gets its arguments as passed.
             unsafe {
-                trampoline(|$py| {
-                    let slf = Bound::from_borrowed_ptr($py, slf);
-                    let $slf = slf.downcast::<$cls>()?.get();
-                    let $a = parse($py, args, nargs, kwnames, [$($arg),*], $method)?;
+                call(slf, |$py, $slf: &$cls| {
+                    let $a = if positional(nargs) == 0 && kwnames.is_null() {
+                        Default::default()
+                    } else {
+                        parse($py, args, nargs, kwnames, [$($arg),*], $method)?
+                    };
+                    $body
+                })
+            }
+        }
+    };
+    ($name:ident, $cls:ty, $method:literal, ignores $names:expr, |$py:ident, $slf:ident| $body:expr) => {
+        unsafe extern "C" fn $name(
+            slf: *mut ffi::PyObject,
+            args: *const *mut ffi::PyObject,
+            nargs: ffi::Py_ssize_t,
+            kwnames: *mut ffi::PyObject,
+        ) -> *mut ffi::PyObject {
+            // SAFETY: as in the first arm.
+            unsafe {
+                call(slf, |$py, $slf: &$cls| {
+                    let names = $names;
+                    if positional(nargs) > names.len() || !kwnames.is_null() {
+                        // Raises the TypeError of a wrong call, or accepts the keywords.
+                        parse($py, args, nargs, kwnames, names, $method)?;
+                    }
                     $body
                 })
             }
@@ -136,49 +258,79 @@ macro_rules! fast_method {
     };
 }
 
+/// `__exit__`'s and `__aexit__`'s arguments.
+const EXIT_ARGS: [&str; 3] = ["exc_type", "exc", "tb"];
+
 fast_method!(semaphore_acquire, Semaphore, "acquire", ["blocking", "timeout"], |py, sem, a| {
-    sem.acquire_impl(py, truth(&a[0])?, seconds(&a[1])?).map(|b| py_bool(py, b))
+    sem.acquire_impl(py, truth(&a[0])?, seconds(&a[1])?)
 });
 fast_method!(semaphore_release, Semaphore, "release", ["n"], |py, sem, a| {
     let n = a[0].as_ref().map_or(Ok(1), |n| n.extract::<i64>())?;
-    sem.release_impl(py, n).map(|()| py.None())
+    sem.release_impl(py, n)
 });
-fast_method!(semaphore_exit, Semaphore, "__exit__", ["exc_type", "exc", "tb"], |py, sem, _a| {
-    sem.release_impl(py, 1).map(|()| py.None())
+noargs_method!(semaphore_enter, Semaphore, |py, sem| sem.__enter__(py));
+fast_method!(semaphore_exit, Semaphore, "__exit__", ignores EXIT_ARGS, |py, sem| {
+    sem.release_impl(py, 1)
 });
-fast_method!(semaphore_aexit, Semaphore, "__aexit__", ["exc_type", "exc", "tb"], |py, sem, _a| {
+noargs_method!(semaphore_acquire_async, Semaphore, |py, sem| sem.acquire_async(py));
+noargs_method!(semaphore_aenter, Semaphore, |py, sem| sem.__aenter__(py));
+fast_method!(semaphore_aexit, Semaphore, "__aexit__", ignores EXIT_ARGS, |py, sem| {
     sem.release_impl(py, 1)?;
     aio::ready(py, false)
 });
-fast_method!(async_aexit, AsyncSemaphore, "__aexit__", ["exc_type", "exc", "tb"], |py, sem, _a| {
+
+noargs_method!(async_acquire, AsyncSemaphore, |py, sem| sem.acquire(py));
+noargs_method!(async_release, AsyncSemaphore, |py, sem| sem.release(py));
+noargs_method!(async_locked, AsyncSemaphore, |_py, sem| Ok(sem.locked()));
+noargs_method!(async_aenter, AsyncSemaphore, |py, sem| sem.__aenter__(py));
+fast_method!(async_aexit, AsyncSemaphore, "__aexit__", ignores EXIT_ARGS, |py, sem| {
     sem.release_impl(py)?;
     aio::ready(py, false)
 });
+
 fast_method!(process_acquire, ProcessSemaphore, "acquire", ["block", "timeout"], |py, sem, a| {
-    sem.acquire_impl(py, truth(&a[0])?, seconds(&a[1])?).map(|b| py_bool(py, b))
+    sem.acquire_impl(py, truth(&a[0])?, seconds(&a[1])?)
 });
-fast_method!(process_exit, ProcessSemaphore, "__exit__", ["exc_type", "exc", "tb"], |py, sem, _a| {
-    sem.release_impl(py).map(|()| py.None())
+noargs_method!(process_release, ProcessSemaphore, |py, sem| sem.release(py));
+noargs_method!(process_get_value, ProcessSemaphore, |_py, sem| Ok(sem.get_value()));
+noargs_method!(process_enter, ProcessSemaphore, |py, sem| sem.__enter__(py));
+fast_method!(process_exit, ProcessSemaphore, "__exit__", ignores EXIT_ARGS, |py, sem| {
+    sem.release_impl(py)
 });
 
-/// Puts `f` in `ty`'s dictionary as the method `name`, with the docstring PyO3's had.
-fn install(ty: &Bound<'_, PyType>, name: &'static CStr, f: FastCall) -> PyResult<()> {
+/// Puts `f` in `ty`'s dictionary as the method `name`, with PyO3's docstring and signature.
+fn install(ty: &Bound<'_, PyType>, name: &'static CStr, f: Method) -> PyResult<()> {
     let py = ty.py();
     let attr = name.to_str().expect("method names are ASCII");
-    let doc: Option<String> = ty.getattr(attr)?.getattr("__doc__")?.extract()?;
+    let pyo3s = ty.getattr(attr)?;
+    let doc: Option<String> = pyo3s.getattr("__doc__")?.extract()?;
+    let signature: Option<String> = pyo3s.getattr("__text_signature__")?.extract()?;
+    // CPython takes a docstring that starts with `name(...)\n--\n\n` as the text signature
+    // followed by the docstring.
+    let doc = match signature {
+        Some(sig) => Some(format!("{attr}{sig}\n--\n\n{}", doc.unwrap_or_default())),
+        None => doc,
+    };
     let doc = doc.map(|d| &*Box::leak(std::ffi::CString::new(d).unwrap_or_default().into_boxed_c_str()));
+    let (ml_meth, ml_flags) = match f {
+        Method::NoArgs(f) => (ffi::PyMethodDefPointer { PyCFunction: f }, ffi::METH_NOARGS),
+        Method::FastCall(f) => (
+            ffi::PyMethodDefPointer {
+                // SAFETY: the union holds a function pointer whichever variant; `ml_flags`
+                // tells CPython to call it with the vectorcall signature `f` has.
+                PyCFunctionWithKeywords: unsafe {
+                    std::mem::transmute::<FastCall, ffi::PyCFunctionWithKeywords>(f)
+                },
+            },
+            METH_FASTCALL | ffi::METH_KEYWORDS,
+        ),
+    };
     // CPython keeps a pointer to the definition for the life of the descriptor: leaked, once
     // per method at import.
     let def = Box::leak(Box::new(ffi::PyMethodDef {
         ml_name: name.as_ptr(),
-        ml_meth: ffi::PyMethodDefPointer {
-            // SAFETY: the union holds a function pointer whichever variant; `ml_flags` tells
-            // CPython to call it with the vectorcall signature `f` has.
-            PyCFunctionWithKeywords: unsafe {
-                std::mem::transmute::<FastCall, ffi::PyCFunctionWithKeywords>(f)
-            },
-        },
-        ml_flags: METH_FASTCALL | ffi::METH_KEYWORDS,
+        ml_meth,
+        ml_flags,
         ml_doc: doc.map_or(ptr::null(), |d| d.as_ptr()),
     }));
     // SAFETY: `ty` is a type object and `def` outlives the descriptor (leaked).
@@ -186,20 +338,31 @@ fn install(ty: &Bound<'_, PyType>, name: &'static CStr, f: FastCall) -> PyResult
     ty.setattr(attr, descr)
 }
 
-/// Replaces PyO3's methods with the vectorcall ones; on failure PyO3's stay.
+/// Replaces PyO3's methods with these; on failure PyO3's stay.
 pub(crate) fn install_all(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    use Method::{FastCall, NoArgs};
     let py = m.py();
     let sem = py.get_type::<Semaphore>();
-    let process = py.get_type::<ProcessSemaphore>();
     let asem = py.get_type::<AsyncSemaphore>();
-    let methods: [(&Bound<'_, PyType>, &'static CStr, FastCall); 7] = [
-        (&sem, c"acquire", semaphore_acquire),
-        (&sem, c"release", semaphore_release),
-        (&sem, c"__exit__", semaphore_exit),
-        (&sem, c"__aexit__", semaphore_aexit),
-        (&asem, c"__aexit__", async_aexit),
-        (&process, c"acquire", process_acquire),
-        (&process, c"__exit__", process_exit),
+    let process = py.get_type::<ProcessSemaphore>();
+    let methods: [(&Bound<'_, PyType>, &'static CStr, Method); 17] = [
+        (&sem, c"acquire", FastCall(semaphore_acquire)),
+        (&sem, c"release", FastCall(semaphore_release)),
+        (&sem, c"__enter__", NoArgs(semaphore_enter)),
+        (&sem, c"__exit__", FastCall(semaphore_exit)),
+        (&sem, c"acquire_async", NoArgs(semaphore_acquire_async)),
+        (&sem, c"__aenter__", NoArgs(semaphore_aenter)),
+        (&sem, c"__aexit__", FastCall(semaphore_aexit)),
+        (&asem, c"acquire", NoArgs(async_acquire)),
+        (&asem, c"release", NoArgs(async_release)),
+        (&asem, c"locked", NoArgs(async_locked)),
+        (&asem, c"__aenter__", NoArgs(async_aenter)),
+        (&asem, c"__aexit__", FastCall(async_aexit)),
+        (&process, c"acquire", FastCall(process_acquire)),
+        (&process, c"release", NoArgs(process_release)),
+        (&process, c"get_value", NoArgs(process_get_value)),
+        (&process, c"__enter__", NoArgs(process_enter)),
+        (&process, c"__exit__", FastCall(process_exit)),
     ];
     for (ty, name, f) in methods {
         install(ty, name, f)?;

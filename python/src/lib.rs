@@ -12,8 +12,9 @@
 //!   interrupts it.
 //! - `aio`: waiting from asyncio: the crate's `acquire_async` future, driven from the event loop.
 //! - `threading`, `asyncio`, `process`: the Python classes.
-//! - `fastcall`: their hot methods with arguments as vectorcall methods (PyO3's abi3-py39 methods
-//!   with arguments cost more than the semaphore).
+//! - `fastcall`: their hot methods as the package's own C methods, installed over PyO3's
+//!   (`METH_NOARGS`, or vectorcall with a branch for a call without arguments): PyO3's
+//!   abi3-py39 methods cost more than the semaphore.
 //!
 //! Nothing here counts permits itself: every count lives in the crate's types.
 

@@ -211,17 +211,18 @@ impl ProcessSemaphore {
     /// Takes a permit. Blocks while there is none if `block`, at most `timeout` seconds if given
     /// (a negative timeout is an attempt); returns whether it took one.
     #[pyo3(signature = (block = Truthy(true), timeout = None))]
+    #[pyo3(text_signature = "($self, block=True, timeout=None)")]
     fn acquire(&self, py: Python<'_>, block: Truthy, timeout: Option<f64>) -> PyResult<bool> {
         self.acquire_impl(py, block.0, timeout)
     }
 
     /// Gives a permit back: one this process holds if it holds any, else a new one.
-    fn release(&self, py: Python<'_>) -> PyResult<()> {
+    pub(crate) fn release(&self, py: Python<'_>) -> PyResult<()> {
         self.release_impl(py)
     }
 
     /// The number of free permits.
-    fn get_value(&self) -> usize {
+    pub(crate) fn get_value(&self) -> usize {
         self.shared.region.available_permits()
     }
 
@@ -237,10 +238,12 @@ impl ProcessSemaphore {
         &self.shared.name
     }
 
-    fn __enter__(&self, py: Python<'_>) -> PyResult<bool> {
+    pub(crate) fn __enter__(&self, py: Python<'_>) -> PyResult<bool> {
         self.acquire_impl(py, true, None)
     }
 
+    // The arguments fastcall.rs takes (`EXIT_ARGS`): optional, by position or keyword.
+    #[pyo3(text_signature = "($self, exc_type=None, exc=None, tb=None)")]
     fn __exit__(
         &self,
         py: Python<'_>,

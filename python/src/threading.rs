@@ -92,6 +92,7 @@ impl Semaphore {
     /// Takes a permit. Blocks while there is none if `blocking`, at most `timeout` seconds if
     /// given; returns whether it took one.
     #[pyo3(signature = (blocking = Truthy(true), timeout = None))]
+    #[pyo3(text_signature = "($self, blocking=True, timeout=None)")]
     fn acquire(&self, py: Python<'_>, blocking: Truthy, timeout: Option<f64>) -> PyResult<bool> {
         self.acquire_impl(py, blocking.0, timeout)
     }
@@ -102,10 +103,12 @@ impl Semaphore {
         self.release_impl(py, n)
     }
 
-    fn __enter__(&self, py: Python<'_>) -> PyResult<bool> {
+    pub(crate) fn __enter__(&self, py: Python<'_>) -> PyResult<bool> {
         self.acquire_impl(py, true, None)
     }
 
+    // The arguments fastcall.rs takes (`EXIT_ARGS`): optional, by position or keyword.
+    #[pyo3(text_signature = "($self, exc_type=None, exc=None, tb=None)")]
     fn __exit__(
         &self,
         py: Python<'_>,
@@ -117,14 +120,16 @@ impl Semaphore {
     }
 
     /// Takes a permit from asyncio: `await sem.acquire_async()` returns `True`.
-    fn acquire_async(&self, py: Python<'_>) -> PyResult<PyObject> {
+    pub(crate) fn acquire_async(&self, py: Python<'_>) -> PyResult<PyObject> {
         aio::acquire(py, &self.engine, true)
     }
 
-    fn __aenter__(&self, py: Python<'_>) -> PyResult<PyObject> {
+    pub(crate) fn __aenter__(&self, py: Python<'_>) -> PyResult<PyObject> {
         aio::acquire(py, &self.engine, false)
     }
 
+    // The arguments fastcall.rs takes (`EXIT_ARGS`): optional, by position or keyword.
+    #[pyo3(text_signature = "($self, exc_type=None, exc=None, tb=None)")]
     fn __aexit__(
         &self,
         py: Python<'_>,
