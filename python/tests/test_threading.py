@@ -130,6 +130,9 @@ CTRL_C = """
 import os, signal, sys, threading, time
 import futex_semaphore as fs
 
+# Python leaves SIGINT ignored if it started ignored (a test run from a background job): make it
+# raise KeyboardInterrupt, as in an interactive program.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sem = {make}
 fired = []
 
