@@ -269,6 +269,7 @@ mod tests {
     /// past the cap by a loaded machine teaches 0, so the test asks only that some round taught
     /// it).
     #[test]
+    #[cfg_attr(miri, ignore = "timing: Miri's clock and threads are too slow for a 100 µs spin")]
     fn a_woken_sleeper_teaches_the_estimate() {
         const ROUNDS: usize = 200;
         let sem = RawSemaphore::new(0);
@@ -313,6 +314,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "timing: Miri's clock and threads are too slow for a 100 µs spin")]
     fn a_long_spin_takes_a_permit_released_during_it() {
         // On a loaded machine the releaser may not run within the spin: then the spin takes
         // nothing and the permit stays. One of a few tries must catch it.
@@ -338,6 +340,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "timing: Miri's clock and threads are too slow for a 100 µs spin")]
     fn a_long_spin_that_gets_nothing_leaves_the_state_and_decays() {
         let sem = trained(0);
         let before = sem.queue.get().unwrap().spin.budget();
@@ -371,6 +374,7 @@ mod tests {
     /// Long spins never over-grant: threads that take permits through the long spin, beside
     /// threads that sleep in the queue, never hold more than there are, and none is lost.
     #[test]
+    #[cfg_attr(miri, ignore = "timing: Miri's clock and threads are too slow for a 100 µs spin")]
     fn long_spinning_never_over_grants() {
         const PERMITS: u64 = 2;
         const THREADS: usize = 4;
