@@ -286,7 +286,7 @@ fn an_untagged_change_completes_the_tag_it_overwrites() {
                 let world = world.clone();
                 thread::spawn(move || {
                     if world.state.take_untagged(&*world, 1).is_ok() {
-                        assert!(world.state.add_untagged(&*world, 1));
+                        assert!(world.state.add_untagged(&*world, 1).is_some());
                     }
                 })
             };
@@ -469,8 +469,9 @@ fn a_recoverer_killed_taking_a_sleeper_off_is_settled_by_the_next() {
             };
             first.join().unwrap();
             world.take_off_dead();
-            assert!(world.state.add_untagged(&*world, 1));
-            world.parking.wake(&world.state, 1);
+            // What `add_permits` does: the replaced word says whether to wake.
+            let old = world.state.add_untagged(&*world, 1).expect("below MAX_PERMITS");
+            world.parking.wake_after(&world.state, old, 1);
             sleeper.join().unwrap();
             world.assert_conserved(1);
             assert_eq!(world.sleepers_left(), (0, 0), "first recoverer killed after {steps} steps");

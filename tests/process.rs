@@ -618,6 +618,22 @@ fn fork_role() {
     assert_eq!(sem.recover().unwrap(), 1);
     assert_eq!(sem.available_permits(), 1);
 
+    // 2b. An unrecorded permit of a killed child is not given back; its recorded one is.
+    let pair = ProcessSemaphore::anonymous(2).unwrap();
+    let child = fork(|| {
+        let recorded = pair.acquire().unwrap();
+        if pair.try_acquire_unrecorded().is_err() {
+            return 14;
+        }
+        // SAFETY: as above.
+        unsafe { libc::raise(libc::SIGKILL) };
+        drop(recorded);
+        15
+    });
+    assert_eq!(wait(child), -libc::SIGKILL);
+    assert_eq!(pair.recover().unwrap(), 1, "only the recorded permit comes back");
+    assert_eq!(pair.available_permits(), 1);
+
     // 3. A permit copied into a child by fork is the parent's: dropping it there does nothing.
     let mut permit = Some(sem.acquire().unwrap());
     let child = fork(|| {

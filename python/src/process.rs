@@ -16,7 +16,8 @@
 //! semaphore used as a signal between processes). The permits a process holds are recorded in
 //! the region, so when it dies, even by `SIGKILL`, they come back (see the crate's
 //! `ProcessSemaphore`). `ProcessSemaphore(value, recover=False)` records nothing: acquire and
-//! release are then plain counts, as in `multiprocessing`.
+//! release are then plain counts, as in `multiprocessing` (the crate's unrecorded take and
+//! `release`; a permit that waiting got is taken recorded, then forgotten).
 
 use crate::blocking::{self, timeout_from};
 use crate::threading::Truthy;
@@ -132,7 +133,12 @@ impl ProcessSemaphore {
     #[inline]
     pub(crate) fn acquire_impl(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
         let shared = &*self.shared;
-        if let Ok(permit) = shared.region().try_acquire() {
+        if !shared.recover {
+            // A bare count, as `sem_trywait`: one CAS (a recorded take is three).
+            if shared.region().try_acquire_unrecorded().is_ok() {
+                return Ok(true);
+            }
+        } else if let Ok(permit) = shared.region().try_acquire() {
             shared.keep(py, permit);
             return Ok(true);
         }

@@ -134,6 +134,22 @@ def test_permit_of_a_killed_holder_comes_back(method):
 
 
 @pytest.mark.parametrize("method", START_METHODS)
+def test_without_recovery_a_killed_holders_permit_stays_taken(method):
+    # recover=False is multiprocessing's bare count: nothing recorded, nothing given back.
+    ctx = mp.get_context(method)
+    sem = fs.ProcessSemaphore(1, recover=False)
+    ready = ctx.Event()
+    p = ctx.Process(target=_workers.acquire_and_hang, args=(sem, ready))
+    p.start()
+    assert ready.wait(30)
+    os.kill(p.pid, signal.SIGKILL)
+    p.join(30)
+    assert sem.recover() == 0
+    assert not sem.acquire(timeout=0.3)
+    assert sem.get_value() == 0
+
+
+@pytest.mark.parametrize("method", START_METHODS)
 def test_permit_of_a_holder_that_exits_comes_back(method):
     ctx = mp.get_context(method)
     sem = fs.ProcessSemaphore(1)

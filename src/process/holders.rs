@@ -204,8 +204,8 @@ impl<'a> View<'a> {
     #[inline]
     pub(crate) fn give(&self, index: u32, n: u32) {
         let Some(slot) = self.slot(index) else {
-            if self.state.add_untagged(self.slots, u64::from(n)) {
-                self.parking.wake(&self.state, u64::from(n));
+            if let Some(old) = self.state.add_untagged(self.slots, u64::from(n)) {
+                self.parking.wake_after(&self.state, old, u64::from(n));
             }
             return;
         };

@@ -208,6 +208,34 @@ impl ProcessSemaphore {
                        without permits.",
     }
 
+    /// Takes one permit as a bare count, as `sem_trywait` does: nothing is recorded in this
+    /// process's holder slot, so if the process dies holding it, it is not given back (lost, as
+    /// with `sem_t`). Give it back with [`release`](ProcessSemaphore::release). One CAS on the
+    /// state word, against the three locked instructions of a recorded take: for a caller that
+    /// counts permits itself and does not want recovery (the Python package's
+    /// `ProcessSemaphore(recover=False)`). Never waits.
+    ///
+    /// # Errors
+    /// [`TryAcquireError::NoPermits`] if no permit is available, [`TryAcquireError::Closed`] if
+    /// the semaphore is closed.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::{ProcessSemaphore, TryAcquireError};
+    ///
+    /// let sem = ProcessSemaphore::anonymous(1)?;
+    /// sem.try_acquire_unrecorded().unwrap();
+    /// assert_eq!(sem.try_acquire_unrecorded(), Err(TryAcquireError::NoPermits));
+    /// sem.release()?;
+    /// assert_eq!(sem.available_permits(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_acquire_unrecorded(&self) -> Result<(), TryAcquireError> {
+        let region = self.region();
+        region.state.take_untagged(region.slots, 1)
+    }
+
     /// Adds one permit, like Python's `release()`: for signalling between processes, or for
     /// permits that were [`forget`](ProcessPermit::forget)-ten. To give back a permit you hold,
     /// drop its [`ProcessPermit`] instead.
@@ -250,19 +278,14 @@ impl ProcessSemaphore {
     /// assert!(sem.add_permits(ProcessSemaphore::MAX_PERMITS).is_err());
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn add_permits(&self, n: usize) -> io::Result<()> {
         let region = self.region();
-        let added = u64::try_from(n).is_ok_and(|n| region.state.add_untagged(region.slots, n));
-        if !added {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "add_permits({n}) would take the count past ProcessSemaphore::MAX_PERMITS ({})",
-                    ProcessSemaphore::MAX_PERMITS
-                ),
-            ));
-        }
-        self.wake(n as u64);
+        let Some(old) = u64::try_from(n).ok().and_then(|n| region.state.add_untagged(region.slots, n)) else {
+            return Err(past_max_permits(n));
+        };
+        // The word the CAS replaced tells whether a sleeper must be woken (no second RMW).
+        region.parking.wake_after(&region.state, old, n as u64);
         Ok(())
     }
 
@@ -391,6 +414,15 @@ impl ProcessSemaphore {
         // Past MAX_PERMITS (a corrupt region) the permits are dropped, and nobody to wake.
         self.region().give(slot, n);
     }
+}
+
+/// The error of an `add_permits` past [`MAX_PERMITS`](ProcessSemaphore::MAX_PERMITS).
+#[cold]
+fn past_max_permits(n: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("add_permits({n}) would take the count past ProcessSemaphore::MAX_PERMITS ({})", MAX_PERMITS),
+    )
 }
 
 impl Engine for ProcessSemaphore {

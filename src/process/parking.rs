@@ -229,7 +229,7 @@ impl Parking {
     }
 
     /// After `added` permits were added to `state` by a change whose replaced word the caller
-    /// did not keep (recovery, `add_permits`): the same, reading the flag by [`State::probe`].
+    /// did not keep (recovery): the same, reading the flag by [`State::probe`].
     #[inline]
     pub fn wake(&self, state: &State, added: u64) {
         self.wake_after(state, state.probe(), added);

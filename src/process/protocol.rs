@@ -371,16 +371,17 @@ impl State {
         .map(drop)
     }
 
-    /// An untagged addition (`release`, `add_permits`, an untracked give-back); `false` past
+    /// An untagged addition (`release`, `add_permits`, an untracked give-back); returns the
+    /// word it replaced (for [`wake_after`](parking::Parking::wake_after)), or `None` past
     /// `MAX_PERMITS`, and nothing is added then.
     #[inline]
     #[must_use]
-    pub fn add_untagged(&self, lanes: &(impl Lanes + ?Sized), n: u64) -> bool {
+    pub fn add_untagged(&self, lanes: &(impl Lanes + ?Sized), n: u64) -> Option<u64> {
         self.change(lanes, |s| {
             let p = permits(s).checked_add(n).filter(|&p| p <= MAX_PERMITS).ok_or(Refused::NoPermits)?;
             Ok(s & FLAGS | p)
         })
-        .is_ok()
+        .ok()
     }
 
     /// Sets [`SLEEPING`] (a sleeper, after it registered); keeps the tag, so nothing to help.
@@ -402,7 +403,7 @@ impl State {
 
     /// The word as of now in its order of changes, by a read-modify-write that changes
     /// nothing: for a caller that changed the word earlier and must know whether a sleeper
-    /// marked it since (a recoverer, `add_permits`).
+    /// marked it since (a recoverer).
     #[inline]
     pub fn probe(&self) -> u64 {
         // AcqRel: Acquire pairs with `mark_sleeping` (its registration is seen).
