@@ -98,7 +98,34 @@ impl Drop for Turn<'_> {
     }
 }
 
+/// What one look at the state found for a spinner of `n` permits.
+enum Look {
+    /// The spin is over: the permits are taken (`Ok`), or the semaphore is closed.
+    Done(Result<(), TryAcquireError>),
+    /// The permits cannot be taken in this state (`can_take` is false): spin on, or stop.
+    Short(u64),
+}
+
 impl RawSemaphore {
+    /// One step of both spins: loads the state and takes `n` permits if `can_take` allows,
+    /// retrying the CAS (on a fresh load) while it fails.
+    #[inline]
+    fn look(&self, n: u64) -> Look {
+        loop {
+            let s = self.state.load(Relaxed);
+            if is_closed(s) {
+                return Look::Done(Err(TryAcquireError::Closed));
+            }
+            if !can_take(s, n) {
+                return Look::Short(s);
+            }
+            // Acquire: pairs with the Release RMW of the release that gave these permits back.
+            if self.state.compare_exchange_weak(s, s - n, Acquire, Relaxed).is_ok() {
+                return Look::Done(Ok(()));
+            }
+        }
+    }
+
     /// Spins on loads for at most [`SPIN_ROUNDS`] rounds, then, if it is short by one permit, yields
     /// for at most [`YIELD_ROUNDS`], while no reservation holds. Returns `None` when it is time to
     /// long-spin or queue.
@@ -110,17 +137,10 @@ impl RawSemaphore {
         let backoff = Backoff::new();
         let mut rounds = 0;
         loop {
-            let s = self.state.load(Relaxed);
-            if is_closed(s) {
-                return Some(Err(TryAcquireError::Closed));
-            }
-            if can_take(s, n) {
-                // Acquire: pairs with the Release RMW of the release that gave these permits back.
-                if self.state.compare_exchange_weak(s, s - n, Acquire, Relaxed).is_ok() {
-                    return Some(Ok(()));
-                }
-                continue;
-            }
+            let s = match self.look(n) {
+                Look::Done(result) => return Some(result),
+                Look::Short(s) => s,
+            };
             // A reservation means the permits will not come to a spinner first.
             if is_reserved(s) || rounds >= SPIN_ROUNDS + YIELD_ROUNDS {
                 return None;
@@ -157,17 +177,10 @@ impl RawSemaphore {
         // shared core it gives the releaser the core instead of spinning its time away (measured
         // against `Backoff::snooze` and against hints alone: `docs/design.md`, Spinning).
         loop {
-            let s = self.state.load(Relaxed);
-            if is_closed(s) {
-                return Some(Err(TryAcquireError::Closed));
-            }
-            if can_take(s, n) {
-                // Acquire: pairs with the Release RMW of the release that gave these permits back.
-                if self.state.compare_exchange_weak(s, s - n, Acquire, Relaxed).is_ok() {
-                    return Some(Ok(()));
-                }
-                continue;
-            }
+            let s = match self.look(n) {
+                Look::Done(result) => return Some(result),
+                Look::Short(s) => s,
+            };
             // Rule 4: not a lone waiter any more; no verdict on the estimate.
             if is_queued(s) || is_reserved(s) || !worth_a_yield(s, n) {
                 return None;
