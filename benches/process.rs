@@ -1,7 +1,9 @@
 //! `ProcessSemaphore` against POSIX named semaphores (`sem_open`, glibc's futex `sem_t`).
 //!
 //! - `process/uncontended`: one process takes and gives back one permit: the fast paths, no
-//!   system call for either.
+//!   system call for either. `ProcessSemaphore` takes it twice over: recorded (`acquire`, the
+//!   permit dropped) and unrecorded (`try_acquire_unrecorded` + `release`, one CAS each way, what
+//!   Python's `recover=False` does); both are reported against the one `sem_open` figure.
 //! - `process/handoff`: a round trip between two processes through two semaphores at 0: this
 //!   process releases `ping` and waits on `pong`; a child process (this program run again with
 //!   `FUTEX_SEM_BENCH_CHILD` set) waits on `ping` and releases `pong`. Every step wakes a
@@ -26,6 +28,9 @@ mod bench {
     use std::process::{Child, Command};
     use std::time::{Duration, SystemTime};
 
+    /// The benchmark id of the unrecorded take in `process/uncontended`.
+    const UNRECORDED: &str = "ProcessSemaphore-unrecorded";
+
     /// Set in the child: `<kind> <ping name> <pong name>`.
     const CHILD: &str = "FUTEX_SEM_BENCH_CHILD";
 
@@ -48,12 +53,14 @@ mod bench {
         handoff(&mut c);
         c.final_summary();
         let mut report = Report::new("process", args.mode);
-        // Criterion writes `process/handoff` to the directory `process_handoff`.
-        for (group, scenario, unit, scale) in [
-            ("process_uncontended", "process uncontended acquire+release", "ns", 1.0),
-            ("process_handoff", "process handoff round trip", "us", 1e-3),
+        // Criterion writes `process/handoff` to the directory `process_handoff`. Each scenario:
+        // its group, its name in the summary, our benchmark in the group, the unit and scale.
+        for (group, scenario, ours, unit, scale) in [
+            ("process_uncontended", "process uncontended acquire+release", "ProcessSemaphore", "ns", 1.0),
+            ("process_uncontended", "process unrecorded try_acquire+release", UNRECORDED, "ns", 1.0),
+            ("process_handoff", "process handoff round trip", "ProcessSemaphore", "us", 1e-3),
         ] {
-            for (name, peer) in [("ProcessSemaphore", "futex-semaphore"), ("sem_open", "sem_open")] {
+            for (name, peer) in [(ours, "futex-semaphore"), ("sem_open", "sem_open")] {
                 if let Some(ns) = criterion_ns(group, name, "", started) {
                     report.add(Row::new(scenario, peer, ns * scale, unit, Better::Lower));
                 }
@@ -66,6 +73,12 @@ mod bench {
         let mut group = c.benchmark_group("process/uncontended");
         let sem = ProcessSemaphore::anonymous(1).expect("anonymous semaphore");
         group.bench_function("ProcessSemaphore", |b| b.iter(|| drop(black_box(sem.acquire()))));
+        group.bench_function(UNRECORDED, |b| {
+            b.iter(|| {
+                black_box(sem.try_acquire_unrecorded()).expect("the one permit is free");
+                sem.release().expect("one permit is below the limit");
+            })
+        });
         let posix = PosixSemaphore::create(&format!("/futex-sem-bench-{}-u", std::process::id()), 1);
         group.bench_function("sem_open", |b| {
             b.iter(|| {
