@@ -1,5 +1,7 @@
 //! The API one call at a time (single-threaded, so Miri runs it too).
 
+#![cfg(not(loom))] // the loom models are in tests/loom.rs; these run on real threads
+
 use futex_semaphore::{
     AcquireError, BoundedSemaphore, OwnedPermit, Permit, ReleaseError, Semaphore, TryAcquireError,
 };

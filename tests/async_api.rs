@@ -1,6 +1,8 @@
 //! The async acquires' behaviour, driven by hand (a waker that records its wake) where the order
 //! of events matters, and by `pollster` otherwise: no runtime needed.
 
+#![cfg(not(loom))] // the loom models are in tests/loom.rs; these run on real threads
+
 mod common;
 
 use common::{PATIENCE, wait_for_waiters};
@@ -144,12 +146,17 @@ fn close_fails_pending_and_later_acquires() {
     let sem = Semaphore::new(0);
     let mut one = Driven::new(sem.acquire_async());
     let mut many = Driven::new(sem.acquire_many_async(2));
+    // More waiters than a section keeps wakes for inline: the close's walk wakes every one.
+    let mut more: Vec<_> = (1..=4).map(|n| Driven::new(sem.acquire_many_async(n))).collect();
     assert!(one.poll().is_pending());
     assert!(many.poll().is_pending());
+    assert!(more.iter_mut().all(|f| f.poll().is_pending()));
     sem.close();
     assert!(one.woken() && many.woken());
+    assert!(more.iter().all(Driven::woken), "a waiter was not woken by the close");
     assert!(matches!(one.poll(), Poll::Ready(Err(AcquireError))));
     assert!(matches!(many.poll(), Poll::Ready(Err(AcquireError))));
+    assert!(more.iter_mut().all(|f| matches!(f.poll(), Poll::Ready(Err(AcquireError)))));
     assert!(pollster::block_on(sem.acquire_async()).is_err());
     assert_eq!(sem.queued_waiters(), 0);
 }

@@ -2,6 +2,8 @@
 //! loses no permit and strands no other waiter. Each test fails (a wrong count, or a waiter that
 //! never finishes within `PATIENCE`) if a permit or a wakeup went missing.
 
+#![cfg(not(loom))] // the loom models are in tests/loom.rs; these run on real threads
+
 mod common;
 
 use common::{PATIENCE, wait_for_waiters};

@@ -1,6 +1,8 @@
 //! Stress: many tasks (and threads) on few permits, checking the holder bound all along and the
 //! permit count at the end.
 
+#![cfg(not(loom))] // the loom models are in tests/loom.rs; these run on real threads
+
 mod common;
 
 use common::PATIENCE;

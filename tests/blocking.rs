@@ -1,5 +1,7 @@
 //! Blocking acquires: who wakes a waiter, exclusion under many threads, panics and owned permits.
 
+#![cfg(not(loom))] // the loom models are in tests/loom.rs; these run on real threads
+
 mod common;
 
 use common::{PATIENCE, wait_for_waiters};

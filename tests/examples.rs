@@ -10,6 +10,8 @@
 //!
 //! The examples are built with cargo, in the profile this test was built in, and run directly.
 
+#![cfg(not(loom))] // the loom models are in tests/loom.rs; these run on real threads
+
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::PathBuf;

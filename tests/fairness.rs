@@ -6,6 +6,8 @@
 //! a millisecond), not synchronisation. Bounds are loose (100 ms against a measured 1-3 ms, see
 //! `docs/benchmarks.md`): the machine is shared, and the failure this catches is seconds.
 
+#![cfg(not(loom))] // the loom models are in tests/loom.rs; these run on real threads
+
 mod common;
 
 use common::{PATIENCE, wait_for_waiters};

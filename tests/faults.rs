@@ -9,6 +9,8 @@
 //! (`tests/common/child.rs`): the test named `child` then plays the role and every other test is
 //! filtered out.
 
+#![cfg(not(loom))] // the loom models are in tests/loom.rs; these run on real threads
+
 mod common;
 
 use common::Rng;

@@ -61,7 +61,7 @@ fn release_happens_before_acquire() {
             thread::spawn(move || {
                 let p = sem.acquire().unwrap();
                 // Loom checks that this read is ordered after the write: a data race fails the model.
-                assert_eq!(data.with(|v| unsafe_read(v)), 42);
+                assert_eq!(data.with(unsafe_read), 42);
                 p.forget();
             })
         };
@@ -324,10 +324,7 @@ fn handoff_owner_timing_out_clears_the_handoff() {
 
 /// Polls a future once with a waker that does nothing, as an executor that then drops the task
 /// would: returns whether it completed (dropping the output).
-fn poll_once<F: std::future::Future>(fut: &mut F) -> bool
-where
-    F: Unpin,
-{
+fn poll_once<F: std::future::Future + Unpin>(fut: &mut F) -> bool {
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     std::pin::Pin::new(fut).poll(&mut cx).is_ready()
 }

@@ -3,6 +3,8 @@
 //! some, which shows the count is real). The test re-executes its own binary under strace, as a
 //! child (`tests/common/child.rs`).
 
+#![cfg(not(loom))] // the loom models are in tests/loom.rs; these run on real threads
+
 mod common;
 
 use futex_semaphore::Semaphore;

@@ -9,6 +9,8 @@
 //!
 //! Set `PYTHON` to use another interpreter than `python3`.
 
+#![cfg(not(loom))] // the loom models are in tests/loom.rs; these run on real threads
+
 use std::collections::hash_map::DefaultHasher;
 use std::fs;
 use std::hash::{Hash, Hasher};

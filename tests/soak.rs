@@ -26,6 +26,8 @@
 //! makes its blocking acquires as a task (`acquire_many_async` on `pollster`). The worst gaps are
 //! printed by every run and recorded in `docs/reliability.md`.
 
+#![cfg(not(loom))] // the loom models are in tests/loom.rs; these run on real threads
+
 mod common;
 
 use common::Rng;

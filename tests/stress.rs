@@ -1,6 +1,8 @@
 //! Stress: many more threads than cores, a million operations of random sizes with timeouts,
 //! checking the holder bound all along and the permit count at the end.
 
+#![cfg(not(loom))] // the loom models are in tests/loom.rs; these run on real threads
+
 mod common;
 
 use common::Rng;

@@ -1,6 +1,8 @@
 //! Timed acquires: they give up near their deadline, lose no permit, and succeed when a permit
 //! comes in time. Timing bounds are loose: the machine is shared.
 
+#![cfg(not(loom))] // the loom models are in tests/loom.rs; these run on real threads
+
 mod common;
 
 use common::wait_for_waiters;

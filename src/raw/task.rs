@@ -106,7 +106,13 @@ impl AsyncWaiter {
             }
             State::Queued { id, slot, held_back } => (Some(*id), Arc::clone(slot), *held_back),
         };
+        // A task that is not queued yet is about to be (its barge failed): the time its entry
+        // needs is read before the lock, not under it.
+        let joining_at = me.is_none().then(Instant::now);
         let mut locked = sem.lock();
+        if let Some(now) = joining_at {
+            locked.seed_now(now);
+        }
         loop {
             let joins = me.is_none(); // this look queues it, with this poll's waker
             let take = locked.take_or_queue(&mut me, n, &slot, || Wake::Task(Some(cx.waker().clone())));
