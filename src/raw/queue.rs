@@ -29,7 +29,8 @@
 //! blocking.
 //!
 //! # The reservation (the bound on every wait)
-//! When the queue's head has waited [`STARVE_AFTER`], the next section claims a reservation for
+//! When the queue's head has waited [`STARVE_AFTER`] (a thread sooner, if it was woken and
+//! robbed: [`Locked::robbed`]), the next section claims a reservation for
 //! it: takers other than the owner may only take permits beyond what the owner still needs, and
 //! the first walk that finds enough free grants them to the owner (taken for it in the CAS that
 //! ends the reservation, so they never sit idle while it is scheduled). A reservation lapses
@@ -140,7 +141,8 @@ struct Entry {
     id: Id,
     n: u64,
     /// When it starts starving: [`STARVE_AFTER`] after it queued or after its last reservation
-    /// lapsed (stored as the instant, so that a walk compares instead of subtracting).
+    /// lapsed, or when it was robbed (a thread; [`Locked::robbed`]); stored as the instant, so
+    /// that a walk compares instead of subtracting.
     starve_at: Instant,
     /// How long its next reservation lasts.
     lapse: Duration,
@@ -240,13 +242,15 @@ impl Locked<'_> {
     }
 
     /// Looks at the permits for a waiter of `n` (`me`: its entry, if it is queued) and takes them
-    /// if it may; never queues. A queued waiter that was woken is un-marked first (invariant 4).
+    /// if it may; never queues. A queued waiter that was woken is un-marked first (invariant 4),
+    /// and a thread woken for permits that are gone when it looks is [`robbed`](Self::robbed).
     pub(crate) fn take(&mut self, me: Option<Id>, n: u64) -> Take {
+        let mut woken = false;
         if let Some(id) = me {
             if self.inner().index(id).is_none() {
                 return Take::Taken; // served by a walk, which took it out (even if closed since)
             }
-            self.unmark(id);
+            woken = self.unmark(id);
         }
         let state = self.state;
         loop {
@@ -276,6 +280,9 @@ impl Locked<'_> {
                 // Only the watcher sees the reservation out; the others it holds back sleep until
                 // a walk wakes them, as any waiter does.
                 let held_back_until = held_back_until.filter(|_| me.is_some() && inner.watcher == me);
+                if let Some(id) = me.filter(|_| woken && held_back_until.is_none()) {
+                    self.robbed(id);
+                }
                 return Take::Short { held_back_until };
             }
             let mut new = s - n;
@@ -389,14 +396,37 @@ impl Locked<'_> {
         }
     }
 
-    /// Takes back a wake this waiter was sent and has now acted on (invariant 2).
-    fn unmark(&mut self, id: Id) {
+    /// Takes back a wake this waiter was sent and has now acted on (invariant 2); returns whether
+    /// it had one.
+    fn unmark(&mut self, id: Id) -> bool {
         let inner = self.inner();
         if let Some(i) = inner.index(id) {
             let e = &mut inner.entries[i];
             if e.notified {
                 e.notified = false;
                 inner.inflight -= e.n;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// A thread that a walk woke for permits found them gone when it ran (a barger took them
+    /// first): it starves from now on, as if it had waited [`STARVE_AFTER`], so that once it is
+    /// the head, the next walk claims the reservation for it and the next permits to come back
+    /// are its. Without this a sleeper can be woken, robbed and put back to sleep again and again
+    /// for the whole `STARVE_AFTER`, a context switch each time (`docs/design.md`, "A robbed
+    /// thread"). Only before its first reservation: after one lapsed, barging gets its
+    /// `STARVE_AFTER` (the no-deadlock argument). Tasks keep their clock: a robbed task costs a
+    /// poll, not a context switch.
+    fn robbed(&mut self, id: Id) {
+        let now = self.now();
+        let inner = self.inner();
+        if let Some(i) = inner.index(id) {
+            let e = &mut inner.entries[i];
+            if matches!(e.wake, Wake::Thread) && e.lapse == FIRST_LAPSE {
+                e.starve_at = e.starve_at.min(now);
+                e.passed = e.passed.max(1); // the loom models' clock (see `Entry::starving`)
             }
         }
     }
@@ -733,6 +763,66 @@ mod tests {
         let reused = Slot::fresh();
         assert_eq!(Arc::as_ptr(&reused), kept, "the spare was not reused");
         assert!(!reused.granted(), "the spare came back granted");
+    }
+
+    /// A waiter queued alone on `state` with nothing free, whose clock is far from starving; then
+    /// a release of one permit, whose walk wakes it, and a barger that takes the permit before it
+    /// looks; then its look. Returns the queue and its id.
+    fn woken_then_robbed(state: &AtomicU64, wake: impl FnOnce() -> Wake) -> (Queue, Option<Id>) {
+        let queue = Queue::default();
+        let (slot, mut me) = (Slot::fresh(), None);
+        let short = queue.lock(state).take_or_queue(&mut me, 1, &slot, wake);
+        assert!(matches!(short, Take::Short { .. }));
+        queue.inner.lock().unwrap().entries[0].starve_at = Instant::now() + Duration::from_secs(3600);
+        state.fetch_add(1, Release);
+        drop(queue.lock(state)); // the release's walk
+        assert!(queue.inner.lock().unwrap().entries[0].notified, "the release woke nobody");
+        state.fetch_sub(1, Acquire); // the barger
+        let look = queue.lock(state).take(me, 1);
+        assert!(matches!(look, Take::Short { held_back_until: None }));
+        (queue, me)
+    }
+
+    /// A thread woken for a permit that a barger took before it looked gets the reservation in
+    /// the section of that look, its clock notwithstanding: the next permit is its (`robbed`).
+    #[test]
+    fn a_robbed_thread_gets_priority_at_once() {
+        let state = AtomicU64::new(0);
+        let (queue, me) = woken_then_robbed(&state, || Wake::Thread);
+        assert!(is_reserved(state.load(Relaxed)), "no reservation for the robbed thread");
+        assert_eq!(queue.inner.lock().unwrap().reservation.as_ref().map(|r| r.owner), me);
+        // The next release grants it the permit: no barger can take it.
+        state.fetch_add(1, Release);
+        drop(queue.lock(&state));
+        assert_eq!(permits(state.load(Relaxed)), 0);
+        assert!(queue.inner.lock().unwrap().entries.is_empty(), "the owner was not served");
+    }
+
+    /// A task keeps its clock when robbed (a robbed task costs a poll, not a context switch), and
+    /// so does a thread whose reservation has lapsed before (barging gets its `STARVE_AFTER`).
+    #[test]
+    fn a_robbed_task_or_lapsed_thread_keeps_its_clock() {
+        let state = AtomicU64::new(0);
+        let (queue, _) = woken_then_robbed(&state, || Wake::Task(Some(std::task::Waker::noop().clone())));
+        assert!(!is_reserved(state.load(Relaxed)), "a robbed task got priority");
+        assert!(queue.inner.lock().unwrap().reservation.is_none());
+        let state = AtomicU64::new(0);
+        let queue = Queue::default();
+        let (slot, mut me) = (Slot::fresh(), None);
+        let _ = queue.lock(&state).take_or_queue(&mut me, 1, &slot, || Wake::Thread);
+        {
+            let mut inner = queue.inner.lock().unwrap();
+            inner.entries[0].starve_at = Instant::now() + Duration::from_secs(3600);
+            inner.entries[0].lapse = FIRST_LAPSE * 2; // a reservation of its lapsed
+        }
+        state.fetch_add(1, Release);
+        drop(queue.lock(&state));
+        state.fetch_sub(1, Acquire);
+        assert!(matches!(queue.lock(&state).take(me, 1), Take::Short { .. }));
+        assert!(
+            !is_reserved(state.load(Relaxed)),
+            "a thread whose reservation lapsed got priority again at once"
+        );
     }
 
     /// `index` finds every entry and nothing else, whatever gaps leaving waiters left (a miss
