@@ -246,19 +246,22 @@ impl Locked<'_> {
     /// and a thread woken for permits that are gone when it looks is [`robbed`](Self::robbed).
     pub(crate) fn take(&mut self, me: Option<Id>, n: u64) -> Take {
         let mut woken = false;
+        // Where `me`'s entry is: no entry comes or goes in this section before it leaves.
+        let mut at = None;
         if let Some(id) = me {
-            if self.inner().index(id).is_none() {
+            let Some(i) = self.inner().index(id) else {
                 return Take::Taken; // served by a walk, which took it out (even if closed since)
-            }
-            woken = self.unmark(id);
+            };
+            woken = self.inner().unmark(i);
+            at = Some(i);
         }
         let state = self.state;
         loop {
             let s = state.load(Relaxed);
             let inner = self.inner();
             if is_closed(s) {
-                if let Some(id) = me {
-                    inner.remove(id);
+                if let Some(i) = at {
+                    inner.remove_at(i);
                 }
                 return Take::Closed;
             }
@@ -280,8 +283,8 @@ impl Locked<'_> {
                 // Only the watcher sees the reservation out; the others it holds back sleep until
                 // a walk wakes them, as any waiter does.
                 let held_back_until = held_back_until.filter(|_| me.is_some() && inner.watcher == me);
-                if let Some(id) = me.filter(|_| woken && held_back_until.is_none()) {
-                    self.robbed(id);
+                if let Some(i) = at.filter(|_| woken && held_back_until.is_none()) {
+                    self.robbed(i);
                 }
                 return Take::Short { held_back_until };
             }
@@ -294,8 +297,8 @@ impl Locked<'_> {
             }
             // Acquire: pairs with the Release RMW of the release that gave these permits back.
             if state.compare_exchange(s, new, Acquire, Relaxed).is_ok() {
-                if let Some(id) = me {
-                    inner.remove(id);
+                if let Some(i) = at {
+                    inner.remove_at(i);
                 }
                 return Take::Taken;
             }
@@ -358,8 +361,8 @@ impl Locked<'_> {
     pub(crate) fn leave(&mut self, me: &mut Option<Id>, n: u64) {
         if let Some(id) = me.take() {
             let inner = self.inner();
-            if inner.index(id).is_some() {
-                inner.remove(id);
+            if let Some(i) = inner.index(id) {
+                inner.remove_at(i);
             } else {
                 // Served, but gone before it knew: its permits go back (this section's walk
                 // passes them on). Release: as for any release.
@@ -396,21 +399,6 @@ impl Locked<'_> {
         }
     }
 
-    /// Takes back a wake this waiter was sent and has now acted on (invariant 2); returns whether
-    /// it had one.
-    fn unmark(&mut self, id: Id) -> bool {
-        let inner = self.inner();
-        if let Some(i) = inner.index(id) {
-            let e = &mut inner.entries[i];
-            if e.notified {
-                e.notified = false;
-                inner.inflight -= e.n;
-                return true;
-            }
-        }
-        false
-    }
-
     /// A thread that a walk woke for permits found them gone when it ran (a barger took them
     /// first): it starves from now on, as if it had waited [`STARVE_AFTER`], so that once it is
     /// the head, the next walk claims the reservation for it and the next permits to come back
@@ -419,15 +407,13 @@ impl Locked<'_> {
     /// thread"). Only before its first reservation: after one lapsed, barging gets its
     /// `STARVE_AFTER` (the no-deadlock argument). Tasks keep their clock: a robbed task costs a
     /// poll, not a context switch.
-    fn robbed(&mut self, id: Id) {
-        let now = self.now();
-        let inner = self.inner();
-        if let Some(i) = inner.index(id) {
-            let e = &mut inner.entries[i];
-            if matches!(e.wake, Wake::Thread) && e.lapse == FIRST_LAPSE {
-                e.starve_at = e.starve_at.min(now);
-                e.passed = e.passed.max(1); // the loom models' clock (see `Entry::starving`)
-            }
+    fn robbed(&mut self, i: usize) {
+        let e = &self.inner().entries[i];
+        if matches!(e.wake, Wake::Thread) && e.lapse == FIRST_LAPSE {
+            let now = self.now();
+            let e = &mut self.inner().entries[i];
+            e.starve_at = e.starve_at.min(now);
+            e.passed = e.passed.max(1); // the loom models' clock (see `Entry::starving`)
         }
     }
 
@@ -613,19 +599,30 @@ impl Inner {
         (e[lo].id == id).then_some(lo)
     }
 
-    fn remove(&mut self, id: Id) {
-        if let Some(i) = self.index(id) {
-            let e = self.entries.remove(i).expect("found");
-            if e.notified {
-                self.inflight -= e.n;
-            }
-            if self.watcher == Some(id) {
-                self.set_watcher(None);
-            }
-            if self.reservation.as_ref().is_some_and(|r| r.owner == id) {
-                self.end_reservation();
-            }
+    /// Entry `i` leaves the queue: its wake (invariant 2), its watch (invariant 5) and its
+    /// reservation (invariant 3) with it.
+    fn remove_at(&mut self, i: usize) {
+        let e = self.entries.remove(i).expect("an entry's index");
+        if e.notified {
+            self.inflight -= e.n;
         }
+        if self.watcher == Some(e.id) {
+            self.set_watcher(None);
+        }
+        if self.reservation.as_ref().is_some_and(|r| r.owner == e.id) {
+            self.end_reservation();
+        }
+    }
+
+    /// Takes back the wake that entry `i` was sent and has now acted on (invariant 2); returns
+    /// whether it had one.
+    fn unmark(&mut self, i: usize) -> bool {
+        let e = &mut self.entries[i];
+        let woken = std::mem::replace(&mut e.notified, false);
+        if woken {
+            self.inflight -= e.n;
+        }
+        woken
     }
 
     fn end_reservation(&mut self) -> Option<Reservation> {
@@ -713,11 +710,21 @@ impl WakeList {
     }
 
     fn wake_all(&mut self) {
-        for wake in self.few.iter_mut().filter_map(Option::take).chain(self.more.drain(..)) {
-            match wake {
-                Outgoing::Thread(slot) => Private::wake(&slot.futex, 1),
-                Outgoing::Task(waker) => waker.wake(),
-            }
+        // `few` fills in order: the first empty one ends it, and `more` is used only once it is full.
+        for wake in self.few.iter_mut().map_while(Option::take) {
+            wake.send();
+        }
+        if !self.more.is_empty() {
+            self.more.drain(..).for_each(Outgoing::send);
+        }
+    }
+}
+
+impl Outgoing {
+    fn send(self) {
+        match self {
+            Outgoing::Thread(slot) => Private::wake(&slot.futex, 1),
+            Outgoing::Task(waker) => waker.wake(),
         }
     }
 }
