@@ -710,7 +710,7 @@ impl WakeList {
     }
 
     fn wake_all(&mut self) {
-        // `few` fills in order: the first empty one ends it, and `more` is used only once it is full.
+        // `few` fills in order (the first empty one ends it), and `more` only once it is full.
         for wake in self.few.iter_mut().map_while(Option::take) {
             wake.send();
         }
