@@ -16,6 +16,11 @@
 //! each target) replaces what stands between `<!-- results:begin -->` and `<!-- results:end -->`
 //! in `docs/benchmarks.md`; without those markers it is printed instead.
 //!
+//! Its first line names the run. A partial `cargo bench` overwrites some of those files and not
+//! the others: when the files it reads were written further apart than one full run takes
+//! ([`ONE_RUN_SECS`]), that line says the figures come from runs between those times instead (and
+//! stderr says so too).
+//!
 //! `$CRITERION_HOME` or `$CARGO_TARGET_DIR` choose the input as they do for criterion.
 
 // The calendar arithmetic the benches' summary table uses too: one copy.
@@ -120,6 +125,16 @@ fn main() {
         std::process::exit(1);
     }
 
+    let (oldest, newest) = data.span();
+    if newest.saturating_sub(oldest) > ONE_RUN_SECS {
+        eprintln!(
+            "bench-report: the results under {} come from runs between {} and {} (a partial run after \
+             the last full one); the report says so, and `cargo bench` gives one run's figures",
+            data.dir.display(),
+            date(oldest),
+            date(newest)
+        );
+    }
     let svg = chart(&data);
     let svg_path = root.join("docs/benchmarks.svg");
     std::fs::write(&svg_path, svg).expect("write docs/benchmarks.svg");
@@ -405,17 +420,56 @@ fn machine(data: &Data) -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
-    let when =
-        std::fs::metadata(data.dir.join("uncontended/acquire_release").join(OURS).join("new/estimates.json"))
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| date(d.as_secs()))
-            .unwrap_or_default();
-    format!(
-        "Run of {when} on {cpu}, {cores} cores (shared with other jobs), Linux {}, {rustc}.",
-        kernel.trim()
-    )
+    let (oldest, newest) = data.span();
+    let when = if newest.saturating_sub(oldest) <= ONE_RUN_SECS {
+        format!("Run of {}", date(oldest))
+    } else {
+        format!(
+            "**Figures from runs between {} and {}**: a partial `cargo bench` came after the last full \
+             one, so the tables below mix runs; run `cargo bench` again for one run's figures. Last run {}",
+            date(oldest),
+            date(newest),
+            date(newest)
+        )
+    };
+    format!("{when} on {cpu}, {cores} cores (shared with other jobs), Linux {}, {rustc}.", kernel.trim())
+}
+
+/// The most a full `cargo bench` takes on the project's machine, with margin: files of the report
+/// written further apart than this come from different runs.
+const ONE_RUN_SECS: u64 = 20 * 60;
+
+impl Data {
+    /// When the files this report reads were written, oldest and newest, in seconds since the
+    /// Unix epoch: criterion's estimates of the uncontended and handoff groups, the wait-tail and
+    /// syscall files (their modification times), and the contended rows of `summary.tsv` (their
+    /// `unix_time`).
+    fn span(&self) -> (u64, u64) {
+        let mtime = |path: &Path| {
+            let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+            Some(modified.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs())
+        };
+        let mut times = Vec::new();
+        for (group, functions) in [
+            ("uncontended", &["acquire_release", "try_acquire_release"][..]),
+            ("handoff", &["round_trip", "round_trip_one_cpu"][..]),
+        ] {
+            for function in functions {
+                for imp in IMPLS {
+                    let estimates = self.dir.join(group).join(function).join(imp).join("new/estimates.json");
+                    times.extend(mtime(&estimates));
+                }
+            }
+        }
+        times.extend(mtime(&self.dir.join("wait_tail/latency.json")));
+        times.extend(mtime(&self.dir.join("syscalls/futex.json")));
+        let summary = std::fs::read_to_string(self.dir.join("summary.tsv")).unwrap_or_default();
+        times.extend(summary.lines().filter_map(|line| {
+            let f: Vec<&str> = line.split('\t').collect();
+            (f.len() > 8 && f[1].starts_with("contended ")).then(|| f[8].parse::<u64>().ok()).flatten()
+        }));
+        (times.iter().copied().min().unwrap_or(0), times.iter().copied().max().unwrap_or(0))
+    }
 }
 
 /// `YYYY-MM-DD HH:MM UTC` for seconds since the Unix epoch.
@@ -598,4 +652,57 @@ fn chart(data: &Data) -> String {
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::time::{Duration, SystemTime};
+
+    /// A criterion directory with three of the report's files written `at` seconds after a base
+    /// time, and, if `contended_at` is given, a contended row of `summary.tsv` recorded then.
+    fn written_at(name: &str, at: [u64; 3], contended_at: Option<u64>) -> Data {
+        let dir = std::env::temp_dir().join(format!("bench-report-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let base = 1_796_000_000;
+        let files = [
+            "uncontended/acquire_release/futex-semaphore/new/estimates.json",
+            "wait_tail/latency.json",
+            "syscalls/futex.json",
+        ];
+        for (file, secs) in files.iter().zip(at) {
+            let path = dir.join(file);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let f = fs::File::create(&path).unwrap();
+            f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(base + secs)).unwrap();
+        }
+        if let Some(secs) = contended_at {
+            let row = format!(
+                "semaphore\tcontended 2t-1p 50/50\tfutex-semaphore\t9.5\tMpairs/s\thigher\t0\t\t{}\tfull\n",
+                base + secs
+            );
+            fs::write(dir.join("summary.tsv"), row).unwrap();
+        }
+        Data { dir }
+    }
+
+    #[test]
+    fn one_run_is_named_and_mixed_runs_are_flagged() {
+        let one = written_at("one", [0, 60, 240], Some(120));
+        assert_eq!(one.span(), (1_796_000_000, 1_796_000_240));
+        let line = machine(&one);
+        assert!(line.starts_with("Run of "), "{line}");
+
+        let later_file = written_at("file", [0, 60, ONE_RUN_SECS + 61], None);
+        let line = machine(&later_file);
+        assert!(line.starts_with("**Figures from runs between"), "a file of a later run: {line}");
+
+        let later_row = written_at("row", [0, 60, 120], Some(3600));
+        let line = machine(&later_row);
+        assert!(line.starts_with("**Figures from runs between"), "a summary row of a later run: {line}");
+        for data in [one, later_file, later_row] {
+            let _ = fs::remove_dir_all(&data.dir);
+        }
+    }
 }
