@@ -80,14 +80,23 @@ impl Data {
     /// throughput of the timed runs, from the summary file (no interval: `lo` and `hi` are the
     /// point).
     fn contended(&self, shape: &str, imp: &str) -> Option<Est> {
-        let text = std::fs::read_to_string(self.dir.join("summary.tsv")).ok()?;
         let prefix = format!("contended {shape} ");
-        let mops: f64 = text.lines().find_map(|line| {
-            let f: Vec<&str> = line.split('\t').collect();
-            (f.len() > 3 && f[1].starts_with(&prefix) && f[2] == imp).then(|| f[3].parse().ok()).flatten()
-        })?;
+        let mops: f64 = self
+            .contended_rows()
+            .into_iter()
+            .find_map(|f| (f[1].starts_with(&prefix) && f[2] == imp).then(|| f[3].parse().ok()).flatten())?;
         let ns = 1000.0 / mops;
         Some(Est { ns, lo: ns, hi: ns })
+    }
+
+    /// The contended rows of `summary.tsv`, split into their fields (`benches/common/report.rs`:
+    /// bench, scenario, name, value, unit, better, switches per acquire, note, unix time, mode).
+    fn contended_rows(&self) -> Vec<Vec<String>> {
+        let text = std::fs::read_to_string(self.dir.join("summary.tsv")).unwrap_or_default();
+        text.lines()
+            .map(|line| line.split('\t').map(str::to_owned).collect::<Vec<_>>())
+            .filter(|f| f.len() > 8 && f[1].starts_with("contended "))
+            .collect()
     }
 
     fn json(&self, relative: &str) -> Option<Value> {
@@ -425,10 +434,9 @@ fn machine(data: &Data) -> String {
         format!("Run of {}", date(oldest))
     } else {
         format!(
-            "**Figures from runs between {} and {}**: a partial `cargo bench` came after the last full \
-             one, so the tables below mix runs; run `cargo bench` again for one run's figures. Last run {}",
+            "**Figures from runs between {} and {}** (a partial `cargo bench` came after the last full \
+             one, so the tables below mix runs; `cargo bench` again gives one run's figures),",
             date(oldest),
-            date(newest),
             date(newest)
         )
     };
@@ -463,11 +471,7 @@ impl Data {
         }
         times.extend(mtime(&self.dir.join("wait_tail/latency.json")));
         times.extend(mtime(&self.dir.join("syscalls/futex.json")));
-        let summary = std::fs::read_to_string(self.dir.join("summary.tsv")).unwrap_or_default();
-        times.extend(summary.lines().filter_map(|line| {
-            let f: Vec<&str> = line.split('\t').collect();
-            (f.len() > 8 && f[1].starts_with("contended ")).then(|| f[8].parse::<u64>().ok()).flatten()
-        }));
+        times.extend(self.contended_rows().iter().filter_map(|f| f[8].parse::<u64>().ok()));
         (times.iter().copied().min().unwrap_or(0), times.iter().copied().max().unwrap_or(0))
     }
 }
