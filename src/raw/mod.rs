@@ -206,7 +206,7 @@ impl RawSemaphore {
     #[cold]
     fn release_slow(&self, old: u64, n: u64) {
         if is_queued(old) {
-            drop(self.lock()); // the section's walk wakes whom the permits serve
+            self.lock().gave_back(); // the section's walk wakes whom the permits serve
         }
         if permits(old) + n > MAX_PERMITS && !std::thread::panicking() {
             panic!(
@@ -230,7 +230,7 @@ impl RawSemaphore {
             }
         }
         if is_queued(s) {
-            drop(self.lock());
+            self.lock().gave_back();
         }
         Ok(())
     }

@@ -20,6 +20,9 @@
 //! 5. While a reservation holds back permits that would serve another waiter, one such waiter is
 //!    its `watcher`, or has been woken to become it, or is a task the timer wakes at the lapse:
 //!    someone sees the lapse.
+//! 6. No entry before `skip.at` is both un-woken and of at most `skip.fits` permits ([`Skip`]):
+//!    a walk sets it from what it passed over; an un-marked entry before it moves it back to
+//!    that entry, and one that leaves before it moves it back by one.
 //!
 //! # Who is woken ([`Locked::walk`])
 //! If a reservation holds, its owner first: served (see below) if the free permits cover it, and
@@ -30,8 +33,9 @@
 //!
 //! # The reservation (the bound on every wait)
 //! When the queue's head has waited [`STARVE_AFTER`] (a thread sooner, if it was woken and
-//! robbed: [`Locked::robbed`]), the next section claims a reservation for
-//! it: takers other than the owner may only take permits beyond what the owner still needs, and
+//! robbed: [`Locked::robbed`]), the next section in which permits come back, or that reads the
+//! clock anyway, claims a reservation for it (a waiter that was woken, found nothing and waits
+//! on costs no clock read: [`Locked::gave_back`]): takers other than the owner may only take permits beyond what the owner still needs, and
 //! the first walk that finds enough free grants them to the owner (taken for it in the CAS that
 //! ends the reservation, so they never sit idle while it is scheduled). A reservation lapses
 //! after the owner's `lapse` (first [`FIRST_LAPSE`], doubled at each claim up to [`MAX_LAPSE`]),
@@ -175,6 +179,18 @@ struct Inner {
     /// The timer's wake of a task watcher at the lapse, if it has one (cancelled when the watcher
     /// changes).
     watch_timer: Option<Token>,
+    /// Where a walk may start (invariant 6).
+    skip: Skip,
+}
+
+/// What the last walks learnt about the front of the queue, so that the next does not look at
+/// the same entries again (invariant 6): no entry before `at` is both un-woken and of at most
+/// `fits` permits. A walk whose budget is at most `fits` starts at `at`; it would pass over
+/// every entry before it anyway. The default says nothing (nothing asks for 0 permits).
+#[derive(Default)]
+struct Skip {
+    at: usize,
+    fits: u64,
 }
 
 /// The queue: allocated on first use by the semaphore (see `OnceBox`).
@@ -207,6 +223,11 @@ pub(crate) struct Locked<'a> {
     /// The time, read once per section and only if a decision needs it (a read costs as much as
     /// the rest of a short section).
     now: Option<Instant>,
+    /// The entry the last [`take`](Self::take) found, and where: a hint for
+    /// [`set_waker`](Self::set_waker) in the same section, checked before use.
+    found: Option<(Id, usize)>,
+    /// Permits came back in this section or just before it ([`gave_back`](Self::gave_back)).
+    gave_back: bool,
     wakes: WakeList,
 }
 
@@ -216,7 +237,14 @@ impl Queue {
         // The lock is never held across user code or a panic point that leaves `Inner` broken,
         // so a poisoned lock (a panic in a waker's `clone`) still holds a consistent queue.
         let inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        Locked { state, inner: Some(inner), now: None, wakes: WakeList::default() }
+        Locked {
+            state,
+            inner: Some(inner),
+            now: None,
+            found: None,
+            gave_back: false,
+            wakes: WakeList::default(),
+        }
     }
 }
 
@@ -230,6 +258,12 @@ impl Locked<'_> {
     /// made with it are made as if a moment earlier, which only ever waits a little longer.
     pub(crate) fn seed_now(&mut self, now: Instant) {
         self.now = Some(now);
+    }
+
+    /// Says that permits came back in this section or just before it (a release): its walk looks
+    /// whether the head is starving, even if nothing else in the section needed the clock.
+    pub(crate) fn gave_back(&mut self) {
+        self.gave_back = true;
     }
 
     fn inner(&mut self) -> &mut Inner {
@@ -254,6 +288,7 @@ impl Locked<'_> {
             };
             woken = self.inner().unmark(i);
             at = Some(i);
+            self.found = Some((id, i));
         }
         let state = self.state;
         loop {
@@ -367,6 +402,7 @@ impl Locked<'_> {
                 // Served, but gone before it knew: its permits go back (this section's walk
                 // passes them on). Release: as for any release.
                 self.state.fetch_add(n, Release);
+                self.gave_back();
             }
         }
     }
@@ -391,7 +427,9 @@ impl Locked<'_> {
 
     /// Stores a task's waker, for the next wake.
     pub(crate) fn set_waker(&mut self, me: Id, waker: &Waker) {
-        if let Some(i) = self.inner().index(me) {
+        let hint =
+            self.found.filter(|&(id, i)| id == me && self.inner().entries.get(i).is_some_and(|e| e.id == me));
+        if let Some(i) = hint.map(|(_, i)| i).or_else(|| self.inner().index(me)) {
             match &mut self.inner().entries[i].wake {
                 Wake::Task(Some(w)) if w.will_wake(waker) => {}
                 slot => *slot = Wake::Task(Some(waker.clone())),
@@ -401,7 +439,8 @@ impl Locked<'_> {
 
     /// A thread that a walk woke for permits found them gone when it ran (a barger took them
     /// first): it starves from now on, as if it had waited [`STARVE_AFTER`], so that once it is
-    /// the head, the next walk claims the reservation for it and the next permits to come back
+    /// the head, the next walk that looks at its clock claims the reservation for it (the walk of
+    /// this section, which read the clock for it, or a release's) and the next permits to come back
     /// are its. Without this a sleeper can be woken, robbed and put back to sleep again and again
     /// for the whole `STARVE_AFTER`, a context switch each time (`docs/design.md`, "A robbed
     /// thread"). Only before its first reservation: after one lapsed, barging gets its
@@ -461,7 +500,11 @@ impl Locked<'_> {
                 self.lapse();
             }
         }
-        let now = if self.inner().reservation.is_none() { Some(self.now()) } else { None };
+        // The head's clock is looked at where permits came back, or where the time is known
+        // anyway: a waiter that found nothing (robbed) costs no clock read (see `docs/design.md`,
+        // "When the head's clock is read").
+        let look = self.gave_back || self.now.is_some();
+        let now = if look && self.inner().reservation.is_none() { Some(self.now()) } else { None };
         let s = state.load(Relaxed);
         let Locked { inner, wakes, .. } = self;
         let inner: &mut Inner = inner.as_mut().expect("the lock is held until drop");
@@ -511,16 +554,31 @@ impl Locked<'_> {
                 budget = 0; // everything free is the owner's
             }
         }
-        for i in 0..inner.entries.len() {
-            if budget == 0 {
+        // In arrival order from where invariant 6 allows; the smallest request passed over bounds
+        // what the next walk may skip.
+        let (mut i, fits) = match inner.skip {
+            Skip { at, fits } if budget <= fits => (at.min(inner.entries.len()), fits),
+            _ => (0, u64::MAX),
+        };
+        let mut smallest_passed = u64::MAX;
+        while budget > 0 {
+            // An iterator over the ring's slices: cheaper per entry than indexing it.
+            let serves = |e: &Entry| {
+                let serves = !e.notified && e.n <= budget;
+                if !e.notified && !serves {
+                    smallest_passed = smallest_passed.min(e.n);
+                }
+                serves
+            };
+            let Some(k) = inner.entries.range(i..).position(serves) else {
+                i = inner.entries.len();
                 break;
-            }
-            let e = &inner.entries[i];
-            if !e.notified && e.n <= budget {
-                budget -= e.n;
-                inner.notify(i, wakes);
-            }
+            };
+            budget -= inner.entries[i + k].n;
+            inner.notify(i + k, wakes);
+            i += k + 1;
         }
+        inner.skip = Skip { at: i, fits: fits.min(smallest_passed - 1) };
         let Some(r) = inner.reservation.as_ref().filter(|_| inner.watcher.is_none()) else { return };
         // Invariant 5: wake one waiter the reservation holds back, to see it out.
         let (owner, free) = (r.owner, permits(s).saturating_sub(inner.inflight));
@@ -603,6 +661,7 @@ impl Inner {
     /// reservation (invariant 3) with it.
     fn remove_at(&mut self, i: usize) {
         let e = self.entries.remove(i).expect("an entry's index");
+        self.left(i);
         if e.notified {
             self.inflight -= e.n;
         }
@@ -621,8 +680,16 @@ impl Inner {
         let woken = std::mem::replace(&mut e.notified, false);
         if woken {
             self.inflight -= e.n;
+            self.skip.at = self.skip.at.min(i); // invariant 6: it is un-woken again
         }
         woken
+    }
+
+    /// Entry `i` has left the queue: those after it moved up one (invariant 6).
+    fn left(&mut self, i: usize) {
+        if i < self.skip.at {
+            self.skip.at -= 1;
+        }
     }
 
     fn end_reservation(&mut self) -> Option<Reservation> {
@@ -656,6 +723,7 @@ impl Inner {
     fn grant(&mut self, i: usize, wakes: &mut WakeList) {
         let id = self.entries[i].id;
         let mut e = self.entries.remove(i).expect("granted entry is queued");
+        self.left(i);
         if e.notified {
             self.inflight -= e.n;
         }
@@ -829,6 +897,93 @@ mod tests {
         assert!(
             !is_reserved(state.load(Relaxed)),
             "a thread whose reservation lapsed got priority again at once"
+        );
+    }
+
+    /// Every walk wakes exactly the entries a walk over the whole queue would (the first un-woken
+    /// ones, in arrival order, whose requests fit in what is left), whatever the hint of
+    /// invariant 6 lets it skip: over a long mixed run of arrivals of 1 to 3 permits, releases,
+    /// woken waiters that take their permits or find them gone (a barger), and waiters leaving.
+    #[test]
+    fn walks_wake_what_a_walk_of_the_whole_queue_would() {
+        let state = AtomicU64::new(0);
+        let queue = Queue::default();
+        let mut waiters: Vec<(Option<Id>, u64)> = Vec::new();
+        let mut rng = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = |bound: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % bound
+        };
+        let (mut skipped, mut walks) = (0, 0);
+        for step in 0..20_000 {
+            // Before the section: what a walk over the whole queue would wake.
+            let expected = |inner: &Inner, permits: u64| {
+                let mut budget = permits.saturating_sub(inner.inflight);
+                let mut woken = Vec::new();
+                for e in inner.entries.iter().filter(|e| !e.notified) {
+                    if e.n <= budget {
+                        budget -= e.n;
+                        woken.push(e.id);
+                    }
+                }
+                woken
+            };
+            let mut locked = queue.lock(&state);
+            match next(8) {
+                0..=2 => {
+                    let n = 1 + next(3);
+                    let mut me = None;
+                    let _ = locked.take_or_queue(&mut me, n, &Slot::fresh(), || Wake::Thread);
+                    if me.is_some() {
+                        waiters.push((me, n));
+                    }
+                }
+                3 | 4 => {
+                    let k = 1 + next(3);
+                    state.fetch_add(k, Release);
+                }
+                5 | 6 if !waiters.is_empty() => {
+                    let i = next(waiters.len() as u64) as usize;
+                    if next(2) == 0 && permits(state.load(Relaxed)) > 0 {
+                        state.fetch_sub(1, Acquire); // a barger first
+                    }
+                    let (me, n) = waiters[i];
+                    if matches!(locked.take(me, n), Take::Taken) {
+                        waiters.swap_remove(i);
+                    }
+                }
+                7 if !waiters.is_empty() => {
+                    let i = next(waiters.len() as u64) as usize;
+                    let (mut me, n) = waiters.swap_remove(i);
+                    locked.leave(&mut me, n);
+                }
+                _ => {}
+            }
+            // The walk of this section, checked against one of the whole queue as it stands
+            // just before it.
+            let inner = locked.inner();
+            for e in inner.entries.iter_mut() {
+                e.starve_at = Instant::now() + Duration::from_secs(3600); // no reservation here
+            }
+            let want = expected(inner, permits(state.load(Relaxed)));
+            let before: Vec<Id> = inner.entries.iter().filter(|e| e.notified).map(|e| e.id).collect();
+            skipped += usize::from(inner.skip.at > 0 && inner.skip.fits > 0);
+            drop(locked);
+            let inner = queue.inner.lock().unwrap();
+            let woken: Vec<Id> = inner
+                .entries
+                .iter()
+                .filter(|e| e.notified && !before.contains(&e.id))
+                .map(|e| e.id)
+                .collect();
+            assert_eq!(woken, want, "step {step}: the walk woke others than a walk of the whole queue");
+            walks += 1;
+        }
+        assert!(
+            skipped > walks / 10,
+            "the hint was rarely used ({skipped} of {walks} walks): the test misses its aim"
         );
     }
 
