@@ -39,8 +39,9 @@ use std::time::{Duration, Instant};
 /// waiters are woken than the free permits cover, counting those already woken and on their way.
 ///
 /// Every waiter's wait is bounded. Once the waiter at the head of the queue (of any size, thread
-/// or task) has waited 1 ms, it gets priority (a thread sooner: at once if a release woke it for
-/// permits that another acquire took before it ran): every other acquire, [`try_acquire`] included, may
+/// or task) has waited 1 ms, it gets priority from the next release (or the next waiter's
+/// arrival) on (a thread sooner: at once if a release woke it for permits that another acquire
+/// took before it ran): every other acquire, [`try_acquire`] included, may
 /// only take permits beyond what it still needs, so releases pile up for it. It is then served as
 /// soon as enough holders have given permits back: its wait is at most 1 ms plus the time until
 /// holders return the permits it asked for. A waiter further back waits, in addition, for those
