@@ -75,9 +75,11 @@ pub(crate) const SPIN_ROUNDS: u32 = 0;
 
 /// After spinning, how many times a contended acquire yields its core (and re-reads the state)
 /// before it sleeps, if it is short by one permit: a release by a thread waiting for this core then
-/// costs no system call.
+/// costs no system call. Eight, not three, since 2026-12-04: where threads outnumber cores, three
+/// yields often ended before a permit came back, and the thread slept (`docs/design.md`,
+/// "Spinning").
 #[cfg(not(loom))]
-pub(crate) const YIELD_ROUNDS: u32 = 3;
+pub(crate) const YIELD_ROUNDS: u32 = 8;
 #[cfg(loom)]
 pub(crate) const YIELD_ROUNDS: u32 = 0;
 
