@@ -35,10 +35,10 @@
 //! When the queue's head has waited [`STARVE_AFTER`] (a thread sooner, if it was woken and
 //! robbed: [`Locked::robbed`]), the next section in which permits come back, or that reads the
 //! clock anyway, claims a reservation for it (a waiter that was woken, found nothing and waits
-//! on costs no clock read: [`Locked::gave_back`]): takers other than the owner may only take permits beyond what the owner still needs, and
-//! the first walk that finds enough free grants them to the owner (taken for it in the CAS that
-//! ends the reservation, so they never sit idle while it is scheduled). A reservation lapses
-//! after the owner's `lapse` (first [`FIRST_LAPSE`], doubled at each claim up to [`MAX_LAPSE`]),
+//! on costs no clock read: [`Locked::gave_back`]): takers other than the owner may only take
+//! permits beyond what the owner still needs, and the first walk that finds enough free grants
+//! them to the owner (taken for it in the CAS that ends the reservation, so they never sit idle
+//! while it is scheduled). A reservation lapses after the owner's `lapse` (first [`FIRST_LAPSE`], doubled at each claim up to [`MAX_LAPSE`]),
 //! seen by the first walk that reads the clock while the owner still cannot be served; its owner's
 //! starvation clock starts again, so it cannot be claimed again for `STARVE_AFTER`, and barging
 //! resumes meanwhile. That keeps every program that progresses under barging progressing: permits
@@ -919,7 +919,7 @@ mod tests {
         let (mut skipped, mut walks) = (0, 0);
         // Under Miri a few hundred steps: each is a locked section with allocations.
         for step in 0..if cfg!(miri) { 300 } else { 20_000 } {
-            // Before the section: what a walk over the whole queue would wake.
+            // What a walk over the whole queue, as it stands before this section's walk, wakes.
             let expected = |inner: &Inner, permits: u64| {
                 let mut budget = permits.saturating_sub(inner.inflight);
                 let mut woken = Vec::new();
