@@ -428,8 +428,8 @@ impl Locked<'_> {
     /// Stores a task's waker, for the next wake.
     pub(crate) fn set_waker(&mut self, me: Id, waker: &Waker) {
         let hint =
-            self.found.filter(|&(id, i)| id == me && self.inner().entries.get(i).is_some_and(|e| e.id == me));
-        if let Some(i) = hint.map(|(_, i)| i).or_else(|| self.inner().index(me)) {
+            self.found.map(|(_, i)| i).filter(|&i| self.inner().entries.get(i).is_some_and(|e| e.id == me));
+        if let Some(i) = hint.or_else(|| self.inner().index(me)) {
             match &mut self.inner().entries[i].wake {
                 Wake::Task(Some(w)) if w.will_wake(waker) => {}
                 slot => *slot = Wake::Task(Some(waker.clone())),
