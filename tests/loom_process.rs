@@ -12,7 +12,9 @@
 #![cfg(loom)]
 
 use futex_semaphore::process_protocol::parking::{ONE_MANY_SLEEPER, Parking, REGISTER, UNREGISTER, unit};
-use futex_semaphore::process_protocol::{GIVE, LANES, Lane, Lanes, Refused, State, TAKE, held_total};
+use futex_semaphore::process_protocol::{
+    GIVE, LANES, Lane, Lanes, Refused, SHARED_LANES, State, TAKE, held_total,
+};
 use loom::sync::Arc;
 use loom::thread;
 
@@ -23,6 +25,35 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
     }
     builder.check(f);
 }
+
+/// For each of 0 to 4 steps: a world of `permits` permits and `setup` done, a process killed after
+/// that many steps of `dead` (slot 0), racing a live process doing `live`; then slot 0's
+/// recoverer, still racing it. Afterwards, conservation.
+fn killed_at_each_step(permits: u64, setup: fn(&World), dead: fn(&World, usize) -> bool, live: fn(&World)) {
+    for steps in 0..=4 {
+        model(move || {
+            let world = World::new(permits);
+            setup(&world);
+            let dead = {
+                let world = world.clone();
+                thread::spawn(move || {
+                    dead(&world, steps);
+                })
+            };
+            let live = {
+                let world = world.clone();
+                thread::spawn(move || live(&world))
+            };
+            dead.join().unwrap();
+            world.recover();
+            live.join().unwrap();
+            world.assert_conserved(permits);
+        });
+    }
+}
+
+/// The first owned lane of a slot.
+const OWNED: u32 = SHARED_LANES as u32;
 
 /// Holder slots (0: the process that gets killed, 1 and 2: live ones), each with its lanes and
 /// its sleep lane, the state word and the region's sleep words.
@@ -55,11 +86,21 @@ impl World {
     /// the whole operation): 1 announce, 2 publish, 3 complete, 4 finish. Whether it took or
     /// gave its permits (so far as the state word goes).
     fn op(&self, slot: u32, op: u64, n: u32, steps: usize) -> bool {
-        let lane = &self.slots[slot as usize][0];
+        self.op_in(slot, 0, op, n, steps)
+    }
+
+    /// [`op`](World::op) in lane `index`: a shared lane reserved by a CAS, or an owned one
+    /// (`index >= SHARED_LANES`) announced by a plain store.
+    fn op_in(&self, slot: u32, index: u32, op: u64, n: u32, steps: usize) -> bool {
+        let lane = &self.slots[slot as usize][index as usize];
         if steps == 0 {
             return false;
         }
-        let announced = lane.announce(slot, 0, op, n).expect("lane 0 is this thread's");
+        let announced = if index as usize >= SHARED_LANES {
+            lane.announce_owned(slot, index, op, n)
+        } else {
+            lane.announce(slot, index, op, n).expect("the lane is this thread's")
+        };
         if steps == 1 {
             return false;
         }
@@ -138,8 +179,11 @@ impl World {
     fn assert_conserved(&self, permits: u64) {
         use loom::sync::atomic::Ordering::SeqCst;
         let words = |slot: usize| {
-            let lane = &self.slots[slot][0];
-            format!("announce {:#x} held {:#x}", lane.announce.load(SeqCst), lane.held.load(SeqCst))
+            let lane = |i: usize| {
+                let lane = &self.slots[slot][i];
+                format!("[{i}] announce {:#x} held {:#x}", lane.announce.load(SeqCst), lane.held.load(SeqCst))
+            };
+            format!("{} {}", lane(0), lane(SHARED_LANES))
         };
         let dump = format!(
             "state {:#x}; slot 0: {}; slot 1: {}; slot 2: {}",
@@ -191,80 +235,33 @@ impl World {
 /// racing the live one, gives back exactly what the dead one took.
 #[test]
 fn a_take_killed_at_any_step_is_settled_exactly() {
-    for steps in 0..=4 {
-        model(move || {
-            let world = World::new(1);
-            let dead = {
-                let world = world.clone();
-                thread::spawn(move || {
-                    world.op(0, TAKE, 1, steps);
-                })
-            };
-            let live = {
-                let world = world.clone();
-                thread::spawn(move || world.live())
-            };
-            dead.join().unwrap();
-            world.recover();
-            live.join().unwrap();
-            world.assert_conserved(1);
-        });
-    }
+    killed_at_each_step(1, |_| {}, |world, steps| world.op(0, TAKE, 1, steps), World::live);
 }
 
 /// A process that holds a permit killed at each step of giving it back, while another takes
 /// and gives back: the permit comes back exactly once.
 #[test]
 fn a_give_back_killed_at_any_step_is_settled_exactly() {
-    for steps in 0..=4 {
-        model(move || {
-            let world = World::new(2);
-            assert!(world.op(0, TAKE, 1, usize::MAX));
-            let dead = {
-                let world = world.clone();
-                thread::spawn(move || {
-                    world.op(0, GIVE, 1, steps);
-                })
-            };
-            let live = {
-                let world = world.clone();
-                thread::spawn(move || world.live())
-            };
-            dead.join().unwrap();
-            world.recover();
-            live.join().unwrap();
-            world.assert_conserved(2);
-        });
-    }
+    killed_at_each_step(
+        2,
+        |world| assert!(world.op(0, TAKE, 1, usize::MAX)),
+        |world, steps| world.op(0, GIVE, 1, steps),
+        World::live,
+    );
 }
 
 /// A recoverer killed at each step of giving a dead holder's permit back; a second recoverer
 /// settles what it left, while a live process takes and gives back.
 #[test]
 fn a_recoverer_killed_at_any_step_is_settled_by_the_next() {
-    for steps in 0..=4 {
-        model(move || {
-            let world = World::new(1);
-            assert!(world.op(0, TAKE, 1, usize::MAX));
-            // The holder is dead; the first recoverer settled its lanes (nothing pending), and
-            // gives the total back in lane 0, killed after `steps` steps.
-            let first = {
-                let world = world.clone();
-                thread::spawn(move || {
-                    let held = held_total(&world.slots[0]);
-                    world.op(0, GIVE, held, steps);
-                })
-            };
-            let live = {
-                let world = world.clone();
-                thread::spawn(move || world.live())
-            };
-            first.join().unwrap();
-            world.recover();
-            live.join().unwrap();
-            world.assert_conserved(1);
-        });
-    }
+    // The holder is dead; the first recoverer settled its lanes (nothing pending), and gives the
+    // total back in lane 0, killed after `steps` steps.
+    killed_at_each_step(
+        1,
+        |world| assert!(world.op(0, TAKE, 1, usize::MAX)),
+        |world, steps| world.op(0, GIVE, held_total(&world.slots[0]), steps),
+        World::live,
+    );
 }
 
 /// A take killed at each step while an untracked process (no slot: a full table) takes and gives
@@ -273,29 +270,16 @@ fn a_recoverer_killed_at_any_step_is_settled_by_the_next() {
 /// (a permit lost, with the state word's last change untagged).
 #[test]
 fn an_untagged_change_completes_the_tag_it_overwrites() {
-    for steps in 0..=4 {
-        model(move || {
-            let world = World::new(2);
-            let dead = {
-                let world = world.clone();
-                thread::spawn(move || {
-                    world.op(0, TAKE, 1, steps);
-                })
-            };
-            let untracked = {
-                let world = world.clone();
-                thread::spawn(move || {
-                    if world.state.take_untagged(&*world, 1).is_ok() {
-                        assert!(world.state.add_untagged(&*world, 1).is_some());
-                    }
-                })
-            };
-            dead.join().unwrap();
-            world.recover();
-            untracked.join().unwrap();
-            world.assert_conserved(2);
-        });
-    }
+    killed_at_each_step(
+        2,
+        |_| {},
+        |world, steps| world.op(0, TAKE, 1, steps),
+        |world| {
+            if world.state.take_untagged(world, 1).is_ok() {
+                assert!(world.state.add_untagged(world, 1).is_some());
+            }
+        },
+    );
 }
 
 /// Two live processes contending, with no kill: never more taken than exists (a take that
@@ -314,6 +298,68 @@ fn two_live_processes_never_hold_more_than_exists() {
                         assert_eq!(inside.fetch_add(1, SeqCst), 0, "two holders of one permit");
                         inside.fetch_sub(1, SeqCst);
                         world.op(slot, GIVE, 1, usize::MAX);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        world.assert_conserved(1);
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Owned lanes (`src/process/lease.rs`): announced by a plain store, one thread's only.
+
+/// A take in an owned lane killed at each step, while a live process takes and gives back in an
+/// owned lane of its own: the plain-store announcement is seen by whoever reads the tag (the
+/// live one helping, the recoverer), so the take is settled exactly.
+#[test]
+fn a_take_in_an_owned_lane_killed_at_any_step_is_settled_exactly() {
+    killed_at_each_step(
+        1,
+        |_| {},
+        |world, steps| world.op_in(0, OWNED, TAKE, 1, steps),
+        |world| {
+            if world.op_in(1, OWNED, TAKE, 1, usize::MAX) {
+                world.op_in(1, OWNED, GIVE, 1, usize::MAX);
+            }
+        },
+    );
+}
+
+/// A give-back in an owned lane killed at each step, after a take in a shared lane of the same
+/// process (a permit taken in one lane is given back through another), while a live process
+/// takes and gives back: the permit comes back exactly once.
+#[test]
+fn a_give_back_in_an_owned_lane_killed_at_any_step_is_settled_exactly() {
+    killed_at_each_step(
+        2,
+        |world| assert!(world.op(0, TAKE, 1, usize::MAX)),
+        |world, steps| world.op_in(0, OWNED, GIVE, 1, steps),
+        World::live,
+    );
+}
+
+/// Two threads of one process, one in its owned lane and one in a shared lane of the same slot,
+/// each taking and giving back (helping each other's tags): never more held than exists, and
+/// every lane settles to nothing held.
+#[test]
+fn threads_in_an_owned_and_a_shared_lane_of_one_slot_conserve_permits() {
+    model(move || {
+        let world = World::new(1);
+        let inside = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let threads: Vec<_> = [0, OWNED]
+            .into_iter()
+            .map(|index| {
+                let (world, inside) = (world.clone(), inside.clone());
+                thread::spawn(move || {
+                    use loom::sync::atomic::Ordering::SeqCst;
+                    if world.op_in(1, index, TAKE, 1, usize::MAX) {
+                        assert_eq!(inside.fetch_add(1, SeqCst), 0, "two holders of one permit");
+                        inside.fetch_sub(1, SeqCst);
+                        world.op_in(1, index, GIVE, 1, usize::MAX);
                     }
                 })
             })

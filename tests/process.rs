@@ -80,6 +80,7 @@ fn child() {
         "pid-reuse-permit" => pid_reuse_permit_role(),
         "first-acquires" => first_acquires_role(),
         "untracked-sleeper" => untracked_sleeper_role(),
+        "threads-killed" => threads_killed_role(),
         // Every clock-reading path (a new region, a timed wait on each kind), for `valgrind`.
         "clocks" => {
             let sem = ProcessSemaphore::anonymous(1).unwrap();
@@ -926,6 +927,67 @@ fn first_acquires_role() {
         "{tracked} fillers found a slot, not {}: some process took more than one",
         slots - PROCESSES
     );
+    say("done");
+}
+
+#[test]
+fn the_permits_of_a_killed_process_of_many_threads_come_back_exactly() {
+    let mut forker = Proc::spawn("threads-killed", &[]);
+    forker.expect("done");
+    forker.succeeds();
+}
+
+/// A child with more threads than a slot has owned lanes (so some announce in their own lane and
+/// the rest share the shared ones, often finding them busy): two waves of threads (the second
+/// takes over the leases the first gave back at exit) take and give back at once, then each
+/// thread of the second wave keeps what it holds and the child is killed. Recovery must give
+/// back exactly what they held: a lane written by two threads at once leaves its count wrong.
+fn threads_killed_role() {
+    const THREADS: u32 = 12;
+    const ROUNDS: u32 = 20_000;
+    const PERMITS: u32 = 4 * THREADS;
+    let sem = ProcessSemaphore::anonymous(PERMITS).unwrap();
+    let child = fork(|| {
+        let churn = |keep: bool| {
+            let (start, holding) =
+                (std::sync::Barrier::new(THREADS as usize), std::sync::Barrier::new(THREADS as usize + 1));
+            std::thread::scope(|s| {
+                for t in 0..THREADS {
+                    let (sem, start, holding) = (&sem, &start, &holding);
+                    s.spawn(move || {
+                        start.wait();
+                        for i in 0..ROUNDS {
+                            let n = 1 + (t + i) % 3;
+                            drop(sem.try_acquire_many_for(n, PATIENCE).unwrap());
+                        }
+                        if keep {
+                            // Held until the kill: one permit each, and two more for odd threads.
+                            let _one = sem.try_acquire_for(PATIENCE).unwrap();
+                            let _more = (t % 2 == 1).then(|| sem.try_acquire_many_for(2, PATIENCE).unwrap());
+                            holding.wait();
+                            loop {
+                                // SAFETY: pause(2) has no preconditions; SIGKILL ends the wait.
+                                unsafe { libc::pause() };
+                            }
+                        }
+                    });
+                }
+                if keep {
+                    holding.wait();
+                    // SAFETY: raise(3) ends the process here; the threads hold their permits.
+                    unsafe { libc::raise(libc::SIGKILL) };
+                }
+            });
+        };
+        churn(false);
+        churn(true);
+        1
+    });
+    assert_eq!(wait(child), -libc::SIGKILL);
+    let held = THREADS + 2 * (THREADS / 2);
+    assert_eq!(sem.available_permits(), (PERMITS - held) as usize);
+    assert_eq!(sem.recover().unwrap(), held as usize, "exactly what the killed threads held comes back");
+    assert_eq!(sem.available_permits(), PERMITS as usize);
     say("done");
 }
 

@@ -134,7 +134,7 @@ impl ProcessSemaphore {
     pub(crate) fn acquire_impl(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
         let shared = &*self.shared;
         if !shared.recover {
-            // A bare count, as `sem_trywait`: one CAS (a recorded take is three).
+            // A bare count, as `sem_trywait`: one CAS and no store to the holder slot.
             if shared.region().try_acquire_unrecorded().is_ok() {
                 return Ok(true);
             }

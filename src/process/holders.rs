@@ -14,7 +14,9 @@
 //! 2. **Record.** Every take and give-back of a tracked process is an announce/complete
 //!    operation in one of its lanes (`protocol.rs`): announced in the lane, published in the
 //!    state word together with a tag naming the lane, completed in the lane's `held`. Whoever
-//!    next changes the state word completes a tagged operation that is not complete yet.
+//!    next changes the state word completes a tagged operation that is not complete yet. A
+//!    thread announces in its own lane where it has one (plain stores), else in a shared one
+//!    (`lease.rs`).
 //! 3. **Recover.** A process that suspects a dead holder (a waiter after each ~100 ms without
 //!    permits, or anyone through `ProcessSemaphore::recover`) reads each taken slot's owner and
 //!    asks the kernel whether that process still exists (`kill(pid, 0)`, then
@@ -32,13 +34,14 @@
 //! next process to touch the state, or by the recoverer) or did not, and so does a sleeper's
 //! registration on `sleepers` (`parking.rs`).
 
-use super::protocol::{Announced, GIVE, LANES, Lane, Refused, TAKE, held_total};
+use super::Holder;
+use super::lease::{self, Pick};
+use super::protocol::{Announced, GIVE, Lane, Refused, SHARED_LANES, TAKE, held_total};
 use super::region::{Slot, View, owner};
 use super::sys::{self, Identity};
 use crate::sync::{
     AtomicU64, Backoff, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
 };
-use std::cell::Cell;
 
 /// The slot index of a process that has no slot: its permits are not recoverable.
 pub(crate) const UNTRACKED: u32 = u32::MAX;
@@ -79,27 +82,6 @@ impl Drop for ClaimGuard {
         // Release: pairs with the Acquire in `lock`.
         CLAIM_LOCK.store(0, Release);
     }
-}
-
-thread_local! {
-    /// The lane this thread tries first (spread over the lanes, so that threads rarely meet).
-    static LANE_HINT: Cell<u32> = const { Cell::new(u32::MAX) };
-}
-
-/// The next first lane for a new thread.
-static NEXT_LANE: AtomicU64 = AtomicU64::new(0);
-
-#[inline]
-fn lane_hint() -> u32 {
-    LANE_HINT.with(|hint| {
-        let h = hint.get();
-        if h != u32::MAX {
-            return h;
-        }
-        let h = (NEXT_LANE.fetch_add(1, Relaxed) % LANES as u64) as u32;
-        hint.set(h);
-        h
-    })
 }
 
 impl<'a> View<'a> {
@@ -151,25 +133,39 @@ impl<'a> View<'a> {
         None
     }
 
-    /// Announces `op` of `n` permits in a free lane of slot `index` (spinning, then yielding,
-    /// while all of them are in use by other threads of this process: each is held for a few
-    /// instructions).
+    /// Announces `op` of `n` permits in slot `index`, for the process incarnation `nonce`: in
+    /// this thread's own lane if it has one (`lease.rs`), else in a free shared lane (spinning,
+    /// then yielding, while all of them are in use by other threads of this process: each is
+    /// held for a few instructions).
     #[inline]
-    fn announce(&self, index: u32, slot: &'a Slot, op: u64, n: u32) -> (&'a Lane, Announced) {
-        let first = lane_hint();
-        if let Some(done) = slot.lanes[first as usize].announce(index, first, op, n) {
-            return (&slot.lanes[first as usize], done);
+    fn announce(&self, index: u32, slot: &'a Slot, nonce: u64, op: u64, n: u32) -> (&'a Lane, Announced) {
+        match lease::pick(nonce) {
+            Pick::Owned(i) => {
+                let lane = &slot.lanes[i as usize];
+                (lane, lane.announce_owned(index, i, op, n))
+            }
+            Pick::Shared(i) => match slot.lanes[i as usize].announce(index, i, op, n) {
+                Some(done) => (&slot.lanes[i as usize], done),
+                None => self.announce_slow(index, slot, nonce, op, n),
+            },
         }
-        self.announce_slow(index, slot, op, n)
     }
 
     #[cold]
-    fn announce_slow(&self, index: u32, slot: &'a Slot, op: u64, n: u32) -> (&'a Lane, Announced) {
+    fn announce_slow(
+        &self,
+        index: u32,
+        slot: &'a Slot,
+        nonce: u64,
+        op: u64,
+        n: u32,
+    ) -> (&'a Lane, Announced) {
         let backoff = Backoff::new();
         loop {
-            for (i, lane) in slot.lanes.iter().enumerate() {
+            // The shared lanes only: an owned lane is its owner's even while idle.
+            for (i, lane) in slot.lanes[..SHARED_LANES].iter().enumerate() {
                 if let Some(done) = lane.announce(index, i as u32, op, n) {
-                    LANE_HINT.with(|hint| hint.set(i as u32));
+                    lease::prefer_shared(nonce, i as u32);
                     return (lane, done);
                 }
             }
@@ -177,15 +173,16 @@ impl<'a> View<'a> {
         }
     }
 
-    /// Takes `n` permits for slot `index` (untagged for [`UNTRACKED`]).
+    /// Takes `n` permits for `me` (untagged for [`UNTRACKED`]).
     #[inline]
-    pub(crate) fn take(&self, index: u32, n: u32) -> Result<(), Refused> {
+    pub(crate) fn take(&self, me: Holder, n: u32) -> Result<(), Refused> {
+        let Holder { slot: index, nonce } = me;
         let Some(slot) = self.slot(index) else {
             return self.state.take_untagged(self.slots, n);
         };
         // Nothing to take: fail without touching the lanes (a spinning waiter comes here often).
         self.state.check_take(n)?;
-        let (lane, op) = self.announce(index, slot, TAKE, n);
+        let (lane, op) = self.announce(index, slot, nonce, TAKE, n);
         match self.state.publish(self.slots, &op) {
             Ok(_) => {
                 op.complete(lane);
@@ -199,17 +196,18 @@ impl<'a> View<'a> {
         }
     }
 
-    /// Gives back `n` permits that slot `index` holds (untagged for [`UNTRACKED`]) and wakes
-    /// sleepers they can serve. Past `MAX_PERMITS` (a corrupt region) they are dropped.
+    /// Gives back `n` permits that `me` holds (untagged for [`UNTRACKED`]) and wakes sleepers
+    /// they can serve. Past `MAX_PERMITS` (a corrupt region) they are dropped.
     #[inline]
-    pub(crate) fn give(&self, index: u32, n: u32) {
+    pub(crate) fn give(&self, me: Holder, n: u32) {
+        let Holder { slot: index, nonce } = me;
         let Some(slot) = self.slot(index) else {
             if let Some(old) = self.state.add_untagged(self.slots, u64::from(n)) {
                 self.parking.wake_after(&self.state, old, u64::from(n));
             }
             return;
         };
-        let (lane, op) = self.announce(index, slot, GIVE, n);
+        let (lane, op) = self.announce(index, slot, nonce, GIVE, n);
         let given = self.state.publish(self.slots, &op);
         // Recorded as given back either way: past MAX_PERMITS they are dropped.
         op.complete(lane);
@@ -219,10 +217,10 @@ impl<'a> View<'a> {
         }
     }
 
-    /// Un-records `n` permits slot `index` holds without giving them back (`forget`).
-    pub(crate) fn unrecord(&self, index: u32, n: u32) {
-        if let Some(slot) = self.slot(index) {
-            let (lane, op) = self.announce(index, slot, GIVE, n);
+    /// Un-records `n` permits `me` holds without giving them back (`forget`).
+    pub(crate) fn unrecord(&self, me: Holder, n: u32) {
+        if let Some(slot) = self.slot(me.slot) {
+            let (lane, op) = self.announce(me.slot, slot, me.nonce, GIVE, n);
             // Completed without publishing: a crash before `complete` drops the announcement
             // (then recovery gives them back, as if `forget` had not been called).
             op.complete(lane);

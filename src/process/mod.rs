@@ -8,6 +8,7 @@
 //!   Both build under loom.
 //! - `region`: the layout of the shared region (a table), validated before use.
 //! - `holders`: the holder table: claiming a slot, recording through the protocol, recovery.
+//! - `lease`: which lane of the slot a thread announces in (its own, or a shared one).
 //! - `sleep`: the contended acquire's loop (spin, sleep through `parking`, recover).
 //! - `sys`: names, files, mappings, process identity and liveness: every system call.
 //! - `create`: creating and opening (the constructors and [`ProcessSemaphoreBuilder`]).
@@ -16,11 +17,14 @@
 //!
 //! The uncontended acquire is: two loads of process-local memory (the identity page, the
 //! handle's cache) and one of the own slot (is the cached slot still this process
-//! incarnation's?), a CAS that reserves a lane and announces the take, the state word's CAS,
-//! and two stores to the lane; no system call. A release is the same, and wakes only if the
+//! incarnation's?), a thread-local load (the thread's lane), a store that announces the take
+//! in the thread's own lane, the state word's CAS, and two stores to the lane; no system call
+//! and one read-modify-write. (A thread without a lane of its own, past the fourth of a process,
+//! reserves a shared lane with a CAS instead.) A release is the same, and wakes only if the
 //! state word its CAS replaced had the `SLEEPING` flag (no fence, no other word read).
 mod create;
 mod holders;
+mod lease;
 mod permit;
 pub(crate) mod protocol;
 mod region;
@@ -49,8 +53,8 @@ use std::time::{Duration, Instant};
 /// ([`create`](ProcessSemaphore::create), [`open`](ProcessSemaphore::open)), or a memfd for
 /// [`anonymous`](ProcessSemaphore::anonymous), which children made by `fork` share. Every
 /// process maps it and works on it directly: uncontended, an acquire is one load and one
-/// compare-and-swap on the shared state plus a compare-and-swap and two stores on this process's
-/// own holder slot, and a release is the same; neither enters the
+/// compare-and-swap on the shared state plus three plain stores on this process's own holder
+/// slot, and a release is the same; neither enters the
 /// kernel. Waiters sleep on a process-shared futex, and a release
 /// makes a system call only when someone sleeps.
 ///
@@ -211,7 +215,8 @@ impl ProcessSemaphore {
     /// Takes one permit as a bare count, as `sem_trywait` does: nothing is recorded in this
     /// process's holder slot, so if the process dies holding it, it is not given back (lost, as
     /// with `sem_t`). Give it back with [`release`](ProcessSemaphore::release). One CAS on the
-    /// state word, against the three locked instructions of a recorded take: for a caller that
+    /// state word and nothing else, where a recorded take adds three stores to this process's
+    /// holder slot (about twice the time of an acquire/release pair): for a caller that
     /// counts permits itself and does not want recovery (the Python package's
     /// `ProcessSemaphore(recover=False)`). Never waits.
     ///
@@ -412,7 +417,7 @@ impl ProcessSemaphore {
             return;
         }
         // Past MAX_PERMITS (a corrupt region) the permits are dropped, and nobody to wake.
-        self.region().give(slot, n);
+        self.region().give(Holder { slot, nonce }, n);
     }
 }
 
@@ -442,7 +447,7 @@ impl Engine for ProcessSemaphore {
     #[inline]
     fn try_take(&self, n: u32) -> Result<Holder, Refused> {
         let me = self.holder();
-        self.region().take(me.slot, n)?;
+        self.region().take(me, n)?;
         Ok(me)
     }
 
@@ -450,7 +455,7 @@ impl Engine for ProcessSemaphore {
     #[inline]
     fn take(&self, n: u32, deadline: Option<Instant>) -> Result<Holder, Refused> {
         let me = self.holder();
-        if self.region().take(me.slot, n).is_err() {
+        if self.region().take(me, n).is_err() {
             self.acquire_slow(n, deadline, me)?;
         }
         Ok(me)

@@ -59,7 +59,7 @@ impl<'a> ProcessPermit<'a> {
     /// ```
     pub fn forget(mut self) {
         if self.permits > 0 && sys::identity().nonce == self.nonce {
-            self.sem.region().unrecord(self.slot, self.permits);
+            self.sem.region().unrecord(Holder { slot: self.slot, nonce: self.nonce }, self.permits);
         }
         self.permits = 0;
     }

@@ -15,7 +15,8 @@
 //! | 49..=62 | tag slot   | its slot + 1; 0: the last change was untagged (nobody to complete)   |
 //! | 63      | [`CLOSED`] | closed: every take fails                                             |
 //!
-//! A lane (each holder slot has [`LANES`], one per thread operating at once) is two words:
+//! A lane (each holder slot has [`LANES`]: [`SHARED_LANES`] shared, the rest each owned by one
+//! thread of the process) is two words:
 //! `announce` (`n` in bits 0..=31, the sequence in 32..=61, the op in 62..=63: [`IDLE`], [`TAKE`],
 //! [`GIVE`]) and `held` (the lane's held count, a wrapping `u32`, in bits 0..=31, the sequence
 //! of its last completed op in 32..=61). A slot holds the wrapping sum of its lanes' counts (a
@@ -27,11 +28,24 @@
 //! 2. **Publish**: CAS the state word: the permits change *and* the tag becomes this lane and
 //!    `seq`. Before that CAS overwrites a tag, the previous tag's operation must be complete
 //!    (its lane's `held.seq` reached it): if not, this thread completes it ([`State::help`]).
-//! 3. **Complete**: `held = (held ± n, seq)`, by a CAS from `(held, seq - 1)`, whoever completes
-//!    (the owner, a helper, a recoverer): exactly one CAS succeeds. (A plain store by the owner
-//!    looked enough, since all write the same value, but loom reported a history in which the
-//!    owner's next completion was then lost; with a CAS there is no such question.)
+//! 3. **Complete**: `held = (held ± n, seq)`: a plain store by the thread that announced, a CAS
+//!    from `(held, seq - 1)` by a helper or a recoverer (see *Completion* below).
 //! 4. **Finish**: `announce` back to idle.
+//!
+//! Steps 1, 3 and 4 are the announcing thread's, on its process's own slot. In an *owned*
+//! lane (`SHARED_LANES..LANES`, one thread's for its lifetime: `lease.rs`) all three are plain
+//! stores, so an operation is one read-modify-write, step 2. In a *shared* lane step 1 is a CAS
+//! from idle, which reserves the lane for the operation.
+//!
+//! # Completion
+//! Everyone who completes op `s` of a lane writes the same word, `applied(h, a)` with `h` the
+//! lane's `held` after op `s - 1` and `a` the announcement. A helper or recoverer writes it by a
+//! CAS from `h`; the owner by a plain store. Once either is in, `held` is not `h` again (its
+//! sequence only grows), so a later helper's CAS fails and writes nothing: whatever the order,
+//! `held` ends as that word, once. Loom (tokio-rs/loom#254) lets an RMW read past a concurrent
+//! plain store, which C++'s [atomics.order] p10 forbids, and so reported the lane ending one
+//! operation behind; the loom build makes the owner's store a swap, the same write (its read
+//! unused) in the same place of the order, which loom models correctly.
 //!
 //! # Invariants
 //! 1. While the state's tag names `(slot, lane, s)`, that lane's `held.seq` is `s - 1` or `s`,
@@ -64,6 +78,10 @@ pub mod parking;
 
 /// Lanes per holder slot: how many threads of one process can be inside an operation at once.
 pub const LANES: usize = 6;
+/// Lanes `0..SHARED_LANES` of a slot are shared: a thread reserves one for an operation with a
+/// CAS ([`Lane::announce`]). The others are owned, each by one thread of the process
+/// ([`Lane::announce_owned`]; who owns which: `lease.rs`).
+pub const SHARED_LANES: usize = 2;
 /// The most holder slots a region can have (the tag's slot field is 14 bits, 0 meaning none).
 pub const MAX_SLOTS: usize = (1 << 14) - 1;
 /// Bits of the sequence kept in the state word's tag.
@@ -212,6 +230,27 @@ impl Lane {
         Some(Announced { slot, lane, word, held })
     }
 
+    /// Step 1 in a lane that this thread owns: nobody else writes its `announce` while this
+    /// process lives (`lease.rs`, invariant 2; a recoverer only once it is dead), and the
+    /// previous operation in it is finished, so the announcement is a plain store.
+    #[inline]
+    pub fn announce_owned(&self, slot: u32, lane: u32, op: u64, n: u32) -> Announced {
+        debug_assert_eq!(
+            self::op(self.announce.load(Relaxed)),
+            IDLE,
+            "an owned lane in use by another thread"
+        );
+        // Relaxed: the last completion of this lane was this thread's own store (or a helper's
+        // CAS of the same value), or that of the thread that owned the lane before, whose
+        // lease's release this thread's lease acquired.
+        let held = self.held.load(Relaxed);
+        let word = announcement(op, n, seq(held) + 1);
+        // Relaxed: the publishing CAS that follows is `Release`, so whoever reads its tag sees
+        // this announcement.
+        self.announce.store(word, Relaxed);
+        Announced { slot, lane, word, held }
+    }
+
     /// The held count of this lane (wrapping).
     #[inline]
     pub fn held(&self) -> u32 {
@@ -232,13 +271,21 @@ impl Default for Lane {
 }
 
 impl Announced {
-    /// Step 3: records the operation in the lane's `held`.
+    /// Step 3, by the thread that announced: records the operation in the lane's `held`.
     #[inline]
     pub fn complete(&self, lane: &Lane) {
-        // Release: pairs with the Acquire loads of `held` by helpers and recoverers. A CAS from
-        // the value read when announcing: nobody else changes `held` while this op is
-        // announced, except a helper completing it (to this same value), so it fails only then.
-        let _ = lane.held.compare_exchange(self.held, applied(self.held, self.word), Release, Relaxed);
+        // Release: pairs with the Acquire loads of `held` by helpers and recoverers. A plain
+        // store of the value computed from `held` as read when announcing: nobody else changes
+        // `held` while this op is announced, except a helper completing it to this same value
+        // (by a CAS from the value before, which fails once this store is in), so every order
+        // of the two leaves the same word (see "Completion" in the module docs).
+        #[cfg(not(loom))]
+        lane.held.store(applied(self.held, self.word), Release);
+        // Under loom a swap: the same write at the same place in the word's order of changes
+        // (its read is discarded), which loom, unlike a plain store, keeps in that order
+        // against a helper's CAS (tokio-rs/loom#254).
+        #[cfg(loom)]
+        lane.held.swap(applied(self.held, self.word), Release);
     }
 
     /// Step 4: frees the lane.

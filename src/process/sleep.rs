@@ -27,12 +27,12 @@ impl ProcessSemaphore {
     pub(super) fn acquire_slow(&self, n: u32, deadline: Option<Instant>, me: Holder) -> Result<(), Refused> {
         let region = self.region();
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            return region.take(me.slot, n);
+            return region.take(me, n);
         }
         // Spin on attempts for a bounded time while nobody sleeps.
         let backoff = Backoff::new();
         for _ in 0..SPIN_ROUNDS {
-            match region.take(me.slot, n) {
+            match region.take(me, n) {
                 Err(Refused::NoPermits) => {}
                 done => return done,
             }
@@ -52,13 +52,13 @@ impl ProcessSemaphore {
             let lanes = region.sleep_lanes();
             let attempt = region
                 .parking
-                .round(&region.state, &lanes, sleeping, unit, Some(until), || region.take(me.slot, n));
+                .round(&region.state, &lanes, sleeping, unit, Some(until), || region.take(me, n));
             if attempt != Err(Refused::NoPermits) {
                 return attempt;
             }
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
-                return region.take(me.slot, n);
+                return region.take(me, n);
             }
             if now >= next_scan {
                 let recovered = region.recover(&sys::identity(), Scope::Holding);
