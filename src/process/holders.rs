@@ -137,7 +137,7 @@ impl<'a> View<'a> {
     /// this thread's own lane if it has one (`lease.rs`), else in a free shared lane (spinning,
     /// then yielding, while all of them are in use by other threads of this process: each is
     /// held for a few instructions).
-    #[inline]
+    #[inline(always)]
     fn announce(&self, index: u32, slot: &'a Slot, nonce: u64, op: u64, n: u32) -> (&'a Lane, Announced) {
         match lease::pick(nonce) {
             Pick::Owned(i) => {
