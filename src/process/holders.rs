@@ -136,7 +136,8 @@ impl<'a> View<'a> {
     /// Announces `op` of `n` permits in slot `index`, for the process incarnation `nonce`: in
     /// this thread's own lane if it has one (`lease.rs`), else in a free shared lane (spinning,
     /// then yielding, while all of them are in use by other threads of this process: each is
-    /// held for a few instructions).
+    /// held for a few instructions). `always`: left to the compiler, it was a call on both
+    /// sides of the uncontended pair, 2-3 ns of its 20 (`docs/process.md`, Benchmarks).
     #[inline(always)]
     fn announce(&self, index: u32, slot: &'a Slot, nonce: u64, op: u64, n: u32) -> (&'a Lane, Announced) {
         match lease::pick(nonce) {
