@@ -54,7 +54,8 @@ use std::time::{Duration, Instant};
 /// [`anonymous`](ProcessSemaphore::anonymous), which children made by `fork` share. Every
 /// process maps it and works on it directly: uncontended, an acquire is one load and one
 /// compare-and-swap on the shared state plus three plain stores on this process's own holder
-/// slot, and a release is the same; neither enters the
+/// slot (a compare-and-swap and two stores for a thread while four others of its process own
+/// the four lanes a thread can own), and a release is the same; neither enters the
 /// kernel. Waiters sleep on a process-shared futex, and a release
 /// makes a system call only when someone sleeps.
 ///
