@@ -948,6 +948,13 @@ fn threads_killed_role() {
     const PERMITS: u32 = 4 * THREADS;
     let sem = ProcessSemaphore::anonymous(PERMITS).unwrap();
     let child = fork(|| {
+        // A panicking thread (a failed acquire, an owned lane found in use) would leave the others
+        // waiting at `holding` forever: end the child at once instead, and the parent's check of
+        // how it ended fails.
+        std::panic::set_hook(Box::new(|info| {
+            eprintln!("{info}");
+            std::process::abort();
+        }));
         let churn = |keep: bool| {
             let (start, holding) =
                 (std::sync::Barrier::new(THREADS as usize), std::sync::Barrier::new(THREADS as usize + 1));

@@ -36,7 +36,7 @@ pub use permit::ProcessPermit;
 
 use crate::api::Engine;
 use crate::raw::MAX_PERMITS;
-use crate::sync::{AtomicU64, Ordering::Relaxed};
+use crate::sync::{AtomicU64, Ordering::Acquire, Ordering::Release};
 use crate::{AcquireError, TryAcquireError};
 use holders::{Scope, UNTRACKED};
 use protocol::Refused;
@@ -54,8 +54,8 @@ use std::time::{Duration, Instant};
 /// [`anonymous`](ProcessSemaphore::anonymous), which children made by `fork` share. Every
 /// process maps it and works on it directly: uncontended, an acquire is one load and one
 /// compare-and-swap on the shared state plus three plain stores on this process's own holder
-/// slot (a compare-and-swap and two stores for a thread while four others of its process own
-/// the four lanes a thread can own), and a release is the same; neither enters the
+/// slot (a compare-and-swap and two stores for a thread that found the four lanes a thread can
+/// own all taken when it first acquired), and a release is the same; neither enters the
 /// kernel. Waiters sleep on a process-shared futex, and a release
 /// makes a system call only when someone sleeps.
 ///
@@ -126,9 +126,10 @@ use std::time::{Duration, Instant};
 /// ```
 pub struct ProcessSemaphore {
     map: sys::Mapping,
-    /// This process's slot, as `pid << 32 | slot` (`slot` may be [`UNTRACKED`]); 0 before the
-    /// first look-up. The pid tells a child made by `fork`, which has a copy of this handle,
-    /// that the slot is its parent's.
+    /// This process's slot, as `nonce << 32 | slot` with the low 32 bits of the process
+    /// incarnation's nonce (`slot` may be [`UNTRACKED`]); 0 before the first look-up. The nonce
+    /// tells a child made by `fork`, which has a copy of this handle, that the slot is its
+    /// parent's.
     cache: AtomicU64,
     name: Option<Box<str>>,
 }
@@ -217,7 +218,8 @@ impl ProcessSemaphore {
     /// process's holder slot, so if the process dies holding it, it is not given back (lost, as
     /// with `sem_t`). Give it back with [`release`](ProcessSemaphore::release). One CAS on the
     /// state word and nothing else, where a recorded take adds three stores to this process's
-    /// holder slot (about twice the time of an acquire/release pair): for a caller that
+    /// holder slot (a recorded acquire/release pair takes 1.7-1.8x as long: `docs/process.md`,
+    /// Benchmarks): for a caller that
     /// counts permits itself and does not want recovery (the Python package's
     /// `ProcessSemaphore(recover=False)`). Never waits.
     ///
@@ -389,7 +391,10 @@ impl ProcessSemaphore {
     #[inline]
     fn holder(&self) -> Holder {
         let me = sys::identity();
-        let cached = self.cache.load(Relaxed);
+        // Acquire: pairs with the Release store in `holder_slow`, so that this thread's first
+        // operation in a lane of its own (whose `held` it reads `Relaxed`: `announce_owned`)
+        // sees what the claimer saw, a recoverer's settling of the slot included.
+        let cached = self.cache.load(Acquire);
         let slot = cached as u32;
         // The cache names the nonce it was filled under (low 32 bits; never 0), and the slot's
         // own words must still say it is ours: a copy of this handle in a child made by `fork`,
@@ -405,8 +410,9 @@ impl ProcessSemaphore {
     fn holder_slow(&self) -> Holder {
         let me = sys::identity();
         let slot = self.region().claim_slot(&me);
-        // Relaxed: a process-local hint, re-checked against the slot on every use.
-        self.cache.store(u64::from(me.nonce as u32) << 32 | u64::from(slot), Relaxed);
+        // Release: pairs with the Acquire load in `holder` (a process-local hint, re-checked
+        // against the slot on every use).
+        self.cache.store(u64::from(me.nonce as u32) << 32 | u64::from(slot), Release);
         Holder { slot, nonce: me.nonce }
     }
 

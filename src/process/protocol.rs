@@ -241,8 +241,10 @@ impl Lane {
             "an owned lane in use by another thread"
         );
         // Relaxed: the last completion of this lane was this thread's own store (or a helper's
-        // CAS of the same value), or that of the thread that owned the lane before, whose
-        // lease's release this thread's lease acquired.
+        // CAS of the same value), or that of the thread that owned the lane before (whose
+        // lease's release this thread's lease acquired), or the settling by the recoverer that
+        // freed the slot (which the slot's claimer acquired, and this thread through the claim
+        // lock or the handle's cache, `ProcessSemaphore::holder`).
         let held = self.held.load(Relaxed);
         let word = announcement(op, n, seq(held) + 1);
         // Relaxed: the publishing CAS that follows is `Release`, so whoever reads its tag sees
