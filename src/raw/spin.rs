@@ -1,6 +1,7 @@
 //! Spinning before a contended acquire queues: a short spin of fixed length
 //! ([`RawSemaphore::spin`]), then a long one whose length each semaphore learns
-//! ([`RawSemaphore::long_spin`], [`SpinEstimate`]).
+//! ([`RawSemaphore::long_spin`], [`SpinEstimate`]); in both, while the thread has a core to
+//! itself, runs of looks one spin hint apart before and between the yields (rule 5).
 //!
 //! Why a long spin: when two threads pass permits back and forth, once one of them sleeps, its
 //! partner's short spin ends long before the sleeper has woken and passed the permit back, so the
@@ -10,7 +11,7 @@
 //! | field of [`SpinEstimate`] | values |
 //! |---|---|
 //! | `estimate_ns` | how long a long spin may last, in ns: 0 (no long spin) to [`LONG_SPIN_MAX`] |
-//! | `spinning` | 1 while one thread long-spins on this semaphore, else 0 |
+//! | `spinning` | 1 while one thread long-spins or makes hint looks on this semaphore, else 0 |
 //!
 //! # Rules
 //! 1. **Learn.** A thread that slept in the queue and then took its permits feeds
@@ -20,24 +21,35 @@
 //! 2. **Decay.** A long spin that lasted the whole estimate without permits halves it, and an
 //!    estimate below [`LONG_SPIN_MIN`] (what the short spin covers) is 0: where spinning does not
 //!    pay (one CPU, long holds), it stops after a few misses.
-//! 3. **One spinner.** Only the thread holding the `spinning` flag ([`Turn`]) long-spins; the
-//!    others queue, so threads that outnumber the cores do not burn them.
+//! 3. **One spinner.** Only the thread holding the `spinning` flag ([`Turn`]) long-spins or makes
+//!    hint looks (rule 5); the others queue or yield, so threads that outnumber the cores do not
+//!    burn them.
 //! 4. **Only a lone waiter.** The long spin runs only while nobody is queued, no reservation
 //!    holds and the request is short by at most one permit (`worth_a_yield`): it does not barge
 //!    past sleepers, and it leaves drains to the queue, as the short spin's yields do.
+//! 5. **Hint looks while the core is free.** A thread whose last timed yield came back within
+//!    [`QUICK_YIELD`] had no other thread wanting its CPU ([`YIELDS`], per thread; while yields
+//!    run others, one in [`YIELD_SAMPLE`] is timed). Such a thread, if it gets the turn of rule 3,
+//!    first makes up to [`HINT_SPINS`] looks one spin hint apart, as a spinning gate does, and
+//!    again after each yield that came back at once, in both spins: a partner on the other core
+//!    passes a permit back within them, where a yield's system call would only delay its being
+//!    seen. Rule 4 holds for them (a queue, a reservation or a drain ends them). Where threads
+//!    outnumber cores or share one CPU, yields run others, and nothing changes.
 //!
 //! # Correctness
-//! Both fields are hints: they decide how long a thread looks, never what it may take. The long
-//! spin takes permits only with the `Acquire` CAS of every lock-free taker, under `can_take`, so
-//! the queue's invariants and the memory-ordering notes of [`super`] hold unchanged, and both
-//! fields are read and written `Relaxed`. Under loom [`LONG_SPIN_MAX`] is zero: no long spin, no
-//! learning, and the models see the engine as before.
+//! Both fields and rule 5's per-thread flag are hints: they decide how long a thread looks, never
+//! what it may take. Every spin takes permits only with the `Acquire` CAS of every lock-free
+//! taker, under `can_take`, so the queue's invariants and the memory-ordering notes of [`super`]
+//! hold unchanged, and both fields are read and written `Relaxed`. Under loom [`LONG_SPIN_MAX`]
+//! and [`HINT_SPINS`] are zero: no long spin, no learning, no hint looks, and the models see the
+//! engine as before.
 
 use super::RawSemaphore;
 use super::state::*;
 use crate::TryAcquireError;
-use crate::sync::{AtomicU32, Backoff, LONG_SPIN_MAX, SPIN_ROUNDS, YIELD_ROUNDS};
+use crate::sync::{AtomicU32, Backoff, HINT_SPINS, LONG_SPIN_MAX, QUICK_YIELD, SPIN_ROUNDS, YIELD_ROUNDS};
 use crate::sync::{Ordering::Acquire, Ordering::Relaxed};
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 /// The weight of a new sample in the estimate: 1/2^`LEARN_SHIFT` (1/4).
@@ -98,6 +110,40 @@ impl Drop for Turn<'_> {
     }
 }
 
+thread_local! {
+    /// Rule 5, for this thread: whether its last timed yield came back at once (bit 0), and how
+    /// many yields it made while that was not so (the rest), to time one in [`YIELD_SAMPLE`].
+    static YIELDS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// While yields run other threads, one yield in this many is timed (a clock read costs about a
+/// tenth of a yield), to notice when the thread has a core to itself again.
+const YIELD_SAMPLE: u32 = 8;
+
+/// Rule 5: whether this thread's last timed yield came back at once.
+// Under loom `HINT_SPINS` is 0, which clippy finds absurd in the comparison below.
+#[cfg_attr(loom, allow(clippy::absurd_extreme_comparisons))]
+fn core_to_itself() -> bool {
+    HINT_SPINS > 0 && YIELDS.with(Cell::get) & 1 != 0
+}
+
+/// Yields, timing the yield while this thread has had its core to itself and one in
+/// [`YIELD_SAMPLE`] otherwise, and remembers whether it came back at once (rule 5); returns
+/// [`core_to_itself`] after it.
+fn yield_and_time() -> bool {
+    let yields = YIELDS.with(Cell::get);
+    if yields & 1 == 0 && (yields >> 1) % YIELD_SAMPLE != 0 {
+        crate::sync::yield_now();
+        YIELDS.with(|y| y.set(yields.wrapping_add(2)));
+        return false;
+    }
+    let start = Instant::now();
+    crate::sync::yield_now();
+    let alone = start.elapsed() < QUICK_YIELD;
+    YIELDS.with(|y| y.set((yields.wrapping_add(2) & !1) | u32::from(alone)));
+    core_to_itself()
+}
+
 /// What one look at the state found for a spinner of `n` permits.
 enum Look {
     /// The spin is over: the permits are taken (`Ok`), or the semaphore is closed.
@@ -134,6 +180,9 @@ impl RawSemaphore {
     // Under loom both round counts are 0, which clippy finds absurd in the comparisons below.
     #[cfg_attr(loom, allow(clippy::absurd_extreme_comparisons))]
     pub(super) fn spin(&self, n: u64) -> Option<Result<(), TryAcquireError>> {
+        if let Some(result) = self.hint_spin(n) {
+            return Some(result);
+        }
         let backoff = Backoff::new();
         let mut rounds = 0;
         loop {
@@ -152,11 +201,38 @@ impl RawSemaphore {
                 // request short by more (a drain of several holders) would only wait out other
                 // threads' time slices in its yields, so it queues.
                 return None;
-            } else {
-                crate::sync::yield_now();
+            } else if yield_and_time() {
+                if let Some(result) = self.hint_spin(n) {
+                    return Some(result);
+                }
             }
             rounds += 1;
         }
+    }
+
+    /// Rule 5: if this thread has had its core to itself, takes the semaphore's turn to spin (rule
+    /// 3) and makes the hint looks; `None` if they found nothing (or were not made).
+    fn hint_spin(&self, n: u64) -> Option<Result<(), TryAcquireError>> {
+        if !core_to_itself() {
+            return None;
+        }
+        let _turn = self.queue.get()?.spin.turn()?;
+        self.hint_looks(n)
+    }
+
+    /// Rule 5's looks, by the thread that has the turn: up to [`HINT_SPINS`] looks one spin hint
+    /// apart, while this is a lone waiter short by at most one permit (rule 4).
+    fn hint_looks(&self, n: u64) -> Option<Result<(), TryAcquireError>> {
+        for _ in 0..HINT_SPINS {
+            #[cfg(all(test, not(loom)))]
+            tests::HINT_LOOKS.with(|c| c.set(c.get() + 1));
+            match self.look(n) {
+                Look::Done(result) => return Some(result),
+                Look::Short(s) if is_queued(s) || is_reserved(s) || !worth_a_yield(s, n) => return None,
+                Look::Short(_) => std::hint::spin_loop(),
+            }
+        }
+        None
     }
 
     /// After [`spin`](Self::spin): spins and yields for up to the learnt estimate, until
@@ -173,9 +249,9 @@ impl RawSemaphore {
         let _turn = estimate.turn()?;
         let start = Instant::now();
         let until = deadline.map_or(start + budget, |d| d.min(start + budget));
-        // A yield a round, no spin hints: on a core of its own a yield returns at once, and on a
-        // shared core it gives the releaser the core instead of spinning its time away (measured
-        // against `Backoff::snooze` and against hints alone: `docs/design.md`, Spinning).
+        // A yield a round: on a shared core it gives the releaser the core instead of spinning
+        // its time away (measured against `Backoff::snooze` and against hints alone:
+        // `docs/design.md`, Spinning); after a yield that came back at once, hints (rule 5).
         loop {
             let s = match self.look(n) {
                 Look::Done(result) => return Some(result),
@@ -191,7 +267,11 @@ impl RawSemaphore {
                 }
                 return None;
             }
-            crate::sync::yield_now();
+            if yield_and_time() {
+                if let Some(result) = self.hint_looks(n) {
+                    return Some(result);
+                }
+            }
         }
     }
 
@@ -382,6 +462,115 @@ mod tests {
         // leaves it. (Not a timing assertion: under qemu a refusal alone can take 50 µs.)
         assert_eq!(sem.queue.get().unwrap().spin.budget(), before, "a second spinner queues at once");
         drop(turn);
+    }
+
+    /// Rule 5 for this test thread: as if its last timed yield had come back at once, or not.
+    fn set_core_to_itself(alone: bool) {
+        YIELDS.with(|y| y.set(u32::from(alone)));
+    }
+
+    #[test]
+    fn hint_looks_need_a_core_to_itself_and_the_turn() {
+        let sem = trained(1);
+        set_core_to_itself(false);
+        assert_eq!(sem.hint_spin(1), None, "yields ran other threads: no hint looks");
+        assert_eq!(sem.available(), 1, "and no look took the permit");
+        set_core_to_itself(true);
+        let turn = sem.queue.get().unwrap().spin.turn();
+        assert_eq!(sem.hint_spin(1), None, "another thread spins: no hint looks");
+        assert_eq!(sem.available(), 1);
+        drop(turn);
+        assert_eq!(sem.hint_spin(1), Some(Ok(())), "a core to itself and the turn: it looks");
+        assert_eq!(sem.available(), 0);
+        assert!(sem.queue.get().unwrap().spin.turn().is_some(), "the turn is given back");
+        let fresh = RawSemaphore::new(1);
+        assert_eq!(fresh.hint_spin(1), None, "no queue yet: no turn to take");
+        set_core_to_itself(false);
+    }
+
+    /// Tries hint looks for one permit on a semaphore of no permits, while another
+    /// thread releases a permit about 0.2 µs after each try begins (within the looks, which last
+    /// about a µs, but after their first); until one try catches the permit, at most `tries`
+    /// tries or 5 s. Returns how many caught it.
+    fn catches_of_a_late_release(tries: usize) -> usize {
+        let sems = [trained(0), trained(0)];
+        let (round, released, stop) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
+        thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..tries {
+                    while round.load(SeqCst) <= i {
+                        if stop.load(SeqCst) != 0 {
+                            return;
+                        }
+                        std::hint::spin_loop();
+                    }
+                    let start = Instant::now();
+                    while start.elapsed() < Duration::from_nanos(200) {
+                        std::hint::spin_loop();
+                    }
+                    sems[i % 2].release(1);
+                    released.store(i + 1, SeqCst);
+                }
+            });
+            let (mut caught, start) = (0, Instant::now());
+            for i in 0..tries {
+                if caught > 0 || start.elapsed() > Duration::from_secs(5) {
+                    break;
+                }
+                let sem = &sems[i % 2];
+                round.store(i + 1, SeqCst);
+                let got = sem.hint_looks(1);
+                while released.load(SeqCst) <= i {
+                    std::hint::spin_loop(); // the release is in before the next try
+                }
+                match got {
+                    Some(Ok(())) => caught += 1,
+                    other => {
+                        assert_eq!(other, None);
+                        assert_eq!(sem.forget_permits(1), 1, "looks that missed took nothing");
+                    }
+                }
+            }
+            stop.store(1, SeqCst);
+            caught
+        })
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "timing: Miri's threads are too slow for a spin of a µs")]
+    fn hint_looks_take_a_permit_released_during_them() {
+        if thread::available_parallelism().map_or(1, usize::from) < 2 {
+            return; // a releaser runs during the looks only on another CPU
+        }
+        // On a loaded machine the releaser may not run in time: one of many tries must catch it.
+        assert!(catches_of_a_late_release(2_000) > 0, "no hint looks caught a permit released during them");
+    }
+
+    thread_local! {
+        /// How many hint looks this thread has made.
+        pub(super) static HINT_LOOKS: Cell<u32> = const { Cell::new(0) };
+    }
+
+    /// The hint looks `f` made on this thread.
+    fn hint_looks_of(f: impl FnOnce()) -> u32 {
+        let before = HINT_LOOKS.with(Cell::get);
+        f();
+        HINT_LOOKS.with(Cell::get) - before
+    }
+
+    #[test]
+    fn hint_looks_stop_for_a_queue_a_reservation_and_a_drain() {
+        // Rule 4: the first look that sees someone queued or a reservation ends them, and so does
+        // a request short by more than one permit.
+        let sem = trained(0);
+        assert_eq!(hint_looks_of(|| assert_eq!(sem.hint_looks(1), None)), HINT_SPINS, "nothing stops them");
+        for (flags, n, why) in
+            [(QUEUED, 1, "someone is queued"), (RESERVED, 1, "a reservation"), (0, 2, "a drain")]
+        {
+            let sem = trained(0);
+            sem.state.fetch_or(flags, Relaxed);
+            assert_eq!(hint_looks_of(|| assert_eq!(sem.hint_looks(n), None)), 1, "{why}: one look");
+        }
     }
 
     /// Long spins never over-grant: threads that take permits through the long spin, beside
