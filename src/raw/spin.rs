@@ -33,8 +33,10 @@
 //!    first makes up to [`HINT_SPINS`] looks one spin hint apart, as a spinning gate does, and
 //!    again after each yield that came back at once, in both spins: a partner on the other core
 //!    passes a permit back within them, where a yield's system call would only delay its being
-//!    seen. Rule 4 holds for them (a queue, a reservation or a drain ends them). Where threads
-//!    outnumber cores or share one CPU, yields run others, and nothing changes.
+//!    seen. Rule 4 holds for them (a queue, a reservation or a drain ends them). Every
+//!    [`RECHECK_AFTER`] spins it yields first (timed), so that a thread that catches every permit
+//!    in its looks still learns when another wants its CPU. Where threads outnumber cores or
+//!    share one CPU, yields run others, and nothing changes.
 //!
 //! # Correctness
 //! Both fields and rule 5's per-thread flag are hints: they decide how long a thread looks, never
@@ -111,8 +113,10 @@ impl Drop for Turn<'_> {
 }
 
 thread_local! {
-    /// Rule 5, for this thread: whether its last timed yield came back at once (bit 0), and how
-    /// many yields it made while that was not so (the rest), to time one in [`YIELD_SAMPLE`].
+    /// Rule 5, for this thread: whether its last timed yield came back at once (bit 0), and a
+    /// count (the rest): while that was not so, of its yields since the last timed one (one in
+    /// [`YIELD_SAMPLE`] is timed); while it was, of its spins that began with hint looks since
+    /// then (at most [`RECHECK_AFTER`]).
     static YIELDS: Cell<u32> = const { Cell::new(0) };
 }
 
@@ -120,16 +124,27 @@ thread_local! {
 /// tenth of a yield), to notice when the thread has a core to itself again.
 const YIELD_SAMPLE: u32 = 8;
 
-/// Rule 5: whether this thread's last timed yield came back at once.
+/// At most this many spins in a row begin with hint looks; the next yields first, timed, so that
+/// a thread that catches every permit in its looks still notices when another thread wants its
+/// CPU.
+const RECHECK_AFTER: u32 = 32;
+
+/// Rule 5, at the start of a spin: whether it begins with hint looks (counting it if so).
 // Under loom `HINT_SPINS` is 0, which clippy finds absurd in the comparison below.
 #[cfg_attr(loom, allow(clippy::absurd_extreme_comparisons))]
-fn core_to_itself() -> bool {
-    HINT_SPINS > 0 && YIELDS.with(Cell::get) & 1 != 0
+fn begin_with_hint_looks() -> bool {
+    let yields = YIELDS.with(Cell::get);
+    let begin = HINT_SPINS > 0 && yields & 1 != 0 && yields >> 1 < RECHECK_AFTER;
+    if begin {
+        YIELDS.with(|y| y.set(yields + 2));
+    }
+    begin
 }
 
 /// Yields, timing the yield while this thread has had its core to itself and one in
-/// [`YIELD_SAMPLE`] otherwise, and remembers whether it came back at once (rule 5); returns
-/// [`core_to_itself`] after it.
+/// [`YIELD_SAMPLE`] otherwise; returns (and remembers, rule 5) whether it came back at once.
+// Under loom `HINT_SPINS` is 0, which clippy finds absurd in the comparison below.
+#[cfg_attr(loom, allow(clippy::absurd_extreme_comparisons))]
 fn yield_and_time() -> bool {
     let yields = YIELDS.with(Cell::get);
     if yields & 1 == 0 && (yields >> 1) % YIELD_SAMPLE != 0 {
@@ -139,9 +154,11 @@ fn yield_and_time() -> bool {
     }
     let start = Instant::now();
     crate::sync::yield_now();
-    let alone = start.elapsed() < QUICK_YIELD;
-    YIELDS.with(|y| y.set((yields.wrapping_add(2) & !1) | u32::from(alone)));
-    core_to_itself()
+    let alone = HINT_SPINS > 0 && start.elapsed() < QUICK_YIELD;
+    // Either count starts over: the next timed yield is `YIELD_SAMPLE` yields away, or
+    // `RECHECK_AFTER` spins.
+    YIELDS.with(|y| y.set(if alone { 1 } else { 2 }));
+    alone
 }
 
 /// What one look at the state found for a spinner of `n` permits.
@@ -180,8 +197,10 @@ impl RawSemaphore {
     // Under loom both round counts are 0, which clippy finds absurd in the comparisons below.
     #[cfg_attr(loom, allow(clippy::absurd_extreme_comparisons))]
     pub(super) fn spin(&self, n: u64) -> Option<Result<(), TryAcquireError>> {
-        if let Some(result) = self.hint_spin(n) {
-            return Some(result);
+        if begin_with_hint_looks() {
+            if let Some(result) = self.hint_spin(n) {
+                return Some(result);
+            }
         }
         let backoff = Backoff::new();
         let mut rounds = 0;
@@ -210,12 +229,9 @@ impl RawSemaphore {
         }
     }
 
-    /// Rule 5: if this thread has had its core to itself, takes the semaphore's turn to spin (rule
-    /// 3) and makes the hint looks; `None` if they found nothing (or were not made).
+    /// Rule 5, for a thread that has its core to itself: takes the semaphore's turn to spin
+    /// (rule 3) and makes the hint looks; `None` if they found nothing (or were not made).
     fn hint_spin(&self, n: u64) -> Option<Result<(), TryAcquireError>> {
-        if !core_to_itself() {
-            return None;
-        }
         let _turn = self.queue.get()?.spin.turn()?;
         self.hint_looks(n)
     }
@@ -470,22 +486,31 @@ mod tests {
     }
 
     #[test]
-    fn hint_looks_need_a_core_to_itself_and_the_turn() {
-        let sem = trained(1);
+    fn spins_begin_with_hint_looks_only_while_the_core_is_free_and_recheck_it() {
         set_core_to_itself(false);
-        assert_eq!(sem.hint_spin(1), None, "yields ran other threads: no hint looks");
-        assert_eq!(sem.available(), 1, "and no look took the permit");
+        assert!(!begin_with_hint_looks(), "yields ran other threads: no hint looks");
         set_core_to_itself(true);
+        for i in 0..RECHECK_AFTER {
+            assert!(begin_with_hint_looks(), "spin {i} after a quick yield begins with hint looks");
+        }
+        assert!(!begin_with_hint_looks(), "then one yields first, to time the yield again");
+        assert!(!begin_with_hint_looks(), "and none begins with them until it has");
+        set_core_to_itself(false);
+    }
+
+    #[test]
+    fn hint_looks_need_the_turn() {
+        let sem = trained(1);
         let turn = sem.queue.get().unwrap().spin.turn();
         assert_eq!(sem.hint_spin(1), None, "another thread spins: no hint looks");
         assert_eq!(sem.available(), 1);
         drop(turn);
-        assert_eq!(sem.hint_spin(1), Some(Ok(())), "a core to itself and the turn: it looks");
+        assert_eq!(sem.hint_spin(1), Some(Ok(())), "with the turn it looks");
         assert_eq!(sem.available(), 0);
         assert!(sem.queue.get().unwrap().spin.turn().is_some(), "the turn is given back");
         let fresh = RawSemaphore::new(1);
         assert_eq!(fresh.hint_spin(1), None, "no queue yet: no turn to take");
-        set_core_to_itself(false);
+        assert_eq!(fresh.available(), 1);
     }
 
     /// Tries hint looks for one permit on a semaphore of no permits, while another
