@@ -38,7 +38,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// One semaphore as this process sees it: the mapping and the permits this process holds.
 struct Shared {
     // Declared first, so dropped (and so given back) before the region they borrow. Only
-    // touched with the GIL held: no atomic read-modify-write on the fast path.
+    // touched with the GIL held: no atomic read-modify-write on the fast path. Each permit taken
+    // is merged into the last entry (`ProcessPermit::merge`), and a release gives one back from
+    // the last entry that holds any (`release_one`); empty entries stay. So the list is one
+    // entry, and an acquire/release pair neither pushes nor pops (a push only for a permit
+    // recorded unlike the last: this process's slot lost and claimed again).
     held: GILProtected<RefCell<Vec<ProcessPermit<'static>>>>,
     region: Region,
     name: String,
@@ -58,7 +62,14 @@ impl Shared {
     #[inline]
     fn keep(&self, py: Python<'_>, permit: ProcessPermit<'static>) {
         if self.recover {
-            self.held.get(py).borrow_mut().push(permit);
+            let mut held = self.held.get(py).borrow_mut();
+            let unmerged = match held.last_mut() {
+                Some(last) => last.merge(permit).err(),
+                None => Some(permit),
+            };
+            if let Some(permit) = unmerged {
+                held.push(permit);
+            }
         } else {
             permit.forget();
         }
@@ -181,16 +192,15 @@ impl ProcessSemaphore {
 
     #[inline]
     pub(crate) fn release_impl(&self, py: Python<'_>) -> PyResult<()> {
-        let permit = if self.shared.recover { self.shared.held.get(py).borrow_mut().pop() } else { None };
-        match permit {
-            Some(permit) => drop(permit),
-            None => self
-                .shared
-                .region()
-                .release()
-                .map_err(|_| PyValueError::new_err("semaphore or lock released too many times"))?,
+        if self.shared.recover
+            && self.shared.held.get(py).borrow_mut().iter_mut().rev().any(ProcessPermit::release_one)
+        {
+            return Ok(());
         }
-        Ok(())
+        self.shared
+            .region()
+            .release()
+            .map_err(|_| PyValueError::new_err("semaphore or lock released too many times"))
     }
 }
 
