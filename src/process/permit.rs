@@ -91,7 +91,7 @@ impl<'a> ProcessPermit<'a> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     #[inline]
-    pub fn merge(&mut self, mut other: ProcessPermit<'a>) -> Result<(), ProcessPermit<'a>> {
+    pub fn merge(&mut self, other: ProcessPermit<'a>) -> Result<(), ProcessPermit<'a>> {
         if other.permits == 0 {
             return Ok(());
         }
@@ -103,8 +103,8 @@ impl<'a> ProcessPermit<'a> {
         match self.permits.checked_add(other.permits) {
             Some(sum) if alike => {
                 self.permits = sum;
-                // Now counted in `self`: `other` gives nothing back when dropped.
-                other.permits = 0;
+                // Now counted in `self`: `other` has nothing to give back (and no other resource).
+                std::mem::forget(other);
                 Ok(())
             }
             _ => Err(other),
