@@ -371,6 +371,34 @@ fn threads_in_an_owned_and_a_shared_lane_of_one_slot_conserve_permits() {
     });
 }
 
+/// A process of two threads, each in an owned lane of its slot, killed (both stop) while one
+/// thread's take is at each step and the other's take runs whole, overwriting the first one's
+/// tag: the first is helped (or dropped, if unpublished), and both permits come back exactly.
+/// `publish_from` skips helping only a tag of the caller's own lane (invariant 4), never one of
+/// another lane of its slot.
+#[test]
+fn a_process_of_two_threads_killed_at_any_step_is_settled_exactly() {
+    for steps in 0..=4 {
+        model(move || {
+            let world = World::new(2);
+            let threads: Vec<_> = [(OWNED, steps), (OWNED + 1, usize::MAX)]
+                .into_iter()
+                .map(|(index, steps)| {
+                    let world = world.clone();
+                    thread::spawn(move || {
+                        world.op_in(0, index, TAKE, 1, steps);
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            world.recover();
+            world.assert_conserved(2);
+        });
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The sleep protocol across processes (`src/process/protocol/parking.rs` via `Parking`).
 

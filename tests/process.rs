@@ -1035,3 +1035,22 @@ fn untracked_sleeper_role() {
     assert_eq!(wait(waiter), 0);
     say("done");
 }
+
+#[test]
+fn merged_permits_are_given_back_one_at_a_time_and_only_alike_ones_merge() {
+    let sem = ProcessSemaphore::anonymous(3).unwrap();
+    let other = ProcessSemaphore::anonymous(1).unwrap();
+    let mut held = sem.try_acquire_many(0).unwrap();
+    held.merge(sem.try_acquire().unwrap()).unwrap();
+    held.merge(sem.try_acquire_many(2).unwrap()).unwrap();
+    assert_eq!((held.num_permits(), sem.available_permits()), (3, 0));
+    let foreign = held.merge(other.try_acquire().unwrap()).expect_err("another semaphore's permit");
+    assert_eq!((foreign.num_permits(), other.available_permits()), (1, 0));
+    drop(foreign);
+    assert_eq!(other.available_permits(), 1);
+    assert!(held.release_one());
+    assert_eq!((held.num_permits(), sem.available_permits()), (2, 1));
+    drop(held);
+    assert_eq!(sem.available_permits(), 3);
+    assert_eq!(sem.recover().unwrap(), 0);
+}

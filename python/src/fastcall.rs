@@ -224,15 +224,20 @@ macro_rules! fast_method {
         ) -> *mut ffi::PyObject {
             // SAFETY: CPython calls this as a METH_FASTCALL | METH_KEYWORDS method of `$cls`,
             // installed by `install_all`, with the GIL; `parse` gets its arguments as passed.
+            // The call without arguments is a body of its own, with the defaults as constants
+            // (one body for both kept them in memory, to be tested and dropped after).
             unsafe {
-                call(slf, |$py, $slf: &$cls| {
-                    let $a = if positional(nargs) == 0 && kwnames.is_null() {
-                        Default::default()
-                    } else {
-                        parse($py, args, nargs, kwnames, [$($arg),*], $method)?
-                    };
-                    $body
-                })
+                if positional(nargs) == 0 && kwnames.is_null() {
+                    call(slf, |$py, $slf: &$cls| {
+                        let $a: [Option<Bound<'_, PyAny>>; [$($arg),*].len()] = Default::default();
+                        $body
+                    })
+                } else {
+                    call(slf, |$py, $slf: &$cls| {
+                        let $a = parse($py, args, nargs, kwnames, [$($arg),*], $method)?;
+                        $body
+                    })
+                }
             }
         }
     };

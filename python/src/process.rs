@@ -11,9 +11,10 @@
 //!
 //! # Who holds a permit
 //! Python's `acquire()` returns no guard, so the handle keeps the crate's `ProcessPermit`s that
-//! this process took (one list per semaphore per process, shared by its handles and threads), and
-//! `release()` gives one of those back; a process that holds none adds a permit instead (a
-//! semaphore used as a signal between processes). The permits a process holds are recorded in
+//! this process took, merged into one (`Held`: one per semaphore per process, shared by its
+//! handles and threads), and `release()` gives one of those back (`ProcessPermit::release_one`);
+//! a process that holds none adds a permit instead (a semaphore used as a signal between
+//! processes). The permits a process holds are recorded in
 //! the region, so when it dies, even by `SIGKILL`, they come back (see the crate's
 //! `ProcessSemaphore`). `ProcessSemaphore(value, recover=False)` records nothing: acquire and
 //! release are then plain counts, as in `multiprocessing` (the crate's unrecorded take and
@@ -39,7 +40,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Shared {
     // Declared first, so dropped (and so given back) before the region they borrow. Only
     // touched with the GIL held: no atomic read-modify-write on the fast path.
-    held: GILProtected<RefCell<Vec<ProcessPermit<'static>>>>,
+    held: GILProtected<RefCell<Held>>,
     region: Region,
     name: String,
     /// Keep permits recorded (and so recoverable); else `forget` them.
@@ -58,10 +59,58 @@ impl Shared {
     #[inline]
     fn keep(&self, py: Python<'_>, permit: ProcessPermit<'static>) {
         if self.recover {
-            self.held.get(py).borrow_mut().push(permit);
+            self.held.get(py).borrow_mut().keep(permit);
         } else {
             permit.forget();
         }
+    }
+}
+
+/// The permits this process holds of one semaphore, as counts: each permit taken is merged
+/// (`ProcessPermit::merge`) into the last entry, and a release gives one back from the last entry
+/// that holds any (`ProcessPermit::release_one`); emptied entries stay. So an acquire/release pair
+/// neither allocates nor moves a permit, and the entry is in `Shared` itself, not behind a
+/// pointer. `more` takes a permit recorded unlike the last one (this process's slot lost and
+/// claimed again): in practice empty.
+#[derive(Default)]
+struct Held {
+    first: Option<ProcessPermit<'static>>,
+    more: Vec<ProcessPermit<'static>>,
+}
+
+impl Held {
+    #[inline]
+    fn keep(&mut self, permit: ProcessPermit<'static>) {
+        let unlike = match (&mut self.first, self.more.is_empty()) {
+            (Some(first), true) => first.merge(permit).err(),
+            (None, true) => {
+                self.first = Some(permit);
+                None
+            }
+            (_, false) => self.more.last_mut().and_then(|last| last.merge(permit).err()),
+        };
+        if let Some(unlike) = unlike {
+            self.keep_unlike(unlike);
+        }
+    }
+
+    #[cold]
+    fn keep_unlike(&mut self, permit: ProcessPermit<'static>) {
+        self.more.push(permit);
+    }
+
+    /// Gives one back; `false` if none is held.
+    #[inline]
+    fn release_one(&mut self) -> bool {
+        if self.more.is_empty() {
+            return self.first.as_mut().is_some_and(ProcessPermit::release_one);
+        }
+        self.release_one_of_more()
+    }
+
+    #[cold]
+    fn release_one_of_more(&mut self) -> bool {
+        self.more.iter_mut().rev().chain(&mut self.first).any(ProcessPermit::release_one)
     }
 }
 
@@ -181,16 +230,13 @@ impl ProcessSemaphore {
 
     #[inline]
     pub(crate) fn release_impl(&self, py: Python<'_>) -> PyResult<()> {
-        let permit = if self.shared.recover { self.shared.held.get(py).borrow_mut().pop() } else { None };
-        match permit {
-            Some(permit) => drop(permit),
-            None => self
-                .shared
-                .region()
-                .release()
-                .map_err(|_| PyValueError::new_err("semaphore or lock released too many times"))?,
+        if self.shared.recover && self.shared.held.get(py).borrow_mut().release_one() {
+            return Ok(());
         }
-        Ok(())
+        self.shared
+            .region()
+            .release()
+            .map_err(|_| PyValueError::new_err("semaphore or lock released too many times"))
     }
 }
 
@@ -208,8 +254,12 @@ impl ProcessSemaphore {
         lock(&CREATED).push(name.clone());
         // Best effort: without the tracker, only a killed creator leaves the file behind.
         let _ = tracker(py, "register", &name);
-        let shared =
-            Arc::new(Shared { held: GILProtected::new(RefCell::new(Vec::new())), region, name, recover });
+        let shared = Arc::new(Shared {
+            held: GILProtected::new(RefCell::new(Held::default())),
+            region,
+            name,
+            recover,
+        });
         register(&shared);
         Ok(ProcessSemaphore { shared })
     }
@@ -284,7 +334,7 @@ pub fn _open_process_semaphore(name: &str, recover: bool) -> PyResult<ProcessSem
         ))
     })?;
     let shared = Arc::new(Shared {
-        held: GILProtected::new(RefCell::new(Vec::new())),
+        held: GILProtected::new(RefCell::new(Held::default())),
         region,
         name: name.to_owned(),
         recover,

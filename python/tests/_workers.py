@@ -33,3 +33,13 @@ def report_value(sem, queue):
 def acquire_and_exit(sem):
     # Exits without releasing: the permit of a dead holder comes back.
     assert sem.acquire(timeout=5)
+
+
+def acquire_release_and_hang(sem, taken, released, ready):
+    # Holds `taken - released` permits: the ones given back must not come back again.
+    for _ in range(taken):
+        assert sem.acquire(timeout=5)
+    for _ in range(released):
+        sem.release()
+    ready.set()
+    time.sleep(60)

@@ -12,3 +12,11 @@ def test_bench_quick_run_prints_every_scenario():
     assert out.returncode == 0, out.stderr
     for title in ["uncontended", "with sem", "two-thread handoff", "8 threads", "asyncio", "cross-process"]:
         assert title in out.stdout, out.stdout
+
+
+def test_bench_process_only_prints_the_process_rows():
+    out = subprocess.run([sys.executable, BENCH, "--quick", "--process"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    for name in ["multiprocessing.Semaphore", "futex_semaphore.ProcessSemaphore", "recover=False"]:
+        assert name in out.stdout, out.stdout
+    assert "two-thread handoff" not in out.stdout, out.stdout

@@ -134,6 +134,49 @@ def test_permit_of_a_killed_holder_comes_back(method):
 
 
 @pytest.mark.parametrize("method", START_METHODS)
+def test_a_killed_holder_gives_back_exactly_the_permits_it_still_held(method):
+    # 3 taken, 1 given back, then killed: 2 come back, not 3 (never an extra permit).
+    ctx = mp.get_context(method)
+    sem = fs.ProcessSemaphore(4)
+    ready = ctx.Event()
+    p = ctx.Process(target=_workers.acquire_release_and_hang, args=(sem, 3, 1, ready))
+    p.start()
+    assert ready.wait(30)
+    assert sem.get_value() == 2
+    os.kill(p.pid, signal.SIGKILL)
+    p.join(30)
+    assert sem.recover() == 2
+    assert sem.get_value() == 4
+
+
+def test_permits_taken_by_some_threads_are_given_back_by_others():
+    # The process's permits are one count: any thread releases any of them, blocking acquires'
+    # too, and a release past them adds a permit.
+    import threading
+
+    sem = fs.ProcessSemaphore(3)
+    threads = [threading.Thread(target=sem.acquire) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sem.get_value() == 0
+    releaser = threading.Timer(0.1, sem.release)
+    releaser.start()
+    assert sem.acquire(timeout=5)  # blocked, then got the permit given back
+    releaser.join()
+    for _ in range(3):
+        threading.Thread(target=sem.release).start()
+    deadline = time.monotonic() + 5
+    while sem.get_value() < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sem.get_value() == 3
+    sem.release()  # none held now: a new permit
+    assert sem.get_value() == 4
+    assert sem.recover() == 0
+
+
+@pytest.mark.parametrize("method", START_METHODS)
 def test_without_recovery_a_killed_holders_permit_stays_taken(method):
     # recover=False is multiprocessing's bare count: nothing recorded, nothing given back.
     ctx = mp.get_context(method)

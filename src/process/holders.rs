@@ -182,9 +182,9 @@ impl<'a> View<'a> {
             return self.state.take_untagged(self.slots, n);
         };
         // Nothing to take: fail without touching the lanes (a spinning waiter comes here often).
-        self.state.check_take(n)?;
+        let seen = self.state.check_take(n)?;
         let (lane, op) = self.announce(index, slot, nonce, TAKE, n);
-        match self.state.publish(self.slots, &op) {
+        match self.state.publish_from(self.slots, &op, seen) {
             Ok(_) => {
                 op.complete(lane);
                 op.finish(lane);

@@ -64,6 +64,81 @@ impl<'a> ProcessPermit<'a> {
         self.permits = 0;
     }
 
+    /// Adds `other`'s permits to this one, so that one value holds them all: for a caller whose
+    /// acquire returns no guard (Python's `acquire()`), which keeps what its process holds as one
+    /// count and gives permits back one at a time ([`release_one`](ProcessPermit::release_one)).
+    ///
+    /// Permits are merged when both are recorded alike: taken from the same semaphore handle by
+    /// the same process incarnation, in the same holder slot (always so for the permits a process
+    /// takes through one handle, unless its slot was lost and claimed again). An empty `self` takes
+    /// `other` as it is; an empty `other` is nothing to add.
+    ///
+    /// # Errors
+    /// `Err(other)`, unchanged, if they are recorded differently (another semaphore, another
+    /// slot, a copy made by `fork`), or if the sum would not fit in a `u32`.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::ProcessSemaphore;
+    ///
+    /// let sem = ProcessSemaphore::anonymous(3)?;
+    /// let mut held = sem.acquire().unwrap();
+    /// assert!(held.merge(sem.acquire_many(2).unwrap()).is_ok());
+    /// assert_eq!(held.num_permits(), 3);
+    /// assert_eq!(sem.available_permits(), 0);
+    /// drop(held);
+    /// assert_eq!(sem.available_permits(), 3);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[inline]
+    pub fn merge(&mut self, other: ProcessPermit<'a>) -> Result<(), ProcessPermit<'a>> {
+        if other.permits == 0 {
+            return Ok(());
+        }
+        if self.permits == 0 {
+            *self = other;
+            return Ok(());
+        }
+        let alike = std::ptr::eq(self.sem, other.sem) && self.slot == other.slot && self.nonce == other.nonce;
+        match self.permits.checked_add(other.permits) {
+            Some(sum) if alike => {
+                self.permits = sum;
+                // Now counted in `self`: `other` has nothing to give back (and no other resource).
+                std::mem::forget(other);
+                Ok(())
+            }
+            _ => Err(other),
+        }
+    }
+
+    /// Gives one of its permits back now, as dropping a permit of one would, and returns
+    /// `true`; `false` (and nothing done) if it holds none. The permit stays, with one fewer. (A
+    /// copy of a parent's permit, in a process made by `fork`, gives nothing back, as when
+    /// dropped.)
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::ProcessSemaphore;
+    ///
+    /// let sem = ProcessSemaphore::anonymous(2)?;
+    /// let mut held = sem.acquire_many(2).unwrap();
+    /// assert!(held.release_one());
+    /// assert_eq!((held.num_permits(), sem.available_permits()), (1, 1));
+    /// assert!(held.release_one());
+    /// assert!(!held.release_one());
+    /// assert_eq!(sem.available_permits(), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[inline]
+    pub fn release_one(&mut self) -> bool {
+        if self.permits == 0 {
+            return false;
+        }
+        self.permits -= 1;
+        self.sem.give_back(1, self.slot, self.nonce);
+        true
+    }
+
     /// How many permits this holds.
     ///
     /// # Examples

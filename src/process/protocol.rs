@@ -55,6 +55,10 @@
 //! 3. Hence, for a dead owner, the recoverer decides exactly ([`State::resolve`]): op announced
 //!    and (in the tag or completed) = it happened, complete it; otherwise roll it back (drop the
 //!    announcement). Permits are then `state + sum of the lanes`, with none lost and none made.
+//! 4. Every operation of a lane up to its `held.seq` is complete, and the one after it is the
+//!    lane's announced one, which reaches the state word only by its own publishing CAS. So the
+//!    thread that announced op `s + 1` after reading `held.seq = s` needs no help for a tag that
+//!    names `(slot, lane, s)` (or an older op with those low bits): [`State::publish_from`].
 //!
 //! # Memory ordering
 //! The publishing CAS is `AcqRel`: `Release` so that a helper or recoverer that reads the tag
@@ -120,6 +124,12 @@ const fn permits(s: u64) -> u64 {
 #[inline]
 const fn tag(s: u64) -> u64 {
     (s & TAG_MASK) >> TAG_SHIFT
+}
+
+/// The tag field of a word made by [`make_tag`] (as [`tag`] reads it from the state word).
+#[inline]
+const fn tag_of(t: u64) -> u64 {
+    t >> TAG_SHIFT
 }
 
 #[inline]
@@ -333,16 +343,18 @@ impl State {
         self.word.load(Relaxed) & CLOSED != 0
     }
 
-    /// Whether a take of `n` could succeed now (a hint: the publishing CAS decides).
+    /// Whether a take of `n` could succeed now (a hint: the publishing CAS decides); the word
+    /// it read, to start [`publish_from`](State::publish_from) with.
     #[inline]
-    pub fn check_take(&self, n: u32) -> Result<(), Refused> {
-        let s = self.word.load(Relaxed);
+    pub fn check_take(&self, n: u32) -> Result<u64, Refused> {
+        // Acquire: the word may be the one `publish_from` helps (the loads of `change`).
+        let s = self.word.load(Acquire);
         if s & CLOSED != 0 {
             Err(Refused::Closed)
         } else if permits(s) < u64::from(n) {
             Err(Refused::NoPermits)
         } else {
-            Ok(())
+            Ok(s)
         }
     }
 
@@ -369,11 +381,27 @@ impl State {
     /// (a corrupt count), and is withdrawn then too (the permits are dropped).
     #[inline]
     pub fn publish(&self, lanes: &(impl Lanes + ?Sized), op: &Announced) -> Result<u64, Refused> {
+        self.publish_from(lanes, op, self.word.load(Acquire))
+    }
+
+    /// [`publish`](State::publish), with the CAS's first expected word `seen` (loaded `Acquire`
+    /// by the caller, as `change` loads it: [`check_take`](State::check_take)'s). `always`: left
+    /// to the compiler, it was a call on both sides of the uncontended pair.
+    #[inline(always)]
+    pub fn publish_from(
+        &self,
+        lanes: &(impl Lanes + ?Sized),
+        op: &Announced,
+        seen: u64,
+    ) -> Result<u64, Refused> {
         // Not through `publish_with`: written out, it stays inlined into the fast paths (through
         // `publish_with` it was not, which cost about 20 ns per acquire/release pair).
         let n = u64::from(count(op.word));
         let tag = make_tag(op.slot, op.lane, seq(op.word));
-        self.change(lanes, |s| {
+        // The tag of this lane's last completed operation (invariant 4): when the word still
+        // has it, as after a thread's take and its give-back, there is nothing to help.
+        let done = tag_of(make_tag(op.slot, op.lane, seq(op.held)));
+        self.change_from(lanes, done, seen, |s| {
             let p = permits(s);
             let p = if self::op(op.word) == TAKE {
                 if s & CLOSED != 0 {
@@ -467,10 +495,23 @@ impl State {
         lanes: &(impl Lanes + ?Sized),
         next: impl Fn(u64) -> Result<u64, Refused>,
     ) -> Result<u64, Refused> {
-        let mut s = self.word.load(Acquire);
+        self.change_from(lanes, 0, self.word.load(Acquire), next)
+    }
+
+    /// [`change`](State::change) from the word `seen` (loaded `Acquire`), knowing the operation
+    /// of tag `done` complete (0: none known).
+    #[inline(always)]
+    fn change_from(
+        &self,
+        lanes: &(impl Lanes + ?Sized),
+        done: u64,
+        seen: u64,
+        next: impl Fn(u64) -> Result<u64, Refused>,
+    ) -> Result<u64, Refused> {
+        let mut s = seen;
         loop {
             let new = next(s)?;
-            if tag(s) != 0 && !self.help(lanes, s) {
+            if tag(s) != 0 && tag(s) != done && !self.help(lanes, s) {
                 s = self.word.load(Acquire);
                 continue;
             }
