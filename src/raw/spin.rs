@@ -190,10 +190,12 @@ impl RawSemaphore {
     }
 
     /// Spins on loads for at most [`SPIN_ROUNDS`] rounds, then, if it is short by one permit, yields
-    /// for at most [`YIELD_ROUNDS`], while no reservation holds. Returns `None` when it is time to
-    /// long-spin or queue.
-    /// Queued waiters do not stop it: a permit that comes back within the spin saves this thread
-    /// a sleep and a wake, and the reservation bounds what that barging costs the queue.
+    /// for at most [`YIELD_ROUNDS`], while no reservation holds; before the rounds and after each
+    /// quick yield, hint looks if the thread has its core to itself (rule 5). Returns `None` when
+    /// it is time to long-spin or queue.
+    /// Queued waiters do not stop the rounds (unlike the hint looks): a permit that comes back
+    /// within them saves this thread a sleep and a wake, and the reservation bounds what that
+    /// barging costs the queue.
     // Under loom both round counts are 0, which clippy finds absurd in the comparisons below.
     #[cfg_attr(loom, allow(clippy::absurd_extreme_comparisons))]
     pub(super) fn spin(&self, n: u64) -> Option<Result<(), TryAcquireError>> {
