@@ -83,15 +83,15 @@ pub(crate) const YIELD_ROUNDS: u32 = 8;
 #[cfg(loom)]
 pub(crate) const YIELD_ROUNDS: u32 = 0;
 
-/// How many looks, one spin hint apart, a contended acquire makes before each of its backoff rounds
-/// and yields while its thread has a core to itself (its last yield came back at once: `raw::spin`,
+/// How many looks, one spin hint apart, a contended acquire makes before its backoff rounds and
+/// after each yield that came back at once, while its thread has a core to itself (`raw::spin`,
 /// rule 5): about 0.6-1 µs on a recent x86 core, long enough to see a partner on another core
 /// pass a permit back, as a spinning gate does, without a yield's system call in between. Zero
 /// under loom, as the other spins.
 #[cfg(not(loom))]
 pub(crate) const HINT_SPINS: u32 = 64;
 #[cfg(loom)]
-pub(crate) const HINT_SPINS: u32 = 64;
+pub(crate) const HINT_SPINS: u32 = 0;
 
 /// A yield that comes back sooner than this found no other thread that wanted its CPU: on the
 /// benchmark machine (a 2-vCPU VM) a `sched_yield` that switches nothing takes 0.17-0.28 µs (p10
