@@ -11,7 +11,8 @@
 //! - `contended` (timed runs, interleaved, medians): T threads on P permits (2/1, 8/2, 32/4,
 //!   64/8), each holding a permit for `inside` work units and doing `outside` between, for a fixed
 //!   time: throughput, voluntary context switches per acquire (`getrusage`), and the slowest and
-//!   fastest thread's share of the pairs.
+//!   fastest thread's share of the pairs; the spinning gate too where every thread has a core
+//!   (2/1 on two cores).
 //! - `wait_tail` (fixed runs): every wait from calling `acquire` to holding the permit, for 4
 //!   threads on 1 permit, 4 threads on 2 permits with two of them asking for 2, and 4 async tasks
 //!   on 1 permit; p50 to p99.9 and max. The first is also written to
@@ -155,6 +156,9 @@ mod bench {
         let mut gates: Vec<(&'static str, ContendFn)> = Vec::new();
         for_each_gate!(G => { gates.push((G::NAME, contend_fresh::<G>)); });
         gates.push((Floor::NAME, contend_fresh::<Floor>));
+        // The spinning gate only where every thread has a core: with more threads than cores its
+        // spinners would burn the holders' time slices.
+        let spin: (&'static str, ContendFn) = (SpinGate::NAME, contend_fresh::<SpinGate>);
         let rounds = args.mode.pick(5, 3, 1);
         let time = Duration::from_millis(args.mode.pick(200, 50, 5));
         let mut checked = false;
@@ -168,6 +172,8 @@ mod bench {
                 for_each_gate!(G => { check_gate::<G>(8, 2); });
                 checked = true;
             }
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let gates: Vec<_> = gates.iter().chain((threads <= cores).then_some(&spin)).collect();
             // Interleaved: round r of every implementation before round r + 1 of any.
             let mut runs: Vec<Vec<TimedRun>> = gates.iter().map(|_| Vec::new()).collect();
             for _ in 0..rounds {
