@@ -75,7 +75,10 @@ pub(crate) const FIRST_LAPSE: Duration = Duration::from_millis(2);
 pub(crate) const FIRST_LAPSE: Duration = Duration::from_secs(3600);
 
 /// The longest a reservation lasts (the first one doubled nine times: about 1 s).
-pub(crate) const MAX_LAPSE: Duration = FIRST_LAPSE.saturating_mul(512);
+pub(crate) const MAX_LAPSE: Duration = FIRST_LAPSE.saturating_mul(1 << MAX_DOUBLINGS);
+
+/// How many times a waiter's reservation doubles, at most (see [`MAX_LAPSE`]).
+const MAX_DOUBLINGS: u8 = 9;
 
 /// A waiter's place in the queue: ids grow with arrival, so the queue is sorted by them.
 pub(crate) type Id = u64;
@@ -141,18 +144,22 @@ pub(crate) enum Wake {
     Task(Option<Waker>),
 }
 
+/// A queued waiter. Kept small (64 bytes, one cache line's worth): a walk reads entries in a row,
+/// and both workers of a herd of tasks write them (measured: 64 bytes more per entry made the
+/// herd 5-6 % slower, `docs/benchmarks.md`, async).
 struct Entry {
     id: Id,
-    n: u64,
+    /// Its request (at most `MAX_PERMITS`, so it fits); [`Entry::n`] widens it.
+    n: u32,
     /// When it starts starving: [`STARVE_AFTER`] after it queued or after its last reservation
     /// lapsed, or when it was robbed (a thread; [`Locked::robbed`]); stored as the instant, so
     /// that a walk compares instead of subtracting.
     starve_at: Instant,
-    /// How long its next reservation lasts.
-    lapse: Duration,
+    /// How long its next reservation lasts, as doublings of [`FIRST_LAPSE`] ([`Entry::lapse`]).
+    doublings: u8,
     /// Walks that passed it over at the head since its starvation clock started: the loom models' clock (see
     /// [`Entry::starving`]).
-    passed: u32,
+    passed: u16,
     /// Woken and not yet run (invariant 2).
     notified: bool,
     slot: Arc<Slot>,
@@ -364,9 +371,9 @@ impl Locked<'_> {
         inner.next_id += 1;
         inner.entries.push_back(Entry {
             id,
-            n,
+            n: u32::try_from(n).expect("a request is a u32 (`RawSemaphore::acquire`)"),
             starve_at: now + STARVE_AFTER,
-            lapse: FIRST_LAPSE,
+            doublings: 0,
             passed: 0,
             notified: false,
             slot: Arc::clone(slot),
@@ -448,7 +455,7 @@ impl Locked<'_> {
     /// poll, not a context switch.
     fn robbed(&mut self, i: usize) {
         let e = &self.inner().entries[i];
-        if matches!(e.wake, Wake::Thread) && e.lapse == FIRST_LAPSE {
+        if matches!(e.wake, Wake::Thread) && e.doublings == 0 {
             let now = self.now();
             let e = &mut self.inner().entries[i];
             e.starve_at = e.starve_at.min(now);
@@ -522,8 +529,9 @@ impl Locked<'_> {
             if !head.starving(now) {
                 head.passed = head.passed.saturating_add(1);
             } else {
-                inner.reservation = Some(Reservation { owner: head.id, n: head.n, until: now + head.lapse });
-                head.lapse = head.lapse.saturating_mul(2).min(MAX_LAPSE);
+                inner.reservation =
+                    Some(Reservation { owner: head.id, n: head.n(), until: now + head.lapse() });
+                head.doublings = (head.doublings + 1).min(MAX_DOUBLINGS);
                 state.fetch_or(RESERVED, Relaxed);
             }
         }
@@ -564,9 +572,9 @@ impl Locked<'_> {
         while budget > 0 {
             // An iterator over the ring's slices: cheaper per entry than indexing it.
             let serves = |e: &Entry| {
-                let serves = !e.notified && e.n <= budget;
+                let serves = !e.notified && e.n() <= budget;
                 if !e.notified && !serves {
-                    smallest_passed = smallest_passed.min(e.n);
+                    smallest_passed = smallest_passed.min(e.n());
                 }
                 serves
             };
@@ -574,7 +582,7 @@ impl Locked<'_> {
                 i = inner.entries.len();
                 break;
             };
-            budget -= inner.entries[i + k].n;
+            budget -= inner.entries[i + k].n();
             inner.notify(i + k, wakes);
             i += k + 1;
         }
@@ -582,7 +590,7 @@ impl Locked<'_> {
         let Some(r) = inner.reservation.as_ref().filter(|_| inner.watcher.is_none()) else { return };
         // Invariant 5: wake one waiter the reservation holds back, to see it out.
         let (owner, free) = (r.owner, permits(s).saturating_sub(inner.inflight));
-        let held_back = |e: &Entry| !e.notified && e.id != owner && e.n <= free;
+        let held_back = |e: &Entry| !e.notified && e.id != owner && e.n() <= free;
         if free == 0 {
             return; // nothing is held back from anyone
         }
@@ -617,6 +625,18 @@ impl Entry {
     /// the queue both without and with a reservation.
     fn starving(&self, now: Instant) -> bool {
         if cfg!(loom) { self.passed >= 1 } else { now >= self.starve_at }
+    }
+
+    /// Its request.
+    #[inline]
+    fn n(&self) -> u64 {
+        u64::from(self.n)
+    }
+
+    /// How long its next reservation lasts: [`FIRST_LAPSE`] doubled `doublings` times, at most
+    /// [`MAX_LAPSE`].
+    fn lapse(&self) -> Duration {
+        FIRST_LAPSE.saturating_mul(1 << self.doublings).min(MAX_LAPSE)
     }
 }
 
@@ -663,7 +683,7 @@ impl Inner {
         let e = self.entries.remove(i).expect("an entry's index");
         self.left(i);
         if e.notified {
-            self.inflight -= e.n;
+            self.inflight -= e.n();
         }
         if self.watcher == Some(e.id) {
             self.set_watcher(None);
@@ -679,7 +699,7 @@ impl Inner {
         let e = &mut self.entries[i];
         let woken = std::mem::replace(&mut e.notified, false);
         if woken {
-            self.inflight -= e.n;
+            self.inflight -= e.n();
             self.skip.at = self.skip.at.min(i); // invariant 6: it is un-woken again
         }
         woken
@@ -714,7 +734,7 @@ impl Inner {
             return;
         }
         e.notified = true;
-        self.inflight += e.n;
+        self.inflight += e.n();
         e.wake(wakes);
     }
 
@@ -725,7 +745,7 @@ impl Inner {
         let mut e = self.entries.remove(i).expect("granted entry is queued");
         self.left(i);
         if e.notified {
-            self.inflight -= e.n;
+            self.inflight -= e.n();
         }
         if self.watcher == Some(id) {
             self.set_watcher(None);
@@ -801,6 +821,12 @@ impl Outgoing {
 mod tests {
     use super::*;
 
+    /// Entries stay one cache line's worth (see [`Entry`]).
+    #[test]
+    fn an_entry_is_64_bytes() {
+        assert!(std::mem::size_of::<Entry>() <= 64, "{} bytes", std::mem::size_of::<Entry>());
+    }
+
     fn queue_of(ids: &[Id]) -> Inner {
         let mut inner = Inner::default();
         for &id in ids {
@@ -808,7 +834,7 @@ mod tests {
                 id,
                 n: 1,
                 starve_at: Instant::now() + STARVE_AFTER,
-                lapse: FIRST_LAPSE,
+                doublings: 0,
                 passed: 0,
                 notified: false,
                 slot: Arc::new(Slot::new()),
@@ -888,7 +914,7 @@ mod tests {
         {
             let mut inner = queue.inner.lock().unwrap();
             inner.entries[0].starve_at = Instant::now() + Duration::from_secs(3600);
-            inner.entries[0].lapse = FIRST_LAPSE * 2; // a reservation of its lapsed
+            inner.entries[0].doublings = 1; // a reservation of its lapsed
         }
         state.fetch_add(1, Release);
         drop(queue.lock(&state));
@@ -924,8 +950,8 @@ mod tests {
                 let mut budget = permits.saturating_sub(inner.inflight);
                 let mut woken = Vec::new();
                 for e in inner.entries.iter().filter(|e| !e.notified) {
-                    if e.n <= budget {
-                        budget -= e.n;
+                    if e.n() <= budget {
+                        budget -= e.n();
                         woken.push(e.id);
                     }
                 }
