@@ -36,7 +36,8 @@
 //!    seen. Rule 4 holds for them (a queue, a reservation or a drain ends them). Every
 //!    [`RECHECK_AFTER`] spins it yields first (timed), so that a thread that catches every permit
 //!    in its looks still learns when another wants its CPU. Where threads outnumber cores or
-//!    share one CPU, yields run others, and nothing changes.
+//!    share one CPU, yields run others, and nothing changes. The turn lives in the queue, so a
+//!    semaphore on which nobody has queued yet makes no hint looks (as it makes no long spin).
 //!
 //! # Correctness
 //! Both fields and rule 5's per-thread flag are hints: they decide how long a thread looks, never
