@@ -95,6 +95,15 @@ impl Semaphore {
     /// [`release`](Semaphore::release) panic rather than go past it, and so does a request for
     /// more. The total of available and held permits should stay within it too: a permit given
     /// back that takes the count past it panics (or, during a panic, is kept silently).
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::Semaphore;
+    ///
+    /// assert_eq!(Semaphore::MAX_PERMITS, (1 << 31) - 1);
+    /// let sem = Semaphore::new(Semaphore::MAX_PERMITS); // the most it can start with
+    /// assert_eq!(sem.available_permits(), Semaphore::MAX_PERMITS);
+    /// ```
     pub const MAX_PERMITS: usize = MAX_PERMITS as usize;
 
     crate::loom_const_fn! {

@@ -209,6 +209,17 @@ impl ProcessSemaphoreBuilder {
     /// hold permits that are given back if they die. Each slot takes 128 bytes of the region.
     /// Past it, a process still acquires and releases, but untracked (see
     /// [`ProcessPermit::is_recoverable`](crate::ProcessPermit::is_recoverable)).
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::ProcessSemaphore;
+    ///
+    /// let sem = ProcessSemaphore::builder().holder_slots(4).anonymous(1)?;
+    /// assert_eq!(sem.holder_slots(), 4);
+    /// // Zero slots, or more than the most a region can have, is refused.
+    /// assert!(ProcessSemaphore::builder().holder_slots(0).anonymous(1).is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn holder_slots(mut self, slots: usize) -> ProcessSemaphoreBuilder {
         self.slots = slots;
         self
@@ -216,6 +227,20 @@ impl ProcessSemaphoreBuilder {
 
     /// The file mode of a named semaphore (default `0o600`); see
     /// [`ProcessSemaphore::create_with_mode`].
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::ProcessSemaphore;
+    /// use std::os::unix::fs::PermissionsExt;
+    ///
+    /// let name = format!("doc-builder-mode-{}", std::process::id());
+    /// let sem = ProcessSemaphore::builder().mode(0o640).create(&name, 1)?;
+    /// let mode = std::fs::metadata(format!("/dev/shm/{name}"))?.permissions().mode();
+    /// assert_eq!(mode & 0o777, 0o640); // set exactly, whatever the umask
+    /// ProcessSemaphore::unlink(&name)?;
+    /// # drop(sem);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn mode(mut self, mode: u32) -> ProcessSemaphoreBuilder {
         self.mode = mode;
         self
@@ -227,6 +252,20 @@ impl ProcessSemaphoreBuilder {
     /// As for [`ProcessSemaphore::create_with_mode`], and
     /// [`InvalidInput`](io::ErrorKind::InvalidInput) for a table of 0 or more than
     /// [`MAX_HOLDER_SLOTS`](ProcessSemaphore::MAX_HOLDER_SLOTS) slots.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::ProcessSemaphore;
+    ///
+    /// let name = format!("doc-builder-create-{}", std::process::id());
+    /// let options = ProcessSemaphore::builder().holder_slots(16);
+    /// let sem = options.create(&name, 3)?;
+    /// assert_eq!((sem.available_permits(), sem.holder_slots()), (3, 16));
+    /// // The name is taken now: a second create fails.
+    /// assert_eq!(options.create(&name, 3).unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
+    /// ProcessSemaphore::unlink(&name)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn create(&self, name: &str, permits: u32) -> io::Result<ProcessSemaphore> {
         check_permits(permits)?;
         self.check_slots()?;
@@ -239,6 +278,20 @@ impl ProcessSemaphoreBuilder {
     ///
     /// # Errors
     /// As for [`create`](ProcessSemaphoreBuilder::create) and [`ProcessSemaphore::open`].
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::ProcessSemaphore;
+    ///
+    /// let name = format!("doc-builder-open-or-create-{}", std::process::id());
+    /// let first = ProcessSemaphore::builder().holder_slots(8).open_or_create(&name, 2)?;
+    /// // It exists now: this opens it, and its permits and table are the first one's.
+    /// let second = ProcessSemaphore::builder().holder_slots(64).open_or_create(&name, 5)?;
+    /// assert_eq!((second.available_permits(), second.holder_slots()), (2, 8));
+    /// ProcessSemaphore::unlink(&name)?;
+    /// # drop(first);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn open_or_create(&self, name: &str, permits: u32) -> io::Result<ProcessSemaphore> {
         ProcessSemaphore::open_or_create_with(name, permits, self)
     }
@@ -248,6 +301,15 @@ impl ProcessSemaphoreBuilder {
     /// # Errors
     /// As for [`ProcessSemaphore::anonymous`], and for the table size as for
     /// [`create`](ProcessSemaphoreBuilder::create).
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::ProcessSemaphore;
+    ///
+    /// let sem = ProcessSemaphore::builder().holder_slots(2).anonymous(1)?;
+    /// assert_eq!((sem.available_permits(), sem.holder_slots()), (1, 2));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn anonymous(&self, permits: u32) -> io::Result<ProcessSemaphore> {
         check_permits(permits)?;
         self.check_slots()?;

@@ -143,13 +143,42 @@ pub(crate) struct Holder {
 
 impl ProcessSemaphore {
     /// The most permits a semaphore holds, and the most one request may ask for: `2^31 - 1`.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::ProcessSemaphore;
+    ///
+    /// assert_eq!(ProcessSemaphore::MAX_PERMITS, (1 << 31) - 1);
+    /// let max = u32::try_from(ProcessSemaphore::MAX_PERMITS).unwrap();
+    /// assert!(ProcessSemaphore::anonymous(max + 1).is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub const MAX_PERMITS: usize = MAX_PERMITS as usize;
 
     /// The most processes whose permits are recoverable at once with the default holder table
     /// (128 slots); [`builder`](ProcessSemaphore::builder) makes a table of another size.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::ProcessSemaphore;
+    ///
+    /// let sem = ProcessSemaphore::anonymous(1)?;
+    /// assert_eq!(sem.holder_slots(), ProcessSemaphore::MAX_HOLDER_PROCESSES);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub const MAX_HOLDER_PROCESSES: usize = region::DEFAULT_SLOTS;
 
     /// The largest holder table a semaphore can have: 16383 slots.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::ProcessSemaphore;
+    ///
+    /// let most = ProcessSemaphore::MAX_HOLDER_SLOTS;
+    /// assert!(ProcessSemaphore::builder().holder_slots(most).anonymous(1).is_ok());
+    /// assert!(ProcessSemaphore::builder().holder_slots(most + 1).anonymous(1).is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub const MAX_HOLDER_SLOTS: usize = region::MAX_SLOTS;
 
     /// Options for creating a semaphore: the size of its holder table and its file mode.
@@ -183,6 +212,14 @@ impl ProcessSemaphore {
 
     /// How long a blocking acquire sleeps at most before it re-checks and looks for dead holders
     /// whose permits it can give back: 100 ms.
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::ProcessSemaphore;
+    /// use std::time::Duration;
+    ///
+    /// assert_eq!(ProcessSemaphore::RECOVERY_INTERVAL, Duration::from_millis(100));
+    /// ```
     pub const RECOVERY_INTERVAL: Duration = Duration::from_millis(100);
 
     #[inline]
