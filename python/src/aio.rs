@@ -360,8 +360,9 @@ impl Waiting {
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        // Dropped without finishing (the task was destroyed): as if cancelled.
-        Python::with_gil(|py| self.waiter.abandon(py));
+        // Dropped without finishing (the task was destroyed): as if cancelled. Possibly while an
+        // exception propagates, and passing a wake on calls `call_soon_threadsafe`: kept aside.
+        Python::with_gil(|py| crate::keeping_exception(py, || self.waiter.abandon(py)));
     }
 }
 

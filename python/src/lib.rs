@@ -17,6 +17,10 @@
 //!   abi3-py39 methods cost more than the semaphore.
 //!
 //! Nothing here counts permits itself: every count lives in the crate's types.
+//!
+//! Destructors that call Python (a region's unlink, an abandoned wait's wake) may run while an
+//! exception propagates (the object freed during unwinding): they go through
+//! [`keeping_exception`].
 
 mod aio;
 mod asyncio;
@@ -27,6 +31,20 @@ mod process;
 mod threading;
 
 use pyo3::prelude::*;
+
+/// Runs `f`, which calls Python, keeping aside an exception that is being raised meanwhile.
+///
+/// For destructors and other code that runs when an object is freed, which may be while an
+/// exception propagates: Python code must not run with one set, and PyO3 would take it for the
+/// error of the first call that fails and drop it (the caller then raised nothing, or crashed).
+pub(crate) fn keeping_exception<T>(py: Python<'_>, f: impl FnOnce() -> T) -> T {
+    let pending = PyErr::take(py);
+    let out = f();
+    if let Some(err) = pending {
+        err.restore(py);
+    }
+    out
+}
 
 /// The Python module `futex_semaphore`.
 #[pymodule]

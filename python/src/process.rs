@@ -142,11 +142,14 @@ fn take_created(name: &str) -> bool {
     created.len() != before
 }
 
-/// Unlinks a name this process created, and tells the resource tracker it need not.
+/// Unlinks a name this process created, and tells the resource tracker it need not. Runs from
+/// `Shared`'s drop, so possibly while an exception propagates: kept aside.
 fn unlink(name: &str) {
     let _ = Region::unlink(name);
     Python::with_gil(|py| {
-        let _ = tracker(py, "unregister", name);
+        crate::keeping_exception(py, || {
+            let _ = tracker(py, "unregister", name);
+        })
     });
 }
 

@@ -4,6 +4,8 @@
 import asyncio
 import random
 import re
+import subprocess
+import sys
 import threading
 import time
 
@@ -339,3 +341,34 @@ def test_thread_blocked_in_acquire_is_woken_by_a_task_release():
     t.join(LIMIT)
     assert got == [True]
     assert sem._value == 0
+
+
+FREED_WHILE_AN_EXCEPTION_PROPAGATES = """
+import asyncio
+import futex_semaphore as fs
+
+async def main():
+    sem = fs.AsyncSemaphore(0)
+    holder = [sem.acquire()]
+    holder[0].send(None)  # waits: the first waiter, the one a release wakes
+    other = asyncio.create_task(sem.acquire())
+    await asyncio.sleep(0)
+    sem.release()
+    try:
+        # Freed while KeyError propagates; its drop passes the permit on to `other`, which
+        # calls call_soon_threadsafe.
+        [holder.pop(), {}["mine"]]
+    except KeyError as e:
+        print("caught", e)
+    print("other", await asyncio.wait_for(other, 5), sem._value)
+
+asyncio.run(main())
+"""
+
+
+def test_an_awaitable_freed_while_an_exception_propagates_keeps_the_exception():
+    out = subprocess.run(
+        [sys.executable, "-c", FREED_WHILE_AN_EXCEPTION_PROPAGATES], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["caught 'mine'", "other True 0"]

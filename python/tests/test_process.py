@@ -265,3 +265,47 @@ def test_a_killed_creators_region_is_unlinked_by_the_resource_tracker():
     while any(shm_exists(n) for n in names) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(shm_exists(n) for n in names), names
+
+
+FREED_WHILE_AN_EXCEPTION_PROPAGATES = """
+import futex_semaphore as fs
+
+def check(f):
+    try:
+        f()
+    except BaseException as e:
+        print(type(e).__name__, e)
+
+def m():
+    s = fs.ProcessSemaphore(1)
+    try:
+        raise ValueError("inner")
+    finally:
+        del s
+
+check(lambda: fs.ProcessSemaphore(1).acquire(timeout="1"))
+check(lambda: [fs.ProcessSemaphore(1), 1 / 0])
+check(m)
+try:
+    [fs.ProcessSemaphore(1), 1 / 0]
+except ZeroDivisionError as e:
+    print("caught", e)
+print("alive")
+"""
+
+
+def test_a_handle_freed_while_an_exception_propagates_keeps_the_exception():
+    # Its drop unlinks the region and tells the resource tracker, in Python: that must neither
+    # lose the exception being raised nor crash.
+    out = subprocess.run(
+        [sys.executable, "-c", FREED_WHILE_AN_EXCEPTION_PROPAGATES], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "TypeError must be real number, not str",
+        "ZeroDivisionError division by zero",
+        "ValueError inner",
+        "caught division by zero",
+        "alive",
+    ]
+    assert "leaked" not in out.stderr, out.stderr
