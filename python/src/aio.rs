@@ -1,10 +1,14 @@
 //! Waiting from asyncio: the crate's `acquire_async` future, driven from the event loop.
 //!
-//! An async acquire first tries the engine's fast path; when that takes a permit it returns a
-//! shared, already finished awaitable ([`Ready`]): no future, no allocation. Otherwise it makes a
-//! [`Waiter`], which holds the crate's [`Acquire`] future, and polls it once, so that the engine
-//! knows a task waits. The awaitable it returns ([`Waiting`]) yields an asyncio future to the
-//! task; the task sleeps on it.
+//! An async acquire (`acquire()`, `__aenter__`) returns an [`Acquiring`], an awaitable with a
+//! coroutine's life, as `asyncio.Semaphore.acquire` is a coroutine: nothing happens when it is
+//! made. To spare an allocation per call, a semaphore keeps the last one it made ([`Spare`]) and
+//! hands it out again when nothing else refers to it (so nobody can tell it from a new one). Its first step tries the engine's fast path, and finishes if that takes a permit.
+//! Otherwise it asks for the running loop and makes a [`Waiter`], which holds the crate's
+//! [`Acquire`] future, and polls it once, so that the engine knows a task waits; then it yields
+//! an asyncio future to the task, which sleeps on it. Closed, thrown into or freed before it
+//! finished, it gives back what it took; once finished, a step raises `RuntimeError` as a
+//! coroutine's does.
 //!
 //! # Wakes
 //! The engine wakes a waiter through its `Waker`, from whichever thread gives a permit back, and
@@ -25,19 +29,23 @@
 //!    never neither (`State::acquired`).
 //! 3. A waiter that stops waiting without a permit drops the engine future, which passes a wake
 //!    it had taken on to the next async waiter (the crate's cancel-safety).
+//! 4. An [`Acquiring`] takes a permit only in a step, and a step that takes one finishes it (the
+//!    fast path) or hands it to the waiter (invariant 2).
 //!
-//! That is the whole of cancel-safety: a task cancelled while it waits, or after its permit came
-//! but before it ran, leaves the count as it was and the next waiter woken (gh-90155's bug class).
+//! That is the whole of cancel-safety: a task cancelled before it ran, while it waits, or after
+//! its permit came but before it ran, leaves the count as it was and the next waiter woken
+//! (gh-90155's bug class).
 
 use crate::engine::Engine;
 use futex_semaphore::Acquire;
-use pyo3::exceptions::{PyBaseException, PyRuntimeError, PyStopIteration};
+use pyo3::exceptions::{PyBaseException, PyRuntimeError, PyStopIteration, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::sync::GILOnceCell;
+use pyo3::sync::{GILOnceCell, GILProtected};
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 /// Locks, ignoring poisoning (nothing here panics while holding a lock).
@@ -48,8 +56,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 // ---------------------------------------------------------------------------------------------
 // Finished awaitables.
 
-/// An awaitable that is done already: what an async acquire returns when it got the permit at
-/// once, and what `__aexit__` returns. It finishes with `True` or `None`. Two are shared by all
+/// An awaitable that is done already: what `__aexit__` returns (its release is done by then, as
+/// a plain `release()` would be). It finishes with `True` or `None`; two are shared by all
 /// semaphores. Having `send`, `throw` and `close`, it counts as a coroutine for asyncio
 /// (`asyncio.create_task` takes it).
 #[pyclass(module = "futex_semaphore", frozen)]
@@ -276,22 +284,14 @@ fn resolve(py: Python<'_>, future: &Bound<'_, PyAny>) -> PyResult<()> {
     Ok(())
 }
 
-/// The awaitable of an async acquire that has to wait (see the module header). Having `send`,
-/// `throw` and `close`, it counts as a coroutine for asyncio.
-#[pyclass(module = "futex_semaphore", frozen)]
-pub(crate) struct Waiting {
-    waiter: Arc<Waiter>,
-    /// Finish with `True` (`acquire`) rather than `None` (`__aenter__`).
-    value: bool,
-}
-
-impl Waiting {
-    /// One step of the task: finish if the permit is here, else sleep on an asyncio future.
-    fn step(&self, py: Python<'_>) -> PyResult<Option<PyObject>> {
+impl Waiter {
+    /// A task's step while it waits: finish if the permit is here, else sleep on a new asyncio
+    /// future.
+    fn step(&self, py: Python<'_>) -> PyResult<Stepped> {
         {
-            let mut state = lock(&self.waiter.state);
+            let mut state = lock(&self.state);
             if state.done {
-                return Err(PyRuntimeError::new_err("cannot reuse an already awaited acquire"));
+                return Err(reused());
             }
             if state.acquired {
                 state.acquired = false;
@@ -299,29 +299,154 @@ impl Waiting {
                 let future = state.future.take();
                 drop(state);
                 drop(future);
-                return finish(self.value);
+                return Ok(Stepped::Finished);
             }
         }
         // A new future each time the task sleeps (the first time, or after a spurious resume).
-        let future = self.waiter.event_loop.call_method0(py, "create_future")?;
+        let future = self.event_loop.call_method0(py, "create_future")?;
         future.setattr(py, "_asyncio_future_blocking", true)?;
-        let mut state = lock(&self.waiter.state);
+        let mut state = lock(&self.state);
         if state.acquired {
             // The wake came in between (only if stepped off the loop's thread): finish now.
             state.acquired = false;
             state.done = true;
             drop(state);
-            return finish(self.value);
+            return Ok(Stepped::Finished);
         }
         let old = state.future.replace(future.clone_ref(py));
         drop(state);
         drop(old);
-        Ok(Some(future))
+        Ok(Stepped::Sleep(future))
+    }
+}
+
+/// What a waiting step came to.
+enum Stepped {
+    /// The permit is the task's: the awaitable finishes.
+    Finished,
+    /// The task sleeps on this asyncio future.
+    Sleep(PyObject),
+}
+
+/// The error of a step of a finished awaitable: a coroutine's.
+fn reused() -> PyErr {
+    PyRuntimeError::new_err("cannot reuse already awaited coroutine")
+}
+
+/// [`Acquiring::step`]: made, not run yet; it holds nothing.
+const CREATED: u8 = 0;
+/// Waiting: `Acquiring::waiter` is set.
+const WAITING: u8 = 1;
+/// Finished, failed, closed or thrown into: it holds nothing.
+const DONE: u8 = 2;
+
+/// The awaitable of an async acquire (see the module header): a coroutine's life, from the
+/// first step on. Having `send`, `throw` and `close`, it counts as a coroutine for asyncio
+/// (`asyncio.create_task`, `gather`, `wait_for` and `run_coroutine_threadsafe` take it).
+///
+/// No `weakref`: a weak reference would tell a reused one from a new one ([`Spare`]).
+#[pyclass(module = "futex_semaphore", frozen)]
+pub(crate) struct Acquiring {
+    engine: Arc<Engine>,
+    /// The semaphore's [`Spare`] slot, which this may be in.
+    slot: Arc<Slot>,
+    /// Finish with `True` (`acquire`) rather than `None` (`__aenter__`). Relaxed, as `step`.
+    value: AtomicBool,
+    /// `CREATED`, `WAITING` or `DONE`. Read and written with the GIL held, which orders them
+    /// (Relaxed); atomic only so that the object is `Sync`, as a frozen class must be.
+    step: AtomicU8,
+    /// The waiter, from the first step that had to wait on.
+    waiter: OnceLock<Arc<Waiter>>,
+}
+
+impl Acquiring {
+    /// One step of the task (`send(None)` or `__next__`).
+    #[inline]
+    fn step(&self, py: Python<'_>) -> PyResult<Option<PyObject>> {
+        match self.step.load(Ordering::Relaxed) {
+            CREATED => {
+                // From here a failure (no running loop, say) ends it, as it ends a coroutine.
+                self.step.store(DONE, Ordering::Relaxed);
+                if self.engine.try_acquire() {
+                    return finish(self.value.load(Ordering::Relaxed));
+                }
+                self.start(py)
+            }
+            WAITING => self.wait(py),
+            _ => Err(reused()),
+        }
+    }
+
+    /// The first step found no permit free: wait, on the loop running this step.
+    #[cold]
+    fn start(&self, py: Python<'_>) -> PyResult<Option<PyObject>> {
+        // Out of the semaphore's slot: a waiting one must be freed, and so stop waiting, when
+        // its task lets go of it (the caller of this step holds it meanwhile).
+        let slot = self.slot.get(py);
+        if let Some(kept) = slot.take() {
+            if !std::ptr::eq(kept.get(), self) {
+                slot.set(Some(kept));
+            }
+        }
+        let get_running_loop = GET_RUNNING_LOOP.get_or_try_init(py, || {
+            Ok::<_, PyErr>(py.import("asyncio")?.getattr("get_running_loop")?.unbind())
+        })?;
+        let event_loop = get_running_loop.call0(py)?;
+        let waiter = Arc::new(Waiter {
+            state: Mutex::new(State {
+                acquire: Some(PendingAcquire::new(Arc::clone(&self.engine))),
+                acquired: false,
+                future: None,
+                done: false,
+            }),
+            scheduled: AtomicBool::new(false),
+            engine: Arc::clone(&self.engine),
+            event_loop,
+        });
+        // The first poll registers the waiter with the engine (or takes a permit freed meanwhile).
+        if let Polled::Acquired(_) = waiter.poll(py) {
+            lock(&waiter.state).done = true;
+            return finish(self.value.load(Ordering::Relaxed));
+        }
+        if self.waiter.set(waiter).is_err() {
+            // Not reached: the first step is the only one that sets it, and it runs once.
+            return Err(reused());
+        }
+        self.step.store(WAITING, Ordering::Relaxed);
+        self.wait(py)
+    }
+
+    /// A step while waiting.
+    #[cold]
+    fn wait(&self, py: Python<'_>) -> PyResult<Option<PyObject>> {
+        let Some(waiter) = self.waiter.get() else { return Err(reused()) };
+        match waiter.step(py) {
+            Ok(Stepped::Sleep(future)) => Ok(Some(future)),
+            Ok(Stepped::Finished) => {
+                self.step.store(DONE, Ordering::Relaxed);
+                finish(self.value.load(Ordering::Relaxed))
+            }
+            Err(err) => {
+                // The step failed (the loop's `create_future`, say): end as a coroutine that
+                // raised, giving back what came meanwhile.
+                self.stop(py);
+                Err(err)
+            }
+        }
+    }
+
+    /// Ends it without a permit for the task: gives back a permit that came, passes a wake on.
+    fn stop(&self, py: Python<'_>) {
+        if self.step.swap(DONE, Ordering::Relaxed) == WAITING {
+            if let Some(waiter) = self.waiter.get() {
+                waiter.abandon(py);
+            }
+        }
     }
 }
 
 #[pymethods]
-impl Waiting {
+impl Acquiring {
     fn __await__(slf: Py<Self>) -> Py<Self> {
         slf
     }
@@ -334,12 +459,16 @@ impl Waiting {
         self.step(py)
     }
 
-    fn send(&self, py: Python<'_>, _value: &Bound<'_, PyAny>) -> PyResult<Option<PyObject>> {
+    fn send(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Option<PyObject>> {
+        if !value.is_none() && self.step.load(Ordering::Relaxed) == CREATED {
+            return Err(PyTypeError::new_err("can't send non-None value to a just-started coroutine"));
+        }
         self.step(py)
     }
 
-    /// The task was cancelled (or another exception thrown in): stop waiting, give back a permit
-    /// that came meanwhile, pass a wake on, and raise the exception.
+    /// The task was cancelled (or another exception thrown in): stop (before the first step,
+    /// nothing was taken), give back a permit that came meanwhile, pass a wake on, and raise the
+    /// exception.
     #[pyo3(signature = (typ, val = None, tb = None))]
     fn throw(
         &self,
@@ -349,58 +478,93 @@ impl Waiting {
         tb: Option<Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let _ = tb;
-        self.waiter.abandon(py);
+        self.stop(py);
         Err(thrown(typ, val))
     }
 
     fn close(&self, py: Python<'_>) {
-        self.waiter.abandon(py);
+        self.stop(py);
+    }
+
+    /// The name in a task's `repr`.
+    #[getter]
+    fn __name__(&self) -> &'static str {
+        if self.value.load(Ordering::Relaxed) { "acquire" } else { "__aenter__" }
+    }
+
+    #[getter]
+    fn __qualname__(&self) -> &'static str {
+        self.__name__()
     }
 }
 
-impl Drop for Waiting {
+impl Drop for Acquiring {
     fn drop(&mut self) {
-        // Dropped without finishing (the task was destroyed): as if cancelled. Possibly while an
-        // exception propagates, and passing a wake on calls `call_soon_threadsafe`: kept aside.
-        Python::with_gil(|py| crate::keeping_exception(py, || self.waiter.abandon(py)));
+        // Freed while waiting (the task was destroyed, or the awaitable dropped after a step):
+        // as if cancelled. Possibly while an exception propagates, and passing a wake on calls
+        // `call_soon_threadsafe`: kept aside. Made and never run, or finished: nothing to do.
+        if *self.step.get_mut() == WAITING {
+            if let Some(waiter) = self.waiter.get() {
+                Python::with_gil(|py| crate::keeping_exception(py, || waiter.abandon(py)));
+            }
+        }
     }
 }
 
 static GET_RUNNING_LOOP: GILOnceCell<PyObject> = GILOnceCell::new();
 
-/// An async acquire of one permit: a finished awaitable if a permit is free now, else one that
-/// waits. Finishes with `True` if `value`, else `None`.
-#[inline]
-pub(crate) fn acquire(py: Python<'_>, engine: &Arc<Engine>, value: bool) -> PyResult<PyObject> {
-    if engine.try_acquire() {
-        return ready(py, value);
+/// The awaitable a semaphore hands out again: the last one it made.
+type Slot = GILProtected<Cell<Option<Py<Acquiring>>>>;
+
+/// A semaphore's [`Slot`]. Its awaitables refer to it (to leave it when they wait), and it to
+/// the last of them: the semaphore empties it when it goes.
+pub(crate) struct Spare(Arc<Slot>);
+
+impl Spare {
+    pub(crate) fn new() -> Spare {
+        Spare(Arc::new(GILProtected::new(Cell::new(None))))
     }
-    acquire_slow(py, engine, value)
 }
 
-#[cold]
-fn acquire_slow(py: Python<'_>, engine: &Arc<Engine>, value: bool) -> PyResult<PyObject> {
-    let get_running_loop = GET_RUNNING_LOOP.get_or_try_init(py, || {
-        Ok::<_, PyErr>(py.import("asyncio")?.getattr("get_running_loop")?.unbind())
-    })?;
-    let event_loop = get_running_loop.call0(py)?;
-    let waiter = Arc::new(Waiter {
-        state: Mutex::new(State {
-            acquire: Some(PendingAcquire::new(Arc::clone(engine))),
-            acquired: false,
-            future: None,
-            done: false,
-        }),
-        scheduled: AtomicBool::new(false),
-        engine: Arc::clone(engine),
-        event_loop,
-    });
-    // The first poll registers the waiter with the engine (or takes a permit freed meanwhile).
-    if let Polled::Acquired(_) = waiter.poll(py) {
-        lock(&waiter.state).done = true;
-        return ready(py, value);
+impl Drop for Spare {
+    fn drop(&mut self) {
+        // The semaphore goes (with the GIL: a Python object's drop). Its awaitable, never
+        // waiting while in the slot, calls no Python when freed.
+        Python::with_gil(|py| drop(self.0.get(py).take()));
     }
-    Ok(Py::new(py, Waiting { waiter, value })?.into_any())
+}
+
+/// An async acquire of one permit: an awaitable that takes it when first run. Finishes with
+/// `True` if `value`, else `None`.
+#[inline]
+pub(crate) fn acquire(py: Python<'_>, engine: &Arc<Engine>, spare: &Spare, value: bool) -> PyResult<PyObject> {
+    let slot = spare.0.get(py);
+    if let Some(kept) = slot.take() {
+        // Only the slot refers to it (finished, or never run), and it never waited: made anew.
+        if kept.get_refcnt(py) == 1 {
+            let acquiring = kept.get();
+            acquiring.step.store(CREATED, Ordering::Relaxed);
+            acquiring.value.store(value, Ordering::Relaxed);
+            let out = kept.clone_ref(py).into_any();
+            slot.set(Some(kept));
+            return Ok(out);
+        }
+        // Still someone's: it stays theirs.
+    }
+    acquire_new(py, engine, spare, value)
+}
+
+fn acquire_new(py: Python<'_>, engine: &Arc<Engine>, spare: &Spare, value: bool) -> PyResult<PyObject> {
+    let acquiring = Acquiring {
+        engine: Arc::clone(engine),
+        slot: Arc::clone(&spare.0),
+        value: AtomicBool::new(value),
+        step: AtomicU8::new(CREATED),
+        waiter: OnceLock::new(),
+    };
+    let new = Py::new(py, acquiring)?;
+    spare.0.get(py).set(Some(new.clone_ref(py)));
+    Ok(new.into_any())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ use std::sync::Arc;
 #[pyclass(module = "futex_semaphore", subclass, frozen)]
 pub struct AsyncSemaphore {
     engine: Arc<Engine>,
+    /// The awaitable its async acquires hand out again.
+    spare: aio::Spare,
 }
 
 /// The message of CPython's `asyncio.BoundedSemaphore.release` past the initial value.
@@ -21,7 +23,7 @@ const RELEASED_TOO_MANY: &str = "BoundedSemaphore released too many times";
 
 impl AsyncSemaphore {
     fn with_engine(value: i64, bounded: bool) -> PyResult<AsyncSemaphore> {
-        Ok(AsyncSemaphore { engine: Arc::new(Engine::new(value, bounded, "Semaphore")?) })
+        Ok(AsyncSemaphore { engine: Arc::new(Engine::new(value, bounded, "Semaphore")?), spare: aio::Spare::new() })
     }
 
     #[inline]
@@ -42,7 +44,7 @@ impl AsyncSemaphore {
 
     /// Takes a permit, waiting while there is none: `await sem.acquire()` returns `True`.
     pub(crate) fn acquire(&self, py: Python<'_>) -> PyResult<PyObject> {
-        aio::acquire(py, &self.engine, true)
+        aio::acquire(py, &self.engine, &self.spare, true)
     }
 
     /// Gives a permit back, waking a waiting task (of any loop, from any thread).
@@ -56,7 +58,7 @@ impl AsyncSemaphore {
     }
 
     pub(crate) fn __aenter__(&self, py: Python<'_>) -> PyResult<PyObject> {
-        aio::acquire(py, &self.engine, false)
+        aio::acquire(py, &self.engine, &self.spare, false)
     }
 
     // The arguments fastcall.rs takes (`EXIT_ARGS`): optional, by position or keyword.

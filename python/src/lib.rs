@@ -56,7 +56,7 @@ fn futex_semaphore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<asyncio::AsyncBoundedSemaphore>()?;
     m.add_class::<process::ProcessSemaphore>()?;
     m.add_class::<aio::Ready>()?;
-    m.add_class::<aio::Waiting>()?;
+    m.add_class::<aio::Acquiring>()?;
     m.add_class::<aio::Wake>()?;
     m.add_function(wrap_pyfunction!(process::_open_process_semaphore, m)?)?;
     m.add_function(wrap_pyfunction!(process::_after_fork_in_child, m)?)?;

@@ -30,11 +30,13 @@ const RELEASED_TOO_MANY: &str = "Semaphore released too many times";
 #[pyclass(module = "futex_semaphore", subclass, frozen)]
 pub struct Semaphore {
     pub(crate) engine: Arc<Engine>,
+    /// The awaitable its async acquires hand out again.
+    spare: aio::Spare,
 }
 
 impl Semaphore {
     pub(crate) fn with_engine(value: i64, bounded: bool) -> PyResult<Semaphore> {
-        Ok(Semaphore { engine: Arc::new(Engine::new(value, bounded, "semaphore")?) })
+        Ok(Semaphore { engine: Arc::new(Engine::new(value, bounded, "semaphore")?), spare: aio::Spare::new() })
     }
 
     #[inline]
@@ -121,11 +123,11 @@ impl Semaphore {
 
     /// Takes a permit from asyncio: `await sem.acquire_async()` returns `True`.
     pub(crate) fn acquire_async(&self, py: Python<'_>) -> PyResult<PyObject> {
-        aio::acquire(py, &self.engine, true)
+        aio::acquire(py, &self.engine, &self.spare, true)
     }
 
     pub(crate) fn __aenter__(&self, py: Python<'_>) -> PyResult<PyObject> {
-        aio::acquire(py, &self.engine, false)
+        aio::acquire(py, &self.engine, &self.spare, false)
     }
 
     // The arguments fastcall.rs takes (`EXIT_ARGS`): optional, by position or keyword.

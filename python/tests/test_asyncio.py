@@ -372,3 +372,113 @@ def test_an_awaitable_freed_while_an_exception_propagates_keeps_the_exception():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["caught 'mine'", "other True 0"]
+
+
+ASYNC_ACQUIRES = [
+    pytest.param(lambda sem: sem.acquire(), fs.AsyncSemaphore, id="AsyncSemaphore.acquire"),
+    pytest.param(lambda sem: sem.__aenter__(), fs.AsyncSemaphore, id="AsyncSemaphore.__aenter__"),
+    pytest.param(lambda sem: sem.acquire_async(), fs.Semaphore, id="Semaphore.acquire_async"),
+    pytest.param(lambda sem: sem.__aenter__(), fs.Semaphore, id="Semaphore.__aenter__"),
+]
+
+
+@pytest.mark.parametrize("call, cls", ASYNC_ACQUIRES)
+def test_an_async_acquire_that_never_runs_takes_no_permit(call, cls):
+    # As asyncio.Semaphore.acquire, a coroutine: nothing happens until its first step.
+    async def main():
+        sem = cls(1)
+        made = call(sem)
+        assert sem._value == 1
+        made.close()
+        del made
+        call(sem)  # made and dropped
+        assert sem._value == 1
+        task = asyncio.create_task(call(sem))
+        task.cancel()  # before its first step
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert sem._value == 1
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(call(sem), 0)
+        assert sem._value == 1
+        await call(sem)
+        assert sem._value == 0
+
+    run(main())
+
+
+@pytest.mark.parametrize("call, cls", ASYNC_ACQUIRES)
+def test_a_finished_async_acquire_cannot_be_awaited_again(call, cls):
+    async def main():
+        sem = cls(2)
+        made = call(sem)
+        await made
+        with pytest.raises(RuntimeError, match="cannot reuse already awaited coroutine"):
+            await made
+        closed = call(sem)
+        closed.close()
+        with pytest.raises(RuntimeError, match="cannot reuse already awaited coroutine"):
+            await closed
+        assert sem._value == 1
+
+    run(main())
+
+
+def test_async_acquires_alive_at_once_are_distinct():
+    async def main():
+        sem = fs.AsyncSemaphore(2)
+        first, second = sem.acquire(), sem.acquire()
+        assert first is not second
+        assert await asyncio.gather(second, first) == [True, True]
+        assert sem._value == 0
+
+    run(main())
+
+
+def test_an_async_acquire_waits_on_the_loop_that_runs_it():
+    # Made in one loop's thread, run in another's (run_coroutine_threadsafe), and made to wait.
+    other = asyncio.new_event_loop()
+    thread = threading.Thread(target=other.run_forever)
+    thread.start()
+    try:
+
+        async def main():
+            sem = fs.AsyncSemaphore(0)
+            acquired = asyncio.run_coroutine_threadsafe(sem.acquire(), other)
+
+            async def release_after_it_waits():
+                await settle()
+                sem.release()
+
+            asyncio.run_coroutine_threadsafe(release_after_it_waits(), other)
+            return await asyncio.wrap_future(acquired), sem._value
+
+        assert run(main()) == (True, 0)
+    finally:
+        other.call_soon_threadsafe(other.stop)
+        thread.join(LIMIT)
+        other.close()
+
+
+def test_wait_for_zero_on_a_contended_semaphore_keeps_the_count():
+    # A task and the waits that time out at once: every permit comes back.
+    async def main():
+        sem = fs.AsyncSemaphore(1)
+
+        async def holder():
+            for _ in range(200):
+                async with sem:
+                    await asyncio.sleep(0)
+
+        task = asyncio.create_task(holder())
+        for _ in range(200):
+            try:
+                await asyncio.wait_for(sem.acquire(), 0)
+                sem.release()
+            except asyncio.TimeoutError:
+                pass
+            await asyncio.sleep(0)
+        await task
+        assert sem._value == 1
+
+    run(main())
