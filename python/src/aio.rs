@@ -244,7 +244,7 @@ impl Waiter {
 
     /// Asks the waiter's event loop to poll it (a wake came).
     fn schedule(self: Arc<Self>, py: Python<'_>) {
-        let wake = match Py::new(py, Wake { waiter: Arc::clone(&self) }) {
+        let wake = match Py::new(py, Wake { waiter: Arc::clone(&self), ran: AtomicBool::new(false) }) {
             Ok(wake) => wake,
             Err(_) => return self.abandon(py),
         };
@@ -256,15 +256,20 @@ impl Waiter {
 }
 
 /// The callback a wake schedules on the waiter's event loop: polls the engine future and, if it
-/// took the permit, resolves the asyncio future the task sleeps on.
+/// took the permit, resolves the asyncio future the task sleeps on. Freed without having run
+/// (the loop was closed with it queued), it ends the wait as `Waiter::schedule` does for a
+/// loop closed already.
 #[pyclass(module = "futex_semaphore", frozen)]
 pub(crate) struct Wake {
     waiter: Arc<Waiter>,
+    /// It was called. Relaxed: set and read with the GIL held.
+    ran: AtomicBool,
 }
 
 #[pymethods]
 impl Wake {
     fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        self.ran.store(true, Ordering::Relaxed);
         // Release: a wake from now on queues again; it pairs with the swap in `wake_by_ref`.
         self.waiter.scheduled.store(false, Ordering::Release);
         if let Polled::Acquired(Some(future)) = self.waiter.poll(py) {
@@ -272,6 +277,18 @@ impl Wake {
         }
         deliver_wakes(py);
         Ok(())
+    }
+}
+
+impl Drop for Wake {
+    fn drop(&mut self) {
+        if !*self.ran.get_mut() {
+            // The loop will never run it, nor the task: pass the permit or the wake on (a
+            // finished or abandoned wait ignores this). Freed by a loop's `close`, or when
+            // `schedule` failed, possibly while an exception propagates: kept aside.
+            let waiter = &self.waiter;
+            Python::with_gil(|py| crate::keeping_exception(py, || waiter.abandon(py)));
+        }
     }
 }
 

@@ -482,3 +482,29 @@ def test_wait_for_zero_on_a_contended_semaphore_keeps_the_count():
         assert sem._value == 1
 
     run(main())
+
+
+def test_a_wake_its_closed_loop_never_ran_passes_the_permit_on():
+    # The release woke a task of loop A, whose callback is queued on A; A is closed before it
+    # runs it: the permit must not stay with the task that will never run.
+    sem = fs.AsyncSemaphore(0)
+    closed = asyncio.new_event_loop()
+
+    async def start():
+        task = asyncio.ensure_future(sem.acquire())
+        await settle()  # the task now waits
+        # Past the engine's 1 ms starvation bound, so that the release hands it the permit (not
+        # a synchronisation: the waiting time itself is what matters).
+        await asyncio.sleep(0.01)
+        return task
+
+    task = closed.run_until_complete(start())
+    sem.release()  # queues the task's wake on the loop...
+    closed.close()  # ...which drops it unrun
+    del task
+
+    async def other():
+        return await asyncio.wait_for(sem.acquire(), 5)
+
+    assert run(other()) is True
+    assert sem._value == 0
