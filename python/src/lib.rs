@@ -61,6 +61,7 @@ fn futex_semaphore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(process::_open_process_semaphore, m)?)?;
     m.add_function(wrap_pyfunction!(process::_after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(process::_unlink_created, m)?)?;
+    m.add_function(wrap_pyfunction!(process::_unlink_if_created, m)?)?;
     blocking::init(m.py())?;
     process::install_hooks(m)?;
     fastcall::install_all(m)?;

@@ -5,8 +5,11 @@
 //! Each `ProcessSemaphore(value)` creates a named region (a file in `/dev/shm`). Children get it
 //! by inheritance under `fork`, and by pickling under `spawn` and `forkserver`, where they open it
 //! by name: so the name must exist until they have. The creating process unlinks it when its
-//! last handle goes, and at exit (`atexit`) for handles still alive then; it also registers the
-//! name with `multiprocessing`'s resource tracker, which unlinks it should the creator be killed.
+//! last handle goes, and at exit for handles still alive then: by `atexit`, and by a
+//! `multiprocessing.util.Finalize` (what `multiprocessing` runs when one of its children ends,
+//! through `os._exit`, which skips `atexit`), whichever comes first (`CREATED` lists the names
+//! still to unlink). It also registers the name with `multiprocessing`'s resource tracker, which
+//! unlinks it should the creator be killed.
 //! Processes that opened it keep their mapping after the unlink.
 //!
 //! # Who holds a permit
@@ -45,6 +48,9 @@ struct Shared {
     name: String,
     /// Keep permits recorded (and so recoverable); else `forget` them.
     recover: bool,
+    /// The creator's `multiprocessing.util.Finalize` that unlinks the name at exit: cancelled
+    /// when the last handle unlinks it first.
+    finalizer: Option<PyObject>,
 }
 
 impl Shared {
@@ -118,6 +124,14 @@ impl Drop for Shared {
     fn drop(&mut self) {
         if take_created(&self.name) {
             unlink(&self.name);
+            if let Some(finalizer) = &self.finalizer {
+                // Out of `multiprocessing`'s registry, which would keep it to the end.
+                Python::with_gil(|py| {
+                    crate::keeping_exception(py, || {
+                        let _ = finalizer.call_method0(py, "cancel");
+                    })
+                });
+            }
         }
     }
 }
@@ -159,6 +173,18 @@ fn tracker(py: Python<'_>, what: &str, name: &str) -> PyResult<()> {
     py.import("multiprocessing.resource_tracker")?
         .call_method1(what, (format!("/{name}"), "shared_memory"))?;
     Ok(())
+}
+
+/// `multiprocessing.util.Finalize(None, _unlink_if_created, (name,), exitpriority=-1)`: run at
+/// the end of a `multiprocessing` child (its `os._exit` skips `atexit`), and at the main
+/// process's exit. Priority -1: after `multiprocessing` has joined the children, which may not
+/// have opened the name yet (0 and above run before).
+fn finalize_at_exit(py: Python<'_>, name: &str) -> PyResult<PyObject> {
+    let unlink = py.import("futex_semaphore")?.getattr("_unlink_if_created")?;
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("exitpriority", -1)?;
+    let finalize = py.import("multiprocessing.util")?.getattr("Finalize")?;
+    Ok(finalize.call((py.None(), unlink, (name,)), Some(&kwargs))?.unbind())
 }
 
 /// A fresh name: the pid, a count, and the clock, so that a reused pid does not collide.
@@ -257,11 +283,15 @@ impl ProcessSemaphore {
         lock(&CREATED).push(name.clone());
         // Best effort: without the tracker, only a killed creator leaves the file behind.
         let _ = tracker(py, "register", &name);
+        // Best effort too: without it, `atexit` still unlinks in all but `multiprocessing`'s
+        // children.
+        let finalizer = finalize_at_exit(py, &name).ok();
         let shared = Arc::new(Shared {
             held: GILProtected::new(RefCell::new(Held::default())),
             region,
             name,
             recover,
+            finalizer,
         });
         register(&shared);
         Ok(ProcessSemaphore { shared })
@@ -341,6 +371,7 @@ pub fn _open_process_semaphore(name: &str, recover: bool) -> PyResult<ProcessSem
         region,
         name: name.to_owned(),
         recover,
+        finalizer: None,
     });
     register(&shared);
     Ok(ProcessSemaphore { shared })
@@ -356,6 +387,15 @@ pub fn _after_fork_in_child(py: Python<'_>) {
     for shared in open {
         // Dropping a parent's permit in the child gives nothing back (the crate checks the pid).
         drop(std::mem::take(&mut *shared.held.get(py).borrow_mut()));
+    }
+}
+
+/// The `multiprocessing.util.Finalize` of a region this process created: unlinks it if no one
+/// has yet.
+#[pyfunction]
+pub fn _unlink_if_created(name: &str) {
+    if take_created(name) {
+        unlink(name);
     }
 }
 

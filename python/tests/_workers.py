@@ -43,3 +43,15 @@ def acquire_release_and_hang(sem, taken, released, ready):
         sem.release()
     ready.set()
     time.sleep(60)
+
+
+
+KEPT = []
+
+
+def create_and_keep(queue):
+    # Alive when the child ends (multiprocessing's children end with os._exit: no atexit).
+    import futex_semaphore as fs
+
+    KEPT.append(fs.ProcessSemaphore(1))
+    queue.put(KEPT[-1].name)

@@ -309,3 +309,15 @@ def test_a_handle_freed_while_an_exception_propagates_keeps_the_exception():
         "alive",
     ]
     assert "leaked" not in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_a_region_a_child_created_is_unlinked_when_the_child_ends(method):
+    ctx = mp.get_context(method)
+    queue = ctx.Queue()
+    p = ctx.Process(target=_workers.create_and_keep, args=(queue,))
+    p.start()
+    name = queue.get(timeout=30)
+    p.join(30)
+    assert p.exitcode == 0
+    assert not shm_exists(name)
