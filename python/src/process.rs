@@ -22,6 +22,14 @@
 //! `ProcessSemaphore`). `ProcessSemaphore(value, recover=False)` records nothing: acquire and
 //! release are then plain counts, as in `multiprocessing` (the crate's unrecorded take and
 //! `release`; a permit that waiting got is taken recorded, then forgotten).
+//!
+//! # Recovery while polling
+//! The crate recovers dead holders' permits within one wait, after each `RECOVERY_INTERVAL` of
+//! it: a process that only polls (`acquire(False)`, or short timeouts) would never wait that
+//! long. So a failed acquire (an attempt, or a timed wait at its end) scans itself when this
+//! process's last scan of the semaphore (`Shared::last_scan`, shared with the main thread's
+//! waits in slices) is older than that, and then tries once more. Only the failure path: the
+//! successful one is as before.
 
 use crate::blocking::{self, timeout_from};
 use crate::threading::Truthy;
@@ -30,7 +38,7 @@ use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::GILProtected;
 use pyo3::types::PyTuple;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
@@ -51,6 +59,8 @@ struct Shared {
     /// The creator's `multiprocessing.util.Finalize` that unlinks the name at exit: cancelled
     /// when the last handle unlinks it first.
     finalizer: Option<PyObject>,
+    /// When this process last scanned for dead holders from Python (none yet: `None`).
+    last_scan: GILProtected<Cell<Option<Instant>>>,
 }
 
 impl Shared {
@@ -59,6 +69,21 @@ impl Shared {
         // reference is only put in `ProcessPermit`s kept in `self.held`, which is dropped before
         // `self.region` (field order) and never hands them out.
         unsafe { &*(&self.region as *const Region) }
+    }
+
+    /// Recovers dead holders' permits if this process's last scan is older than
+    /// `RECOVERY_INTERVAL` (see the module header); returns whether it scanned.
+    #[cold]
+    fn recover_if_due(&self, py: Python<'_>) -> bool {
+        let last_scan = self.last_scan.get(py);
+        let now = Instant::now();
+        if last_scan.get().is_some_and(|t| now.duration_since(t) < Region::RECOVERY_INTERVAL) {
+            return false;
+        }
+        last_scan.set(Some(now));
+        // An error is a process in another pid namespace: it cannot tell who is alive.
+        let _ = self.region().recover();
+        true
     }
 
     /// Keeps a permit taken for this process (or forgets it without recovery).
@@ -221,9 +246,29 @@ impl ProcessSemaphore {
             return Ok(true);
         }
         if !block {
-            return Ok(false);
+            return Ok(self.acquire_failed(py));
         }
         self.acquire_slow(py, timeout)
+    }
+
+    /// An attempt or a timed wait failed: recover dead holders' permits if it is time to (the
+    /// module header), and if so try once more.
+    #[cold]
+    fn acquire_failed(&self, py: Python<'_>) -> bool {
+        let shared = &*self.shared;
+        if !shared.recover_if_due(py) {
+            return false;
+        }
+        if !shared.recover {
+            return shared.region().try_acquire_unrecorded().is_ok();
+        }
+        match shared.region().try_acquire() {
+            Ok(permit) => {
+                shared.keep(py, permit);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     #[cold]
@@ -243,18 +288,15 @@ impl ProcessSemaphore {
         };
         // Waiting in slices, the main thread recovers dead holders' permits itself (the crate
         // does it after each RECOVERY_INTERVAL of one wait).
-        let mut next_scan = Instant::now() + Region::RECOVERY_INTERVAL;
         let between = || {
-            if Instant::now() >= next_scan {
-                let _ = region.recover();
-                next_scan = Instant::now() + Region::RECOVERY_INTERVAL;
-            }
+            shared.recover_if_due(py);
         };
         let got = blocking::wait(py, timeout_from(timeout)?, attempt, between)?;
         if let Some(permit) = lock(&taken).take() {
             shared.keep(py, permit);
         }
-        Ok(got)
+        // A timed wait ended: it may have been too short for the crate's own recovery.
+        Ok(got || self.acquire_failed(py))
     }
 
     #[inline]
@@ -292,6 +334,7 @@ impl ProcessSemaphore {
             name,
             recover,
             finalizer,
+            last_scan: GILProtected::new(Cell::new(None)),
         });
         register(&shared);
         Ok(ProcessSemaphore { shared })
@@ -372,6 +415,7 @@ pub fn _open_process_semaphore(name: &str, recover: bool) -> PyResult<ProcessSem
         name: name.to_owned(),
         recover,
         finalizer: None,
+        last_scan: GILProtected::new(Cell::new(None)),
     });
     register(&shared);
     Ok(ProcessSemaphore { shared })

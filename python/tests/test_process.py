@@ -321,3 +321,28 @@ def test_a_region_a_child_created_is_unlinked_when_the_child_ends(method):
     p.join(30)
     assert p.exitcode == 0
     assert not shm_exists(name)
+
+
+@pytest.mark.parametrize("poll", ["attempts", "short timeouts"])
+def test_polling_recovers_a_killed_holders_permit(poll):
+    # Neither an attempt nor a 50 ms wait lasts the crate's 100 ms recovery interval.
+    ctx = mp.get_context("fork")
+    sem = fs.ProcessSemaphore(1)
+    ready = ctx.Event()
+    p = ctx.Process(target=_workers.acquire_and_hang, args=(sem, ready))
+    p.start()
+    assert ready.wait(30)
+    os.kill(p.pid, signal.SIGKILL)
+    p.join(30)
+    deadline = time.monotonic() + 5
+    got = False
+    while not got and time.monotonic() < deadline:
+        if poll == "attempts":
+            got = sem.acquire(False)
+            time.sleep(0.01)  # the polling program's own pace
+        else:
+            got = sem.acquire(timeout=0.05)
+    assert got, "the killed holder's permit did not come back"
+    assert sem.get_value() == 0
+    sem.release()
+    assert sem.get_value() == 1
