@@ -2,20 +2,25 @@
 //! semaphores; cancel-safe, and safe to `release()` from any thread.
 
 use crate::aio;
+use crate::args;
 use crate::engine::Engine;
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple, PyType};
 use std::sync::Arc;
 
 /// A semaphore for asyncio: `asyncio.Semaphore`'s API (`await acquire()`, `release()`,
 /// `locked()`, `async with`), on futex-semaphore's engine.
 ///
 /// Unlike `asyncio.Semaphore` it is thread-safe: `release()` may be called from any thread, and
-/// tasks of several event loops (in several threads) may wait on it at once.
-#[pyclass(module = "futex_semaphore", subclass, frozen)]
+/// tasks of several event loops (in several threads) may wait on it at once. Subclasses and
+/// weak references work as with `asyncio.Semaphore` (the value is read when the object is made).
+#[pyclass(module = "futex_semaphore", subclass, weakref, frozen)]
 pub struct AsyncSemaphore {
     engine: Arc<Engine>,
     /// The awaitable its async acquires hand out again.
     spare: aio::Spare,
+    /// The value it was made with, for `__init__`'s check.
+    made_with: i64,
 }
 
 /// The message of CPython's `asyncio.BoundedSemaphore.release` past the initial value.
@@ -23,7 +28,11 @@ const RELEASED_TOO_MANY: &str = "BoundedSemaphore released too many times";
 
 impl AsyncSemaphore {
     fn with_engine(value: i64, bounded: bool) -> PyResult<AsyncSemaphore> {
-        Ok(AsyncSemaphore { engine: Arc::new(Engine::new(value, bounded, "Semaphore")?), spare: aio::Spare::new() })
+        Ok(AsyncSemaphore {
+            engine: Arc::new(Engine::new(value, bounded, "Semaphore")?),
+            spare: aio::Spare::new(),
+            made_with: value,
+        })
     }
 
     #[inline]
@@ -37,9 +46,19 @@ impl AsyncSemaphore {
 #[pymethods]
 impl AsyncSemaphore {
     #[new]
-    #[pyo3(signature = (value = 1))]
-    fn new(value: i64) -> PyResult<Self> {
-        AsyncSemaphore::with_engine(value, false)
+    #[classmethod]
+    #[pyo3(signature = (*args, **kwargs), text_signature = "(value=1)")]
+    fn new(cls: &Bound<'_, PyType>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let own = cls.py().get_type::<AsyncSemaphore>();
+        let [value] = args::new_args(cls, &own, args, kwargs, ["value"])?;
+        AsyncSemaphore::with_engine(args::count(value.as_ref())?, false)
+    }
+
+    /// Takes the arguments `__new__` took (`super().__init__(value)` in a subclass).
+    #[pyo3(signature = (value = None), text_signature = "($self, value=1)")]
+    fn __init__(slf: &Bound<'_, Self>, value: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let class = slf.get_type().name()?;
+        args::check_init(&class.to_cow()?, args::count(value)?, Some(slf.get().made_with))
     }
 
     /// Takes a permit, waiting while there is none: `await sem.acquire()` returns `True`.
@@ -95,15 +114,22 @@ impl AsyncSemaphore {
 
 /// An `AsyncSemaphore` that refuses to be released above its initial value (`ValueError`):
 /// `asyncio.BoundedSemaphore`'s API.
-#[pyclass(module = "futex_semaphore", extends = AsyncSemaphore, frozen)]
+#[pyclass(module = "futex_semaphore", extends = AsyncSemaphore, subclass, frozen)]
 pub struct AsyncBoundedSemaphore;
 
 #[pymethods]
 impl AsyncBoundedSemaphore {
     #[new]
-    #[pyo3(signature = (value = 1))]
-    fn new(value: i64) -> PyResult<PyClassInitializer<Self>> {
-        Ok(PyClassInitializer::from(AsyncSemaphore::with_engine(value, true)?)
-            .add_subclass(AsyncBoundedSemaphore))
+    #[classmethod]
+    #[pyo3(signature = (*args, **kwargs), text_signature = "(value=1)")]
+    fn new(
+        cls: &Bound<'_, PyType>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let own = cls.py().get_type::<AsyncBoundedSemaphore>();
+        let [value] = args::new_args(cls, &own, args, kwargs, ["value"])?;
+        let engine = AsyncSemaphore::with_engine(args::count(value.as_ref())?, true)?;
+        Ok(PyClassInitializer::from(engine).add_subclass(AsyncBoundedSemaphore))
     }
 }

@@ -169,7 +169,7 @@ unsafe fn parse<'py, const N: usize>(
         for (j, name) in kwnames.iter().enumerate() {
             let Some(k) = names.iter().position(|n| name.eq(n).unwrap_or(false)) else {
                 return Err(PyTypeError::new_err(format!(
-                    "{method}() got an unexpected keyword argument {name}"
+                    "{method}() got an unexpected keyword argument '{name}'"
                 )));
             };
             if out[k].is_some() {

@@ -12,6 +12,7 @@
 //!   interrupts it.
 //! - `aio`: waiting from asyncio: the crate's `acquire_async` future, driven from the event loop.
 //! - `threading`, `asyncio`, `process`: the Python classes.
+//! - `args`: the constructors' arguments, as Python classes (and their subclasses) take them.
 //! - `fastcall`: their hot methods as the package's own C methods, installed over PyO3's
 //!   (`METH_NOARGS`, or vectorcall with a branch for a call without arguments): PyO3's
 //!   abi3-py39 methods cost more than the semaphore.
@@ -23,6 +24,7 @@
 //! [`keeping_exception`].
 
 mod aio;
+mod args;
 mod asyncio;
 mod blocking;
 mod engine;

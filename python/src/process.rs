@@ -31,13 +31,14 @@
 //! waits in slices) is older than that, and then tries once more. Only the failure path: the
 //! successful one is as before.
 
+use crate::args;
 use crate::blocking::{self, timeout_from};
 use crate::threading::Truthy;
 use futex_semaphore::{ProcessPermit, ProcessSemaphore as Region};
-use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyOverflowError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::GILProtected;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyDict, PyTuple, PyType};
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -226,10 +227,13 @@ fn fresh_name() -> String {
 ///
 /// Pass it to `multiprocessing.Process` children (under `fork`, `spawn` or `forkserver`; it
 /// pickles to its name). If a process dies holding permits, even killed with `SIGKILL`, they
-/// come back: a waiter recovers them within about 0.1 s.
-#[pyclass(module = "futex_semaphore", frozen)]
+/// come back: a waiter recovers them within about 0.1 s. Subclasses and weak references work
+/// (the value is read when the object is made: see `args`).
+#[pyclass(module = "futex_semaphore", subclass, weakref, frozen)]
 pub struct ProcessSemaphore {
     shared: Arc<Shared>,
+    /// The value it was made with, for `__init__`'s check (`None`: opened by name).
+    made_with: Option<i64>,
 }
 
 impl ProcessSemaphore {
@@ -314,12 +318,24 @@ impl ProcessSemaphore {
 #[pymethods]
 impl ProcessSemaphore {
     #[new]
-    #[pyo3(signature = (value = 1, *, recover = true))]
-    fn new(py: Python<'_>, value: i64, recover: bool) -> PyResult<Self> {
-        let permits = u32::try_from(value)
-            .ok()
-            .filter(|&v| v as usize <= Region::MAX_PERMITS)
-            .ok_or_else(|| PyValueError::new_err("invalid value"))?;
+    #[classmethod]
+    #[pyo3(signature = (*args, **kwargs), text_signature = "(value=1, *, recover=True)")]
+    fn new(cls: &Bound<'_, PyType>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let py = cls.py();
+        let own = py.get_type::<ProcessSemaphore>();
+        let [value, recover] = args::new_args(cls, &own, args, kwargs, ["value", "recover"])?;
+        // As `multiprocessing.Semaphore`: an int (no float), `OverflowError` past the limit.
+        let value: i64 = value.map_or(Ok(1), |v| v.extract())?;
+        let recover = recover.map_or(Ok(true), |r| r.is_truthy())?;
+        if value < 0 {
+            return Err(PyValueError::new_err("invalid value"));
+        }
+        let permits = u32::try_from(value).ok().filter(|&v| v as usize <= Region::MAX_PERMITS).ok_or_else(|| {
+            PyOverflowError::new_err(format!(
+                "value must be at most {} (futex_semaphore's limit)",
+                Region::MAX_PERMITS
+            ))
+        })?;
         let name = fresh_name();
         let region = Region::create(&name, permits).map_err(PyErr::from)?;
         lock(&CREATED).push(name.clone());
@@ -337,7 +353,19 @@ impl ProcessSemaphore {
             last_scan: GILProtected::new(Cell::new(None)),
         });
         register(&shared);
-        Ok(ProcessSemaphore { shared })
+        Ok(ProcessSemaphore { shared, made_with: Some(value) })
+    }
+
+    /// Takes the arguments `__new__` took (`super().__init__(value)` in a subclass).
+    #[pyo3(signature = (value = 1, *, recover = None), text_signature = "($self, value=1, *, recover=True)")]
+    fn __init__(slf: &Bound<'_, Self>, value: i64, recover: Option<bool>) -> PyResult<()> {
+        let this = slf.get();
+        if recover.is_some_and(|r| r != this.shared.recover) {
+            return Err(PyValueError::new_err(
+                "ProcessSemaphore.__init__: recover differs from the one the semaphore was made with",
+            ));
+        }
+        args::check_init(&slf.get_type().name()?.to_cow()?, value, this.made_with)
     }
 
     /// Takes a permit. Blocks while there is none if `block`, at most `timeout` seconds if given
@@ -402,7 +430,7 @@ impl ProcessSemaphore {
 pub fn _open_process_semaphore(name: &str, recover: bool) -> PyResult<ProcessSemaphore> {
     let existing = lock(&OPEN).iter().find(|(n, _)| n == name).and_then(|(_, w)| w.upgrade());
     if let Some(shared) = existing {
-        return Ok(ProcessSemaphore { shared });
+        return Ok(ProcessSemaphore { shared, made_with: None });
     }
     let region = Region::open(name).map_err(|e| {
         PyOSError::new_err(format!(
@@ -418,7 +446,7 @@ pub fn _open_process_semaphore(name: &str, recover: bool) -> PyResult<ProcessSem
         last_scan: GILProtected::new(Cell::new(None)),
     });
     register(&shared);
-    Ok(ProcessSemaphore { shared })
+    Ok(ProcessSemaphore { shared, made_with: None })
 }
 
 /// `os.register_at_fork(after_in_child=...)`: the child holds none of the parent's permits,

@@ -2,10 +2,12 @@
 //! usable from asyncio (`async with`, `await acquire_async()`).
 
 use crate::aio;
+use crate::args;
 use crate::blocking::{self, timeout_from};
 use crate::engine::Engine;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple, PyType};
 use std::sync::Arc;
 
 /// `blocking` as Python takes it: any object, by its truth.
@@ -26,17 +28,24 @@ const RELEASED_TOO_MANY: &str = "Semaphore released too many times";
 /// `acquire(blocking=True, timeout=None)` takes a permit (a blocked acquire releases the GIL
 /// and is interrupted by Ctrl-C), `release(n=1)` gives permits back, `with sem:` does both.
 /// The same object serves asyncio tasks: `async with sem:` and `await sem.acquire_async()`,
-/// woken by releases from threads or tasks.
-#[pyclass(module = "futex_semaphore", subclass, frozen)]
+/// woken by releases from threads or tasks. Subclasses and weak references work as with
+/// `threading.Semaphore` (the value is read when the object is made: see `args`).
+#[pyclass(module = "futex_semaphore", subclass, weakref, frozen)]
 pub struct Semaphore {
     pub(crate) engine: Arc<Engine>,
     /// The awaitable its async acquires hand out again.
     spare: aio::Spare,
+    /// The value it was made with, for `__init__`'s check.
+    made_with: i64,
 }
 
 impl Semaphore {
     pub(crate) fn with_engine(value: i64, bounded: bool) -> PyResult<Semaphore> {
-        Ok(Semaphore { engine: Arc::new(Engine::new(value, bounded, "semaphore")?), spare: aio::Spare::new() })
+        Ok(Semaphore {
+            engine: Arc::new(Engine::new(value, bounded, "semaphore")?),
+            spare: aio::Spare::new(),
+            made_with: value,
+        })
     }
 
     #[inline]
@@ -86,9 +95,19 @@ fn non_blocking_timeout() -> PyErr {
 #[pymethods]
 impl Semaphore {
     #[new]
-    #[pyo3(signature = (value = 1))]
-    fn new(value: i64) -> PyResult<Self> {
-        Semaphore::with_engine(value, false)
+    #[classmethod]
+    #[pyo3(signature = (*args, **kwargs), text_signature = "(value=1)")]
+    fn new(cls: &Bound<'_, PyType>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let own = cls.py().get_type::<Semaphore>();
+        let [value] = args::new_args(cls, &own, args, kwargs, ["value"])?;
+        Semaphore::with_engine(args::count(value.as_ref())?, false)
+    }
+
+    /// Takes the arguments `__new__` took (`super().__init__(value)` in a subclass).
+    #[pyo3(signature = (value = None), text_signature = "($self, value=1)")]
+    fn __init__(slf: &Bound<'_, Self>, value: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let class = slf.get_type().name()?;
+        args::check_init(&class.to_cow()?, args::count(value)?, Some(slf.get().made_with))
     }
 
     /// Takes a permit. Blocks while there is none if `blocking`, at most `timeout` seconds if
@@ -162,15 +181,23 @@ impl Semaphore {
 
 /// A semaphore that refuses to be released above its initial value (`ValueError`):
 /// `threading.BoundedSemaphore`'s API, on futex-semaphore's engine.
-#[pyclass(module = "futex_semaphore", extends = Semaphore, frozen)]
+#[pyclass(module = "futex_semaphore", extends = Semaphore, subclass, frozen)]
 pub struct BoundedSemaphore;
 
 #[pymethods]
 impl BoundedSemaphore {
     #[new]
-    #[pyo3(signature = (value = 1))]
-    fn new(value: i64) -> PyResult<PyClassInitializer<Self>> {
-        Ok(PyClassInitializer::from(Semaphore::with_engine(value, true)?).add_subclass(BoundedSemaphore))
+    #[classmethod]
+    #[pyo3(signature = (*args, **kwargs), text_signature = "(value=1)")]
+    fn new(
+        cls: &Bound<'_, PyType>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let own = cls.py().get_type::<BoundedSemaphore>();
+        let [value] = args::new_args(cls, &own, args, kwargs, ["value"])?;
+        let engine = Semaphore::with_engine(args::count(value.as_ref())?, true)?;
+        Ok(PyClassInitializer::from(engine).add_subclass(BoundedSemaphore))
     }
 
     /// The initial value, which is also the bound (CPython's private `_initial_value`).
