@@ -554,7 +554,12 @@ impl Drop for Spare {
 /// An async acquire of one permit: an awaitable that takes it when first run. Finishes with
 /// `True` if `value`, else `None`.
 #[inline]
-pub(crate) fn acquire(py: Python<'_>, engine: &Arc<Engine>, spare: &Spare, value: bool) -> PyResult<PyObject> {
+pub(crate) fn acquire(
+    py: Python<'_>,
+    engine: &Arc<Engine>,
+    spare: &Spare,
+    value: bool,
+) -> PyResult<PyObject> {
     let slot = spare.0.get(py);
     if let Some(kept) = slot.take() {
         // Only the slot refers to it (finished, or never run), and it never waited: made anew.

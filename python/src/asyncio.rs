@@ -48,7 +48,11 @@ impl AsyncSemaphore {
     #[new]
     #[classmethod]
     #[pyo3(signature = (*args, **kwargs), text_signature = "(value=1)")]
-    fn new(cls: &Bound<'_, PyType>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+    fn new(
+        cls: &Bound<'_, PyType>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
         let own = cls.py().get_type::<AsyncSemaphore>();
         let [value] = args::new_args(cls, &own, args, kwargs, ["value"])?;
         AsyncSemaphore::with_engine(args::count(value.as_ref())?, false)

@@ -320,7 +320,11 @@ impl ProcessSemaphore {
     #[new]
     #[classmethod]
     #[pyo3(signature = (*args, **kwargs), text_signature = "(value=1, *, recover=True)")]
-    fn new(cls: &Bound<'_, PyType>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+    fn new(
+        cls: &Bound<'_, PyType>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
         let py = cls.py();
         let own = py.get_type::<ProcessSemaphore>();
         let [value, recover] = args::new_args(cls, &own, args, kwargs, ["value", "recover"])?;
@@ -330,12 +334,13 @@ impl ProcessSemaphore {
         if value < 0 {
             return Err(PyValueError::new_err("invalid value"));
         }
-        let permits = u32::try_from(value).ok().filter(|&v| v as usize <= Region::MAX_PERMITS).ok_or_else(|| {
-            PyOverflowError::new_err(format!(
-                "value must be at most {} (futex_semaphore's limit)",
-                Region::MAX_PERMITS
-            ))
-        })?;
+        let permits =
+            u32::try_from(value).ok().filter(|&v| v as usize <= Region::MAX_PERMITS).ok_or_else(|| {
+                PyOverflowError::new_err(format!(
+                    "value must be at most {} (futex_semaphore's limit)",
+                    Region::MAX_PERMITS
+                ))
+            })?;
         let name = fresh_name();
         let region = Region::create(&name, permits).map_err(PyErr::from)?;
         lock(&CREATED).push(name.clone());

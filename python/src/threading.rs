@@ -97,7 +97,11 @@ impl Semaphore {
     #[new]
     #[classmethod]
     #[pyo3(signature = (*args, **kwargs), text_signature = "(value=1)")]
-    fn new(cls: &Bound<'_, PyType>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+    fn new(
+        cls: &Bound<'_, PyType>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
         let own = cls.py().get_type::<Semaphore>();
         let [value] = args::new_args(cls, &own, args, kwargs, ["value"])?;
         Semaphore::with_engine(args::count(value.as_ref())?, false)
