@@ -73,6 +73,40 @@ impl BoundedSemaphore {
         new: "BoundedSemaphore::new", "", "",
     }
 
+    /// Takes `n` permits, waiting until `deadline` for as long as `keep_waiting` says, calling it
+    /// every `every` while it sleeps: see
+    /// [`Semaphore::try_acquire_many_while`](Semaphore::try_acquire_many_while).
+    ///
+    /// # Errors
+    /// As for [`Semaphore::try_acquire_many_while`].
+    ///
+    /// # Panics
+    /// If `n` is more than [`MAX_PERMITS`](Semaphore::MAX_PERMITS).
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::BoundedSemaphore;
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let sem = BoundedSemaphore::new(1);
+    /// let held = sem.acquire().unwrap();
+    /// let deadline = Instant::now() + Duration::from_millis(5);
+    /// let every = Duration::from_millis(1);
+    /// assert!(sem.try_acquire_many_while(1, Some(deadline), every, || true).is_err());
+    /// drop(held);
+    /// assert!(sem.try_acquire_many_while(1, Some(deadline), every, || true).is_ok());
+    /// ```
+    #[track_caller]
+    pub fn try_acquire_many_while(
+        &self,
+        n: u32,
+        deadline: Option<Instant>,
+        every: Duration,
+        keep_waiting: impl FnMut() -> bool,
+    ) -> Result<Permit<'_>, TryAcquireError> {
+        self.sem.try_acquire_many_while(n, deadline, every, keep_waiting)
+    }
+
     crate::api::acquire_async_methods! {
         type: BoundedSemaphore,
         engine: (sem),

@@ -50,6 +50,11 @@ use std::time::{Duration, Instant};
 /// again: a program in which holders need more permits before they give any back keeps
 /// progressing, as it would under plain barging. Measured figures are in `docs/benchmarks.md`.
 ///
+/// The bound counts from the start of one wait: a loop of short timed acquires starts over at
+/// each one and may never get priority. A wait that must look at something now and then (a
+/// cancellation flag, pending signals) keeps its place with
+/// [`try_acquire_many_while`](Semaphore::try_acquire_many_while).
+///
 /// While a waiter has priority, [`try_acquire`] fails even though
 /// [`available_permits`](Semaphore::available_permits) counts the free permits it is waiting for.
 ///
@@ -132,6 +137,59 @@ impl Semaphore {
     #[inline]
     pub(crate) fn raw(&self) -> &RawSemaphore {
         &self.raw
+    }
+
+    /// Takes `n` permits, waiting until `deadline` (`None`: without limit) for as long as
+    /// `keep_waiting` says: while it sleeps, the waiting thread calls `keep_waiting` each time
+    /// `every` has passed since the wait began or since the last call, and a `false` ends the
+    /// wait as the deadline would (taking the permits if they have come meanwhile). For a wait
+    /// that must look at something now and then, such as a cancellation flag or pending signals,
+    /// without giving up its place: unlike a loop of
+    /// [`try_acquire_many_for`](Semaphore::try_acquire_many_for), the waiter stays queued across
+    /// the calls, so the bound of [Fairness](Semaphore#fairness) counts from the start of the
+    /// whole wait. `keep_waiting` runs without any lock of the semaphore held; it may use the
+    /// semaphore. A wait that gets its permits without sleeping never calls it.
+    ///
+    /// # Errors
+    /// [`TryAcquireError::NoPermits`] if the deadline passed or `keep_waiting` returned `false`
+    /// before the permits came, and [`TryAcquireError::Closed`] if the semaphore is closed.
+    ///
+    /// # Panics
+    /// If `n` is more than [`MAX_PERMITS`](Semaphore::MAX_PERMITS).
+    ///
+    /// # Examples
+    /// ```
+    /// use futex_semaphore::{Semaphore, TryAcquireError};
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::time::Duration;
+    ///
+    /// let sem = Semaphore::new(0);
+    /// let cancelled = AtomicBool::new(false);
+    /// let mut looks = 0;
+    /// let result = sem.try_acquire_many_while(1, None, Duration::from_millis(1), || {
+    ///     looks += 1;
+    ///     if looks == 3 {
+    ///         cancelled.store(true, Ordering::Relaxed); // another thread would, in real code
+    ///     }
+    ///     !cancelled.load(Ordering::Relaxed)
+    /// });
+    /// assert_eq!(result.unwrap_err(), TryAcquireError::NoPermits);
+    /// assert_eq!(looks, 3);
+    /// ```
+    #[track_caller]
+    pub fn try_acquire_many_while(
+        &self,
+        n: u32,
+        deadline: Option<Instant>,
+        every: Duration,
+        mut keep_waiting: impl FnMut() -> bool,
+    ) -> Result<Permit<'_>, TryAcquireError> {
+        api::check(n, <Semaphore as Engine>::NAME);
+        if n == 0 {
+            return if self.is_closed() { Err(TryAcquireError::Closed) } else { Ok(Permit::new(self, 0)) };
+        }
+        let check = crate::raw::Check { every, keep_waiting: &mut keep_waiting };
+        self.raw.acquire_while(n, deadline, check).map(|()| Permit::new(self, n))
     }
 
     crate::api::acquire_methods! {

@@ -111,6 +111,37 @@ fn a_task_behind_a_reacquiring_holder_gets_in() {
     assert!(waits.iter().all(|w| *w < BOUND), "a wait passed {BOUND:?}: {waits:?}");
 }
 
+/// A wait that looks at something every half a millisecond (as the Python package's main thread
+/// looks for signals) keeps its place in the queue across the looks: behind four holders of one
+/// permit that re-acquire at once, so that each of them waits a few milliseconds, it is served
+/// within the bound. A loop of half-millisecond timed acquires instead starts over at each one,
+/// never waits long enough for priority, and gets in only when barging lets it.
+#[test]
+fn a_checked_wait_keeps_its_place_among_reacquiring_holders() {
+    let sem = Semaphore::new(1);
+    let stop = AtomicBool::new(false);
+    let mut waits = Vec::new();
+    let mut looks = 0;
+    thread::scope(|s| {
+        reacquiring_holders(s, &sem, 4, &stop);
+        for _ in 0..5 {
+            thread::sleep(5 * HOLD);
+            let start = Instant::now();
+            let keep_waiting = || {
+                looks += 1;
+                true
+            };
+            let permit = sem.try_acquire_many_while(1, None, HOLD / 2, keep_waiting).unwrap();
+            waits.push(start.elapsed());
+            drop(permit);
+        }
+        stop.store(true, SeqCst);
+    });
+    eprintln!("a checked wait among re-acquiring holders waited {waits:?}, {looks} looks");
+    assert!(looks > 0, "it never slept through a look: the holders did not hold it up");
+    assert!(waits.iter().all(|w| *w < BOUND), "a wait passed {BOUND:?}: {waits:?}");
+}
+
 /// A thread for one permit behind two-permit re-acquirers, mixed sizes the other way round.
 #[test]
 fn a_small_waiter_is_not_starved_by_large_reacquirers() {

@@ -316,6 +316,56 @@ fn handoff_owner_timing_out_clears_the_handoff() {
     });
 }
 
+/// A waiter whose check ends its wait (`try_acquire_many_while`) leaves the queue like a timed-out
+/// one: the wake a release sent it, if any, passes to the blocking waiter beside it, and no permit
+/// is lost, whether the release came before, during or after the check.
+#[test]
+fn a_checked_waiter_that_gives_up_strands_no_one() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let checked = {
+            let sem = sem.clone();
+            thread::spawn(move || {
+                sem.try_acquire_many_while(1, None, LONG, || false).map(|p| p.forget()).is_ok()
+            })
+        };
+        let blocking = {
+            let sem = sem.clone();
+            thread::spawn(move || sem.acquire().unwrap().forget())
+        };
+        sem.release();
+        if checked.join().unwrap() {
+            sem.release(); // the blocking waiter still needs one
+        }
+        blocking.join().unwrap();
+        assert_eq!(sem.available_permits(), 0);
+    });
+}
+
+/// A waiter whose check says to go on waits on, still queued: a release that comes before or
+/// after its check serves it, and if its second check ends the wait first, the permit stays free.
+#[test]
+fn a_checked_waiter_waits_on_across_a_check() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let checked = {
+            let sem = sem.clone();
+            thread::spawn(move || {
+                let mut checks = 0;
+                let keep_waiting = || {
+                    checks += 1;
+                    checks < 2
+                };
+                sem.try_acquire_many_while(1, None, LONG, keep_waiting).map(|p| p.forget()).is_ok()
+            })
+        };
+        sem.release();
+        let got = checked.join().unwrap();
+        assert_eq!(sem.available_permits(), if got { 0 } else { 1 });
+        assert_eq!(sem.queued_waiters(), 0);
+    });
+}
+
 // ---- Async waiters: tasks in the queue beside threads. ------------------------------------------
 //
 // A task is a loom thread running `loom::future::block_on`, which parks the thread until the

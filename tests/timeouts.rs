@@ -111,3 +111,88 @@ fn a_timed_out_waiter_does_not_strand_a_blocking_one() {
         blocking.join().unwrap();
     });
 }
+
+// ---- `try_acquire_many_while`: a wait that asks between its sleeps whether to go on. ----------
+
+/// Its deadline ends it as a timed acquire's does; the check ran between sleeps, and the waiter
+/// left the queue.
+#[test]
+fn a_checked_wait_ends_at_its_deadline_and_leaves_the_queue() {
+    let sem = Semaphore::new(0);
+    let mut checks = 0;
+    let start = Instant::now();
+    let result = sem.try_acquire_many_while(1, Some(start + SHORT), SHORT / 10, || {
+        checks += 1;
+        true
+    });
+    let took = start.elapsed();
+    assert_eq!(result.unwrap_err(), TryAcquireError::NoPermits);
+    assert!(took >= SHORT && took < SHORT + SLACK, "returned after {took:?}");
+    assert!(checks >= 1, "no check in {took:?} of checks due every {:?}", SHORT / 10);
+    assert_eq!((sem.available_permits(), sem.queued_waiters()), (0, 0));
+}
+
+/// A check that says to stop ends the wait at once, without the permits, and the waiter leaves;
+/// a permit released afterwards is free.
+#[test]
+fn a_check_that_says_stop_ends_the_wait() {
+    let sem = Semaphore::new(0);
+    let mut checks = 0;
+    let result = sem.try_acquire_many_while(2, None, Duration::from_millis(1), || {
+        checks += 1;
+        checks < 3
+    });
+    assert_eq!(result.unwrap_err(), TryAcquireError::NoPermits);
+    assert_eq!(checks, 3, "the wait ended at the first `false`");
+    assert_eq!(sem.queued_waiters(), 0);
+    sem.add_permits(2);
+    assert_eq!(sem.try_acquire_many(2).unwrap().num_permits(), 2);
+}
+
+/// Permits that come while the check runs are taken, even by a check that then says stop: they
+/// are not left behind (the end of a wait looks once more, as at a deadline).
+#[test]
+fn permits_released_during_a_check_are_taken() {
+    let sem = Semaphore::new(0);
+    let permit = sem.try_acquire_many_while(1, None, Duration::from_millis(1), || {
+        sem.release(); // from the check itself: the semaphore may be used there
+        false
+    });
+    let permit = permit.unwrap();
+    assert_eq!(permit.num_permits(), 1);
+    assert_eq!((sem.available_permits(), sem.queued_waiters()), (0, 0));
+}
+
+/// A close wakes a checked waiter with an error, as any waiter.
+#[test]
+fn close_ends_a_checked_wait() {
+    let sem = Semaphore::new(0);
+    thread::scope(|s| {
+        let waiter = s.spawn(|| sem.try_acquire_many_while(1, None, SLACK, || true).map(|p| p.num_permits()));
+        wait_for_waiters(&sem, 1);
+        sem.close();
+        assert_eq!(waiter.join().unwrap().unwrap_err(), TryAcquireError::Closed);
+    });
+    assert_eq!(sem.try_acquire_many_while(0, None, SLACK, || true).unwrap_err(), TryAcquireError::Closed);
+}
+
+/// A release serves a checked waiter between its checks, as any waiter, and an empty request
+/// on an open semaphore is granted at once, without a check.
+#[test]
+fn a_release_serves_a_checked_waiter() {
+    let sem = Semaphore::new(0);
+    thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            sem.try_acquire_many_while(1, None, SLACK, || panic!("no check within {SLACK:?}")).map(drop)
+        });
+        wait_for_waiters(&sem, 1);
+        sem.release();
+        assert!(waiter.join().unwrap().is_ok());
+    });
+    assert_eq!(
+        sem.try_acquire_many_while(0, None, SLACK, || panic!("an empty request waits for nothing"))
+            .unwrap()
+            .num_permits(),
+        0
+    );
+}

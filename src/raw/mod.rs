@@ -40,6 +40,16 @@ use std::time::Instant;
 
 pub(crate) use state::MAX_PERMITS;
 
+/// What a waiter of [`RawSemaphore::acquire_while`] asks between its sleeps: `keep_waiting`,
+/// called by the waiting thread, without the queue's lock, each time it has slept `every` since
+/// the last call (or since it began to wait); `false` ends the wait as its deadline would. The
+/// waiter stays queued across the calls, so its starvation clock runs on (a loop of timed
+/// acquires would start it over each time).
+pub(crate) struct Check<'a> {
+    pub(crate) every: std::time::Duration,
+    pub(crate) keep_waiting: &'a mut dyn FnMut() -> bool,
+}
+
 /// The engine.
 pub(crate) struct RawSemaphore {
     state: AtomicU64,
@@ -127,21 +137,52 @@ impl RawSemaphore {
         self.wait(u64::from(n), deadline)
     }
 
-    /// Queues, sleeps and re-checks until `n` permits are taken, the deadline passes or the
-    /// semaphore closes.
-    fn wait(&self, n: u64, deadline: Option<Instant>) -> Result<(), TryAcquireError> {
+    /// A blocking acquire of `n` permits, until `deadline` if there is one, that asks `check`
+    /// whether to go on waiting between its sleeps ([`Check`]).
+    #[cold]
+    pub(crate) fn acquire_while(
+        &self,
+        n: u32,
+        deadline: Option<Instant>,
+        check: Check<'_>,
+    ) -> Result<(), TryAcquireError> {
+        if self.try_take(n) {
+            return Ok(());
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return self.try_acquire_slow(n);
+        }
+        if let Some(result) = self.spin(u64::from(n)).or_else(|| self.long_spin(u64::from(n), deadline)) {
+            return result;
+        }
         let slot = Slot::fresh();
-        let result = self.wait_on(&slot, n, deadline);
+        let result = self.wait_on(&slot, u64::from(n), deadline, Some(check));
         Slot::recycle(slot);
         result
     }
 
-    /// [`wait`](Self::wait) with this waiter's slot.
-    fn wait_on(&self, slot: &Arc<Slot>, n: u64, deadline: Option<Instant>) -> Result<(), TryAcquireError> {
+    /// Queues, sleeps and re-checks until `n` permits are taken, the deadline passes or the
+    /// semaphore closes.
+    fn wait(&self, n: u64, deadline: Option<Instant>) -> Result<(), TryAcquireError> {
+        let slot = Slot::fresh();
+        let result = self.wait_on(&slot, n, deadline, None);
+        Slot::recycle(slot);
+        result
+    }
+
+    /// [`wait`](Self::wait) with this waiter's slot, and a [`Check`] between sleeps if given.
+    fn wait_on(
+        &self,
+        slot: &Arc<Slot>,
+        n: u64,
+        deadline: Option<Instant>,
+        mut check: Option<Check<'_>>,
+    ) -> Result<(), TryAcquireError> {
         let word = &slot.futex;
         let mut me = None;
         // When it first slept, for the spin estimate (`spin`, rule 1); no clock under loom.
         let mut asleep_since = None;
+        let mut next_check = check.as_ref().and_then(|c| Instant::now().checked_add(c.every));
         let mut locked = self.lock();
         loop {
             // Acquire: pairs with the Release bump of a walk that wakes this thread. Read under
@@ -162,10 +203,24 @@ impl RawSemaphore {
             if asleep_since.is_none() && !LONG_SPIN_MAX.is_zero() {
                 asleep_since = Some(Instant::now());
             }
-            let outcome = Private::wait(word, seen, lapse_first.or(deadline));
+            // A check due before the lapse and the deadline wakes this thread first.
+            let check_due = next_check.filter(|&c| lapse_first.or(deadline).is_none_or(|d| c <= d));
+            let outcome = Private::wait(word, seen, check_due.or(lapse_first).or(deadline));
             if slot.granted() {
                 self.learn(asleep_since);
                 return Ok(()); // served by a walk: out of the queue, the permits are this thread's
+            }
+            if outcome == WaitOutcome::TimedOut && check_due.is_some() {
+                let check = check.as_mut().expect("a check is due only where there is one");
+                // Without the lock (user code), still queued: its place and its starvation clock
+                // stay. Permits a walk grants meanwhile are found by the look below.
+                let keep_waiting = (check.keep_waiting)();
+                next_check = Instant::now().checked_add(check.every);
+                locked = self.lock();
+                if keep_waiting {
+                    continue;
+                }
+                return self.give_up(locked, &mut me, n, asleep_since);
             }
             locked = self.lock();
             if outcome == WaitOutcome::TimedOut {
@@ -175,19 +230,30 @@ impl RawSemaphore {
                     locked.lapse_at(until);
                     continue;
                 }
-                // The deadline passed: take the permits if they came after all, or leave.
-                return match locked.take(me, n) {
-                    Take::Taken => {
-                        drop(locked);
-                        self.learn(asleep_since);
-                        Ok(())
-                    }
-                    Take::Closed => Err(TryAcquireError::Closed),
-                    Take::Short { .. } => {
-                        locked.leave(&mut me, n);
-                        Err(TryAcquireError::NoPermits)
-                    }
-                };
+                return self.give_up(locked, &mut me, n, asleep_since);
+            }
+        }
+    }
+
+    /// The end of a wait that its deadline (or its [`Check`]) ended: takes the permits if they
+    /// came after all, or leaves the queue.
+    fn give_up(
+        &self,
+        mut locked: Locked<'_>,
+        me: &mut Option<queue::Id>,
+        n: u64,
+        asleep_since: Option<Instant>,
+    ) -> Result<(), TryAcquireError> {
+        match locked.take(*me, n) {
+            Take::Taken => {
+                drop(locked);
+                self.learn(asleep_since);
+                Ok(())
+            }
+            Take::Closed => Err(TryAcquireError::Closed),
+            Take::Short { .. } => {
+                locked.leave(me, n);
+                Err(TryAcquireError::NoPermits)
             }
         }
     }
