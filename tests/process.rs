@@ -486,6 +486,38 @@ fn names_permits_and_modes_are_validated() {
     assert!(fs::metadata(format!("/dev/shm/{}", names.get(0))).is_err(), "nothing was created");
 }
 
+/// Writes `word` at byte `offset` of the region file of `name` (another process corrupting it).
+fn poke(name: &str, offset: u64, word: u64) {
+    use std::os::unix::fs::FileExt;
+    let file = OpenOptions::new().write(true).open(format!("/dev/shm/{name}")).unwrap();
+    file.write_all_at(&word.to_ne_bytes(), offset).unwrap();
+}
+
+/// The state word's offset in the region, and the `sleepers` word's (`docs/process.md`).
+const STATE_AT: u64 = 64;
+const SLEEPERS_AT: u64 = 72;
+
+#[test]
+fn a_tag_naming_slot_field_zero_makes_no_call_panic() {
+    // A tag (bits 32..63) whose sequence bits are set but whose slot field (bits 49..62) is 0
+    // names no lane: before, decoding it computed `0 - 1` (a panic in a debug build) in every
+    // change that helps the tag it overwrites.
+    let corrupt_tag = 1 << 32;
+    let names = Names::new(&["corrupt-state", "corrupt-sleepers"]);
+    let sem = ProcessSemaphore::create(names.get(0), 3).unwrap();
+    poke(names.get(0), STATE_AT, corrupt_tag | 3);
+    sem.release().unwrap(); // an untagged change: helps the tag it overwrites
+    drop(sem.try_acquire().unwrap()); // a tagged take and give-back
+    assert_eq!(sem.available_permits(), 4);
+    assert_eq!(sem.recover().unwrap(), 0);
+    // The same in `sleepers`: a sleeper's registration helps the tag there.
+    let sem = ProcessSemaphore::create(names.get(1), 0).unwrap();
+    poke(names.get(1), SLEEPERS_AT, corrupt_tag);
+    assert_eq!(sem.try_acquire_for(Duration::from_millis(150)).unwrap_err(), TryAcquireError::NoPermits);
+    sem.release().unwrap();
+    drop(sem.try_acquire().unwrap());
+}
+
 #[test]
 fn created_with_mode_0600() {
     let names = Names::new(&["mode"]);

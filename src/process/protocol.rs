@@ -138,10 +138,15 @@ const fn make_tag(slot: u32, lane: u32, seq: u64) -> u64 {
         << TAG_SHIFT
 }
 
-/// `(slot, lane, seq bits)` of a non-zero tag.
+/// `(slot, lane, seq bits)` of a tag; `None` if its slot field is 0: an untagged word, or a
+/// corrupt one whose other tag bits are set (it names no lane, so there is nothing to complete).
 #[inline]
-const fn tag_parts(t: u64) -> (u32, u32, u64) {
-    (((t >> TAG_SLOT_SHIFT) - 1) as u32, ((t >> TAG_LANE_SHIFT) & 7) as u32, t & TAG_SEQ_MASK)
+const fn tag_parts(t: u64) -> Option<(u32, u32, u64)> {
+    let slot_field = t >> TAG_SLOT_SHIFT;
+    if slot_field == 0 {
+        return None;
+    }
+    Some(((slot_field - 1) as u32, ((t >> TAG_LANE_SHIFT) & 7) as u32, t & TAG_SEQ_MASK))
 }
 
 #[inline]
@@ -529,7 +534,10 @@ impl State {
     /// meanwhile (re-read it).
     #[inline]
     pub fn help(&self, lanes: &(impl Lanes + ?Sized), s: u64) -> bool {
-        let (slot, lane_index, tag_seq) = tag_parts(tag(s));
+        let Some((slot, lane_index, tag_seq)) = tag_parts(tag(s)) else {
+            // Slot field 0 with other tag bits set: a corrupt word. Nothing to complete.
+            return true;
+        };
         let Some(lane) = lanes.lane(slot, lane_index) else {
             // A tag naming no lane: a corrupt region. Nothing to complete.
             return true;
@@ -574,13 +582,11 @@ impl State {
         // Acquire: pairs with the publishing CAS (and with a helper's, which completed first).
         let s = self.word.load(Acquire);
         let h = lane.held.load(Acquire);
-        if seq(h) != seq(a) {
-            let t = tag(s);
-            if t != 0 && tag_parts(t) == (slot, lane_index, seq(a) & TAG_SEQ_MASK) {
-                // Published: complete it. A CAS, as everywhere: a helper may complete it first.
-                let _ = lane.held.compare_exchange(h, applied(h, a), Release, Relaxed);
-            }
-            // Else never published (invariant 2): the announcement is dropped.
+        // Not complete, and published (its tag is in the word): complete it. A CAS, as
+        // everywhere: a helper may complete it first. Else never published (invariant 2): the
+        // announcement is dropped.
+        if seq(h) != seq(a) && tag_parts(tag(s)) == Some((slot, lane_index, seq(a) & TAG_SEQ_MASK)) {
+            let _ = lane.held.compare_exchange(h, applied(h, a), Release, Relaxed);
         }
         // Release: pairs with the Acquire of the next `announce`.
         lane.announce.store(announcement(IDLE, 0, seq(lane.held.load(Acquire))), Release);
