@@ -2,10 +2,13 @@
 //! in the main thread.
 //!
 //! Python runs signal handlers only in the main thread, and only when that thread runs Python
-//! code: a wait that never returns would make Ctrl-C wait with it. So the main thread waits in
-//! slices of at most [`SLICE`] with the engine's own timed acquire (a timed futex wait; a slice
-//! that ends takes nothing), and checks for signals between slices. `KeyboardInterrupt` is then
-//! raised at most [`SLICE`] after Ctrl-C, and no permit is lost: the slice that ended took none.
+//! code: a wait that never returns would make Ctrl-C wait with it. So the main thread looks for
+//! signals at least every [`SLICE`] while it waits, and `KeyboardInterrupt` is raised at most
+//! [`SLICE`] after Ctrl-C, with no permit lost. `Semaphore` and `BoundedSemaphore` wait in one
+//! piece, asked between sleeps whether to go on ([`wait_in_place`], on the crate's
+//! `try_acquire_many_while`), so the main thread keeps its place in the queue and the crate's
+//! starvation bound covers its whole wait; `ProcessSemaphore`, which has no queue order to keep,
+//! waits in slices of the crate's timed acquire ([`wait`]; a slice that ends takes nothing).
 //! Other threads get no signals; they wait in one piece (so a daemon thread blocked here at
 //! interpreter exit stays asleep instead of waking up to a finalizing interpreter).
 
@@ -78,6 +81,50 @@ pub(crate) fn after_fork_in_child() {
 fn in_main_thread() -> bool {
     // SAFETY: `pthread_self` cannot fail.
     (unsafe { libc::pthread_self() } as u64) == MAIN_THREAD.load(Ordering::Relaxed)
+}
+
+/// As [`wait`], for a semaphore whose wait can ask between its sleeps whether to go on
+/// (`Semaphore::try_acquire_many_while`): the main thread waits in one piece, queued from start to
+/// end, and looks for signals every [`SLICE`] it sleeps (taking the GIL for the look). So its wait
+/// counts whole toward the crate's starvation bound, as another thread's does; in slices it would
+/// start over every [`SLICE`] and could be passed over for ever by threads that wait longer.
+/// `attempt` is the wait of other threads; `give_back` returns a permit that the wait took as a
+/// signal handler raised (the exception wins, and the permit is not lost).
+pub(crate) fn wait_in_place<F, G>(
+    py: Python<'_>,
+    timeout: Option<Duration>,
+    attempt: F,
+    attempt_asking: G,
+    give_back: impl FnOnce(Python<'_>) -> PyResult<()>,
+) -> PyResult<bool>
+where
+    F: Fn(Option<Duration>) -> bool + Sync,
+    G: Fn(Option<Instant>, Duration, &mut dyn FnMut() -> bool) -> bool + Sync,
+{
+    if !in_main_thread() {
+        return Ok(detach(py, || attempt(timeout)));
+    }
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let mut raised = None;
+    let got = detach(py, || {
+        let mut keep_waiting = || {
+            Python::with_gil(|py| match py.check_signals() {
+                Ok(()) => true,
+                Err(e) => {
+                    raised = Some(e);
+                    false
+                }
+            })
+        };
+        attempt_asking(deadline, SLICE, &mut keep_waiting)
+    });
+    if let Some(e) = raised {
+        if got {
+            give_back(py)?;
+        }
+        return Err(e);
+    }
+    Ok(got)
 }
 
 /// Waits with `attempt(timeout)` (which takes a permit, waiting at most `timeout` or without

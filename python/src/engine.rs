@@ -8,7 +8,7 @@
 use futex_semaphore::{Acquire, BoundedSemaphore, Permit, Semaphore};
 use pyo3::PyResult;
 use pyo3::exceptions::{PyOverflowError, PyValueError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One of the crate's two in-process semaphores.
 #[derive(Debug)]
@@ -54,6 +54,23 @@ impl Engine {
             (Engine::Bounded(s), None) => s.acquire().map_err(drop),
             (Engine::Plain(s), Some(t)) => s.try_acquire_for(t).map_err(drop),
             (Engine::Bounded(s), Some(t)) => s.try_acquire_for(t).map_err(drop),
+        };
+        taken.map(Permit::forget).is_ok()
+    }
+
+    /// Takes a permit, waiting until `deadline` (`None`: without limit) for as long as
+    /// `keep_waiting`, asked every `every` while the wait sleeps, says so. The waiter keeps its
+    /// place in the queue across the asks (`Semaphore::try_acquire_many_while`). Call without the
+    /// GIL.
+    pub(crate) fn acquire_while(
+        &self,
+        deadline: Option<Instant>,
+        every: Duration,
+        keep_waiting: &mut dyn FnMut() -> bool,
+    ) -> bool {
+        let taken = match self {
+            Engine::Plain(s) => s.try_acquire_many_while(1, deadline, every, keep_waiting),
+            Engine::Bounded(s) => s.try_acquire_many_while(1, deadline, every, keep_waiting),
         };
         taken.map(Permit::forget).is_ok()
     }

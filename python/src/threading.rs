@@ -70,7 +70,13 @@ impl Semaphore {
     #[cold]
     fn acquire_slow(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         let engine = &*self.engine;
-        let taken = blocking::wait(py, timeout_from(timeout)?, |t| engine.acquire_for(t), || {});
+        let taken = blocking::wait_in_place(
+            py,
+            timeout_from(timeout)?,
+            |t| engine.acquire_for(t),
+            |deadline, every, keep_waiting| engine.acquire_while(deadline, every, keep_waiting),
+            |_| engine.release(1, "a permit taken while a signal handler raised could not be given back"),
+        );
         // A timed wait that ended may have passed a wake on to a task.
         aio::deliver_wakes(py);
         taken

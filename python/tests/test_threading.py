@@ -126,6 +126,44 @@ def test_many_threads_on_few_permits():
     assert sem._value == 2
 
 
+def test_a_blocked_acquire_in_the_main_thread_keeps_its_place():
+    # 1 permit and 4 threads that each hold it 30 ms in a loop, so that each waits about 90 ms.
+    # The main thread looks for signals every 50 ms while it waits; it stays queued across the
+    # looks, so it gets priority like the others (it used to wait in 50 ms acquires, each of
+    # which started over, and was passed over for ever: a 3 s timeout ran out every time).
+    assert threading.current_thread() is threading.main_thread()
+    sem = fs.Semaphore(1)
+    stop = threading.Event()
+    held = threading.Event()
+
+    def worker():
+        while not stop.is_set():
+            with sem:
+                held.set()
+                time.sleep(0.03)  # the work: holding the permit
+
+    workers = [threading.Thread(target=worker) for _ in range(4)]
+    for w in workers:
+        w.start()
+    try:
+        waits = []
+        for _ in range(3):
+            held.clear()
+            assert held.wait(timeout=10)  # a worker holds the permit again
+            time.sleep(0.2)  # the workload settles: the other workers queue behind it
+            start = time.monotonic()
+            got = sem.acquire(timeout=3)
+            waits.append(time.monotonic() - start)
+            assert got, f"the main thread's acquire timed out: {waits}"
+            sem.release()
+        assert max(waits) < 2, waits
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
+    assert sem._value == 1
+
+
 CTRL_C = """
 import os, signal, sys, threading, time
 import futex_semaphore as fs
