@@ -13,7 +13,7 @@
 
 use futex_semaphore::process_protocol::parking::{ONE_MANY_SLEEPER, Parking, REGISTER, UNREGISTER, unit};
 use futex_semaphore::process_protocol::{
-    GIVE, LANES, Lane, Lanes, Refused, SHARED_LANES, State, TAKE, held_total,
+    Announced, GIVE, LANES, Lane, Lanes, Refused, SHARED_LANES, State, TAG_SEQ_BITS, TAKE, held_total,
 };
 use loom::sync::Arc;
 use loom::thread;
@@ -30,6 +30,18 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 /// that many steps of `dead` (slot 0), racing a live process doing `live`; then slot 0's
 /// recoverer, still racing it. Afterwards, conservation.
 fn killed_at_each_step(permits: u64, setup: fn(&World), dead: fn(&World, usize) -> bool, live: fn(&World)) {
+    killed_at_each_step_leaving(permits, move |_| permits, setup, dead, live);
+}
+
+/// [`killed_at_each_step`], where `left(steps)` permits must be there at the end (fewer than
+/// `permits` if some were forgotten).
+fn killed_at_each_step_leaving(
+    permits: u64,
+    left: impl Fn(usize) -> u64 + Copy + Send + Sync + 'static,
+    setup: fn(&World),
+    dead: fn(&World, usize) -> bool,
+    live: fn(&World),
+) {
     for steps in 0..=4 {
         model(move || {
             let world = World::new(permits);
@@ -47,7 +59,7 @@ fn killed_at_each_step(permits: u64, setup: fn(&World), dead: fn(&World, usize) 
             dead.join().unwrap();
             world.recover();
             live.join().unwrap();
-            world.assert_conserved(permits);
+            world.assert_conserved(left(steps));
         });
     }
 }
@@ -96,11 +108,7 @@ impl World {
         if steps == 0 {
             return false;
         }
-        let announced = if index as usize >= SHARED_LANES {
-            lane.announce_owned(slot, index, op, n)
-        } else {
-            lane.announce(slot, index, op, n).expect("the lane is this thread's")
-        };
+        let announced = self.announce_in(slot, index, op, n);
         if steps == 1 {
             return false;
         }
@@ -118,6 +126,38 @@ impl World {
                 announced.withdraw(lane);
                 false
             }
+        }
+    }
+
+    /// Step 1 in lane `index` of `slot`: by a CAS in a shared lane, by a plain store in an owned
+    /// one.
+    fn announce_in(&self, slot: u32, index: u32, op: u64, n: u32) -> Announced {
+        let lane = &self.slots[slot as usize][index as usize];
+        if index as usize >= SHARED_LANES {
+            lane.announce_owned(slot, index, op, n)
+        } else {
+            lane.announce(slot, index, op, n).expect("the lane is this thread's")
+        }
+    }
+
+    /// Steps of a `forget` of `n` in lane `index` of `slot`, as `ProcessPermit::forget` makes
+    /// it, stopping after `steps` of them: 1 announce a give-back, 2 publish it with the permits
+    /// unchanged, 3 complete, 4 finish.
+    fn forget_in(&self, slot: u32, index: u32, n: u32, steps: usize) {
+        let lane = &self.slots[slot as usize][index as usize];
+        if steps == 0 {
+            return;
+        }
+        let announced = self.announce_in(slot, index, GIVE, n);
+        if steps == 1 {
+            return;
+        }
+        self.state.publish_unchanged(self, &announced);
+        if steps >= 3 {
+            announced.complete(lane);
+        }
+        if steps >= 4 {
+            announced.finish(lane);
         }
     }
 
@@ -397,6 +437,52 @@ fn a_process_of_two_threads_killed_at_any_step_is_settled_exactly() {
             world.assert_conserved(2);
         });
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// `forget`: a lane's operation that moves its count but not the permits.
+
+/// Forgets in a row that bring a lane's next operation round to the tag bits of its last
+/// published one (3 with the loom build's 2-bit tag sequence; 16,383 in a region).
+const FORGETS: u32 = (1 << TAG_SEQ_BITS) - 1;
+
+/// A process takes `FORGETS + 1` permits in one operation (published: the tag names it), forgets
+/// `FORGETS` of them one at a time, then takes one more, killed at each step, while a live
+/// process takes and gives back (helping the tag it overwrites); then the recoverer. Only the
+/// permit kept (and the one taken, if published) come back. A forget that completed unpublished
+/// left the tag behind its lane, so the last take's announcement carried the tag's bits: the
+/// recoverer (`resolve`) or the live helper (`help_slow`) completed it unpublished (a permit made).
+#[test]
+fn a_take_after_many_forgets_killed_at_any_step_is_settled_exactly() {
+    killed_at_each_step_leaving(
+        u64::from(FORGETS) + 2,
+        |_| 2,
+        |world| {
+            assert!(world.op_in(0, OWNED, TAKE, FORGETS + 1, usize::MAX));
+            for _ in 0..FORGETS {
+                world.forget_in(0, OWNED, 1, usize::MAX);
+            }
+        },
+        |world, steps| world.op_in(0, OWNED, TAKE, 1, steps),
+        World::live,
+    );
+}
+
+/// A forget killed at each step, while a live process takes and gives back: published (2 steps
+/// or more), it happened (the recoverer completes it: the permit is gone for good); not
+/// published, it did not (the permit comes back with the slot).
+#[test]
+fn a_forget_killed_at_any_step_is_settled_exactly() {
+    killed_at_each_step_leaving(
+        2,
+        |steps| if steps >= 2 { 1 } else { 2 },
+        |world| assert!(world.op_in(0, OWNED, TAKE, 1, usize::MAX)),
+        |world, steps| {
+            world.forget_in(0, OWNED, 1, steps);
+            false
+        },
+        World::live,
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

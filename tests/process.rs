@@ -81,6 +81,7 @@ fn child() {
         "first-acquires" => first_acquires_role(),
         "untracked-sleeper" => untracked_sleeper_role(),
         "threads-killed" => threads_killed_role(),
+        "forget-alias" => forget_alias_role(&name),
         // Every clock-reading path (a new region, a timed wait on each kind), for `valgrind`.
         "clocks" => {
             let sem = ProcessSemaphore::anonymous(1).unwrap();
@@ -493,9 +494,30 @@ fn poke(name: &str, offset: u64, word: u64) {
     file.write_all_at(&word.to_ne_bytes(), offset).unwrap();
 }
 
+/// The word at byte `offset` of the region file of `name`.
+fn peek(name: &str, offset: u64) -> u64 {
+    use std::os::unix::fs::FileExt;
+    let file = OpenOptions::new().read(true).open(format!("/dev/shm/{name}")).unwrap();
+    let mut word = [0; 8];
+    file.read_exact_at(&mut word, offset).unwrap();
+    u64::from_ne_bytes(word)
+}
+
 /// The state word's offset in the region, and the `sleepers` word's (`docs/process.md`).
 const STATE_AT: u64 = 64;
 const SLEEPERS_AT: u64 = 72;
+/// Lane `i` of slot 0: its `announce` word (its `held` word follows it).
+const fn lane_at(i: u64) -> u64 {
+    128 + 32 + 16 * i
+}
+/// A lane word's sequence (bits 32..62) and count (bits 0..32).
+const fn lane_seq(word: u64) -> u64 {
+    (word >> 32) & ((1 << 30) - 1)
+}
+/// An announced take of one permit, the lane's operation `seq`.
+const fn announced_take(seq: u64) -> u64 {
+    1 << 62 | seq << 32 | 1
+}
 
 #[test]
 fn a_tag_naming_slot_field_zero_makes_no_call_panic() {
@@ -516,6 +538,56 @@ fn a_tag_naming_slot_field_zero_makes_no_call_panic() {
     assert_eq!(sem.try_acquire_for(Duration::from_millis(150)).unwrap_err(), TryAcquireError::NoPermits);
     sem.release().unwrap();
     drop(sem.try_acquire().unwrap());
+}
+
+/// The state word keeps the low 14 bits of a lane's sequence in its tag.
+const FORGETS: u32 = (1 << 14) - 1;
+const FORGET_PERMITS: u32 = 20_000;
+
+#[test]
+fn a_take_announced_after_many_forgets_is_not_taken_for_the_last_published_one() {
+    // Before, `forget` moved its lane's sequence on without publishing, so after 2^14 - 1 forgets
+    // the lane's next operation had the low bits of the tag left in the state word by the
+    // lane's last published one: a recoverer (or a helper) took that announcement, never
+    // published, for the tagged operation and completed it, making a permit.
+    for help_first in [false, true] {
+        let names = Names::new(&["forget-alias"]);
+        let sem = ProcessSemaphore::create(names.get(0), FORGET_PERMITS).unwrap();
+        let mut child = Proc::spawn("forget-alias", &[(NAME, names.get(0))]);
+        child.expect("announced");
+        child.succeeds();
+        if help_first {
+            // An untagged change helps the tag it overwrites (`State::help`).
+            sem.release().unwrap();
+        }
+        let recovered = sem.recover().unwrap();
+        let expected = (FORGET_PERMITS - FORGETS) as usize + usize::from(help_first);
+        assert_eq!(
+            (recovered, sem.available_permits()),
+            (1, expected),
+            "help first: {help_first}: only the one permit kept comes back"
+        );
+    }
+}
+
+/// Takes `FORGETS` permits and one more (the lane's last published operation), forgets the
+/// `FORGETS`, then announces a take in the same lane as the process would, and ends there, as if
+/// killed before publishing it: the take never happened.
+fn forget_alias_role(name: &str) {
+    let sem = ProcessSemaphore::open(name).unwrap();
+    let forgotten: Vec<_> = (0..FORGETS).map(|_| sem.try_acquire().unwrap()).collect();
+    let kept = sem.try_acquire().unwrap();
+    for permit in forgotten {
+        permit.forget();
+    }
+    std::mem::forget(kept);
+    // This process has slot 0; its one thread recorded every operation in one lane.
+    let last = 2 * u64::from(FORGETS) + 1;
+    let lane =
+        (0..6).find(|&i| lane_seq(peek(name, lane_at(i) + 8)) == last).expect("one lane has every operation");
+    assert_eq!(peek(name, lane_at(lane) + 8) as u32, 1, "the lane holds the one permit kept");
+    poke(name, lane_at(lane), announced_take(last + 1));
+    say("announced");
 }
 
 #[test]

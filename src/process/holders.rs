@@ -209,11 +209,12 @@ impl<'a> View<'a> {
             return;
         };
         let (lane, op) = self.announce(index, slot, nonce, GIVE, n);
-        let given = self.state.publish(self.slots, &op);
-        // Recorded as given back either way: past MAX_PERMITS they are dropped.
+        let given = self.state.publish_give(self.slots, &op);
+        // Recorded as given back either way: past MAX_PERMITS they are dropped (and the
+        // operation published with the permits unchanged).
         op.complete(lane);
         op.finish(lane);
-        if let Ok(old) = given {
+        if let Some(old) = given {
             self.parking.wake_after(&self.state, old, u64::from(n));
         }
     }
@@ -222,8 +223,12 @@ impl<'a> View<'a> {
     pub(crate) fn unrecord(&self, me: Holder, n: u32) {
         if let Some(slot) = self.slot(me.slot) {
             let (lane, op) = self.announce(me.slot, slot, me.nonce, GIVE, n);
-            // Completed without publishing: a crash before `complete` drops the announcement
-            // (then recovery gives them back, as if `forget` had not been called).
+            // Published with the permits unchanged, so that the state word's tag keeps up with
+            // the lane (invariant 1; unpublished, 2^14 - 1 forgets in a row made the lane's next
+            // operation alias the tag of its last published one). Killed before this CAS, the
+            // forget did not happen (recovery gives the permits back); after it, it did (the
+            // recoverer completes it).
+            self.state.publish_unchanged(self.slots, &op);
             op.complete(lane);
             op.finish(lane);
         }
