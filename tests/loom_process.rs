@@ -11,6 +11,7 @@
 //! `docs/process.md` lists the mutation of the protocol each model was checked against.
 #![cfg(loom)]
 
+use futex_semaphore::process_protocol::owners::{self, RECOVERING};
 use futex_semaphore::process_protocol::parking::{ONE_MANY_SLEEPER, Parking, REGISTER, UNREGISTER, unit};
 use futex_semaphore::process_protocol::{
     Announced, GIVE, LANES, Lane, Lanes, Refused, SHARED_LANES, State, TAG_SEQ_BITS, TAKE, held_total,
@@ -483,6 +484,86 @@ fn a_forget_killed_at_any_step_is_settled_exactly() {
         },
         World::live,
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The holder table's `owner` and `nonce` words (`src/process/owners.rs`).
+
+/// One slot's words, and who is alive: the dead holder P1 and P2, a process with P1's pid and
+/// start time (so P1's identity), born during the model. The kernel's answer to "is P1 dead?" is
+/// "no process has that identity": true until P2 is born.
+struct Table {
+    owner: loom::sync::atomic::AtomicU64,
+    nonce: loom::sync::atomic::AtomicU64,
+    born: loom::sync::atomic::AtomicBool,
+    claimed: loom::sync::atomic::AtomicBool,
+}
+
+/// P1's (and P2's) identity, their nonces, and two recoverers'.
+const P1: u64 = 41 | 7 << 32;
+const N1: u64 = 0xA1;
+const N2: u64 = 0xA2;
+const R: u64 = 51;
+const R2: u64 = 52;
+
+impl Table {
+    fn is_dead(&self) -> bool {
+        !self.born.load(loom::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// A recoverer `me`'s look, liveness check and take-over, as `recover_slot` makes them.
+    fn take_over(&self, me: u64) -> bool {
+        let seen = owners::look(&self.owner, &self.nonce);
+        seen.subject() == P1
+            && seen.owner & RECOVERING == 0
+            && self.is_dead()
+            && owners::take_over(&self.owner, &self.nonce, seen, me, || self.is_dead())
+    }
+}
+
+/// A recoverer R judges the dead P1's slot while another recoverer R2 recovers and frees it,
+/// after which P2 (P1's pid, started in the same clock tick) is born and claims it: R's CAS,
+/// from P1's owner word, also succeeds on P2's. R must give the slot back then (a live process's
+/// slot recovered: its permits given back while it holds them, the slot freed under it); and the
+/// owner word never stays R's unless R took the slot over from a dead owner.
+#[test]
+fn a_recoverer_never_takes_over_a_slot_claimed_again_by_the_same_identity() {
+    model(|| {
+        use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+        let table = Arc::new(Table {
+            owner: AtomicU64::new(P1),
+            nonce: AtomicU64::new(N1),
+            born: AtomicBool::new(false),
+            claimed: AtomicBool::new(false),
+        });
+        // R and P2 in threads of their own, R2 in the model's: loom then finds the interleavings
+        // where R2 frees the slot between R's two reads (it did not with R in the main thread),
+        // and P2's claim is ordered after R2's free only by the words themselves.
+        let recoverer = {
+            let table = table.clone();
+            thread::spawn(move || table.take_over(R))
+        };
+        let p2 = {
+            let table = table.clone();
+            thread::spawn(move || {
+                // P2 is born (the kernel knows it before it runs), then claims the slot if free.
+                table.born.store(true, SeqCst);
+                if owners::claim(&table.owner, &table.nonce, P1, N2) {
+                    table.claimed.store(true, SeqCst);
+                }
+            })
+        };
+        if table.take_over(R2) {
+            owners::free(&table.owner, &table.nonce);
+        }
+        p2.join().unwrap();
+        let took = recoverer.join().unwrap();
+        let (owner, claimed) = (table.owner.load(SeqCst), table.claimed.load(SeqCst));
+        assert!(!(took && claimed), "R took over the slot of the live P2");
+        if !took {
+            assert_ne!(owner, R | RECOVERING, "R left the slot marked as its own");
+        }
+    });
 }
 
 // ---------------------------------------------------------------------------------------------

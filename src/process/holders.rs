@@ -22,7 +22,10 @@
 //!    asks the kernel whether that process still exists (`kill(pid, 0)`, then
 //!    `/proc/<pid>/stat`: another start time means the pid was reused; a zombie is dead). For a
 //!    dead owner it claims the slot with a CAS `id -> its own id | RECOVERING`: exactly one
-//!    recoverer wins, the others move on. The winner settles each lane (an announced operation
+//!    recoverer wins, the others move on. The winner then re-reads the nonce it read with the
+//!    owner before asking: if it changed, the slot was freed and claimed again meanwhile by a
+//!    process with the dead one's pid and start time (pid reuse within one clock tick), and the
+//!    winner puts the owner word back (`owners.rs`, invariant 2). The winner settles each lane (an announced operation
 //!    is completed if it reached the state word, dropped if not: `State::resolve`), gives the
 //!    slot's total back as an announced operation of its own in lane 0, takes the slot's sleep
 //!    lane off the region's sleepers (settled the same way), and frees the slot (`Release`). A slot left `RECOVERING` by a
@@ -36,12 +39,11 @@
 
 use super::Holder;
 use super::lease::{self, Pick};
+use super::protocol::owners;
 use super::protocol::{Announced, GIVE, Lane, Refused, SHARED_LANES, TAKE, held_total};
-use super::region::{Slot, View, owner};
+use super::region::{Slot, View};
 use super::sys::{self, Identity};
-use crate::sync::{
-    AtomicU64, Backoff, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
-};
+use crate::sync::{AtomicU64, Backoff, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
 /// The slot index of a process that has no slot: its permits are not recoverable.
 pub(crate) const UNTRACKED: u32 = u32::MAX;
@@ -119,12 +121,7 @@ impl<'a> View<'a> {
 
     fn claim_free(&self, me: &Identity) -> Option<u32> {
         for (i, slot) in self.slots.iter().enumerate() {
-            // Acquire: pairs with the Release store that freed the slot, so its settled lanes
-            // are seen.
-            if slot.owner.load(Relaxed) == owner::FREE
-                && slot.owner.compare_exchange(owner::FREE, me.id, Acquire, Relaxed).is_ok()
-            {
-                slot.nonce.store(me.nonce, Relaxed);
+            if owners::claim(&slot.owner, &slot.nonce, me.id, me.nonce) {
                 // The lanes sum to 0 and are idle: recovery settled them before it freed the
                 // slot (they are not zeroed one by one: only their sum means anything).
                 return Some(i as u32);
@@ -245,9 +242,10 @@ impl<'a> View<'a> {
 
     fn recover_slot(&self, index: u32, me: &Identity, scope: Scope) -> u64 {
         let slot = &self.slots[index as usize];
-        let seen = slot.owner.load(Acquire);
-        let subject = seen & !owner::RECOVERING;
-        if seen == owner::FREE || subject == me.id {
+        // The owner word and the nonce of the incarnation judged (`owners.rs`, invariant 2).
+        let seen = owners::look(&slot.owner, &slot.nonce);
+        let subject = seen.subject();
+        if seen.is_free() || subject == me.id {
             return 0;
         }
         if scope == Scope::Holding
@@ -261,10 +259,10 @@ impl<'a> View<'a> {
         if !sys::is_dead(subject) {
             return 0;
         }
-        // Exactly once: of all who saw this owner dead, one CAS succeeds. AcqRel: Acquire to
-        // read the lanes after the owner's last writes, Release for a recoverer that finds
-        // this one dead in turn.
-        if slot.owner.compare_exchange(seen, me.id | owner::RECOVERING, AcqRel, Relaxed).is_err() {
+        // Exactly once: of all who saw this owner dead, one takes the slot over, unless it was
+        // freed and claimed again meanwhile by a process of the same pid and start time (the
+        // nonce tells; where the look found none, the owner is asked about again).
+        if !owners::take_over(&slot.owner, &slot.nonce, seen, me.id, || sys::is_dead(subject)) {
             return 0;
         }
         // Settle every lane (what reached the state word is completed, the rest dropped), then
@@ -272,9 +270,8 @@ impl<'a> View<'a> {
         let returned = self.state.recover_lanes(self.slots, index, &slot.lanes);
         // Its sleepers' registrations, exactly (`parking.rs`).
         self.parking.take_off_dead(&self.sleep_lanes(), index, &slot.sleep);
-        slot.nonce.store(0, Relaxed);
-        // Release: pairs with the Acquire CAS of the next claimer (it must see settled lanes).
-        slot.owner.store(owner::FREE, Release);
+        // The next claimer sees the settled lanes (`owners.rs`, Memory ordering).
+        owners::free(&slot.owner, &slot.nonce);
         returned
     }
 }

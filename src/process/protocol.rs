@@ -85,6 +85,11 @@ use crate::sync::{
 #[path = "parking.rs"]
 pub mod parking;
 
+/// A holder slot's `owner` and `nonce` words: claim, take-over, free (its own file; here so
+/// that it builds under loom with this module).
+#[path = "owners.rs"]
+pub mod owners;
+
 /// Lanes per holder slot: how many threads of one process can be inside an operation at once.
 pub const LANES: usize = 6;
 /// Lanes `0..SHARED_LANES` of a slot are shared: a thread reserves one for an operation with a

@@ -185,12 +185,11 @@ impl<'a> View<'a> {
 /// |---------|-------------------------------------------------------------------------|
 /// | 0..=31  | pid (never 0 for a process)                                             |
 /// | 32..=62 | the low 31 bits of its start time (`/proc/<pid>/stat` field 22; 0: unknown) |
-/// | 63      | [`RECOVERING`](owner::RECOVERING): the process named is recovering the slot of a dead holder |
+/// | 63      | [`RECOVERING`](super::protocol::owners::RECOVERING): the process named is recovering the slot of a dead holder |
+///
+/// 0 is [`FREE`](super::protocol::owners::FREE); how the word changes (claim, take-over, free)
+/// is `owners.rs`.
 pub(crate) mod owner {
-    /// A free slot.
-    pub(crate) const FREE: u64 = 0;
-    /// Set while a process gives back a dead holder's permits; bits 0..63 then name that process.
-    pub(crate) const RECOVERING: u64 = 1 << 63;
     const START_MASK: u64 = (1 << 31) - 1;
 
     /// The owner word of a process.
@@ -264,6 +263,7 @@ pub(crate) fn invalid(message: String) -> io::Error {
 
 #[cfg(test)]
 mod tests {
+    use super::super::protocol::owners::{FREE, RECOVERING};
     use super::*;
 
     fn header(magic: u64, version: u32, size: u32, slots: u32) -> Vec<u8> {
@@ -312,7 +312,7 @@ mod tests {
         let id = owner::id(4_194_303, 0x1_2345_6789);
         assert_eq!(owner::pid(id), 4_194_303);
         assert!(owner::start_matches(id, 0x1_2345_6789));
-        assert_eq!(id & owner::RECOVERING, 0);
-        assert_ne!(owner::id(1, 0), owner::FREE);
+        assert_eq!(id & RECOVERING, 0);
+        assert_ne!(owner::id(1, 0), FREE);
     }
 }
