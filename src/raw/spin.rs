@@ -12,7 +12,6 @@
 //! |---|---|
 //! | `estimate_ns` | how long a long spin may last, in ns: 0 (no long spin) to [`LONG_SPIN_MAX`] |
 //! | `spinning` | 1 while one thread long-spins or makes hint looks on this semaphore, else 0 |
-//! | `catcher` | the thread whose hint looks last caught permits here (rule 6), or 0 |
 //!
 //! # Rules
 //! 1. **Learn.** A thread that slept in the queue and then took its permits feeds
@@ -39,16 +38,6 @@
 //!    in its looks still learns when another wants its CPU. Where threads outnumber cores or
 //!    share one CPU, yields run others, and nothing changes. The turn lives in the queue, so a
 //!    semaphore on which nobody has queued yet makes no hint looks (as it makes no long spin).
-//! 6. **Spaced looks while two threads take turns.** A thread whose hint looks begin while
-//!    another thread's hint looks were the last to catch permits here makes its first
-//!    [`SPACED_LOOKS`] looks [`SPACED_HINTS`] hints apart, then one hint apart again; a catch
-//!    makes it the catcher. Two threads that take turns at a permit, each asking again as soon
-//!    as it has given it back, would otherwise pass it between their cores at every acquire, and
-//!    a pass (0.12-0.17 µs on the benchmark VM) costs more than a short hold: spaced, the holder
-//!    takes it back on its own core a few times between two looks, as parking_lot's sleeping
-//!    waiter lets it (`docs/design.md`, "Spaced looks"). A thread that waits for a partner to pass
-//!    a permit back (a handoff: nobody else takes it, so it was the last catcher too) keeps
-//!    looking one hint apart, and a long wait pays the spacing only at its start.
 //!
 //! # Correctness
 //! Both fields and rule 5's per-thread flag are hints: they decide how long a thread looks, never
@@ -77,8 +66,6 @@ pub(crate) const LONG_SPIN_MIN: Duration = Duration::from_micros(1);
 pub(crate) struct SpinEstimate {
     estimate_ns: AtomicU32,
     spinning: AtomicU32,
-    /// The thread whose hint looks last caught permits here (rule 6; [`catcher_id`], 0: none).
-    catcher: AtomicU32,
 }
 
 /// The turn to long-spin on a semaphore (rule 3); given back on drop.
@@ -132,24 +119,6 @@ thread_local! {
     /// [`YIELD_SAMPLE`] is timed); while it was, of its spins that began with hint looks since
     /// then (at most [`RECHECK_AFTER`]).
     static YIELDS: Cell<u32> = const { Cell::new(0) };
-}
-
-/// Rule 6: how many of a thread's hint looks are spaced when another thread caught last.
-const SPACED_LOOKS: u32 = 8;
-
-/// Rule 6: spin hints between two spaced looks (about 0.3 µs on the benchmark VM, whose hint is
-/// about 10 ns; a few times that where a hint is longer).
-const SPACED_HINTS: u32 = 32;
-
-/// This thread's name in [`SpinEstimate::catcher`] (rule 6): nonzero, drawn once per thread.
-fn catcher_id() -> u32 {
-    // Relaxed: only distinct values are needed. Past 2^32 threads names repeat, and a repeated
-    // one only makes a thread look one hint apart where it would have spaced its looks.
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
-    thread_local! {
-        static ID: u32 = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed).max(1);
-    }
-    ID.with(|id| *id)
 }
 
 /// While yields run other threads, one yield in this many is timed (a clock read costs about a
@@ -271,35 +240,16 @@ impl RawSemaphore {
     }
 
     /// Rule 5's looks, by the thread that has the turn: up to [`HINT_SPINS`] looks one spin hint
-    /// apart (the first [`SPACED_LOOKS`] further apart if another thread caught last: rule 6),
-    /// while this is a lone waiter short by at most one permit (rule 4).
+    /// apart, while this is a lone waiter short by at most one permit (rule 4).
     // Under loom `HINT_SPINS` is 0, which clippy finds an empty range below.
     #[cfg_attr(loom, allow(clippy::reversed_empty_ranges))]
     fn hint_looks(&self, n: u64) -> Option<Result<(), TryAcquireError>> {
-        let catcher = &self.queue.get()?.spin.catcher;
-        let me = catcher_id();
-        // Relaxed: a hint (module docs, "Correctness").
-        let last = catcher.load(Relaxed);
-        let mut spaced = if last != 0 && last != me { SPACED_LOOKS } else { 0 };
         for _ in 0..HINT_SPINS {
             #[cfg(all(test, not(loom)))]
             tests::HINT_LOOKS.with(|c| c.set(c.get() + 1));
             match self.look(n) {
-                Look::Done(result) => {
-                    if result.is_ok() && last != me {
-                        catcher.store(me, Relaxed); // rule 6
-                    }
-                    return Some(result);
-                }
+                Look::Done(result) => return Some(result),
                 Look::Short(s) if is_queued(s) || is_reserved(s) || !worth_a_yield(s, n) => return None,
-                Look::Short(_) if spaced > 0 => {
-                    spaced -= 1;
-                    #[cfg(all(test, not(loom)))]
-                    tests::SPACED.with(|c| c.set(c.get() + 1));
-                    for _ in 0..SPACED_HINTS {
-                        std::hint::spin_loop();
-                    }
-                }
                 Look::Short(_) => std::hint::spin_loop(),
             }
         }
@@ -629,42 +579,6 @@ mod tests {
     thread_local! {
         /// How many hint looks this thread has made.
         pub(super) static HINT_LOOKS: Cell<u32> = const { Cell::new(0) };
-        /// How many of them were followed by a spaced gap (rule 6).
-        pub(super) static SPACED: Cell<u32> = const { Cell::new(0) };
-    }
-
-    /// The spaced gaps after hint looks that `f` made on this thread.
-    fn spaced_of(f: impl FnOnce()) -> u32 {
-        let before = SPACED.with(Cell::get);
-        f();
-        SPACED.with(Cell::get) - before
-    }
-
-    /// Rule 6: a thread's hint looks are spaced (the first `SPACED_LOOKS`) while another thread's
-    /// hint looks caught last, and one hint apart once its own did.
-    #[test]
-    fn looks_are_spaced_after_another_threads_catch() {
-        let sem = trained(0);
-        let catcher = || sem.queue.get().unwrap().spin.catcher.load(Relaxed);
-        let miss = || assert_eq!(sem.hint_looks(1), None);
-        assert_eq!(spaced_of(miss), 0, "nobody has caught yet");
-        sem.release(1);
-        assert_eq!(sem.hint_looks(1), Some(Ok(())));
-        assert_eq!(catcher(), catcher_id(), "a catch makes the catcher");
-        assert_eq!(spaced_of(miss), 0, "this thread caught last");
-        let other = thread::scope(|s| {
-            s.spawn(|| {
-                sem.release(1);
-                assert_eq!(sem.hint_looks(1), Some(Ok(())));
-                catcher_id()
-            })
-            .join()
-            .unwrap()
-        });
-        assert_ne!(other, catcher_id());
-        assert_eq!(catcher(), other);
-        assert_eq!(spaced_of(miss), SPACED_LOOKS, "another thread caught last");
-        assert_eq!(hint_looks_of(miss), HINT_SPINS, "as many looks as ever, only the first spaced");
     }
 
     /// The hint looks `f` made on this thread.
