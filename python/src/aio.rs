@@ -3,8 +3,9 @@
 //! An async acquire (`acquire()`, `__aenter__`) returns an [`Acquiring`], an awaitable with a
 //! coroutine's life, as `asyncio.Semaphore.acquire` is a coroutine: nothing happens when it is
 //! made. To spare an allocation per call, a semaphore keeps the last one it made ([`Spare`]) and
-//! hands it out again when nothing else refers to it (so nobody can tell it from a new one). Its first step tries the engine's fast path, and finishes if that takes a permit.
-//! Otherwise it asks for the running loop and makes a [`Waiter`], which holds the crate's
+//! hands it out again when nothing else refers to it (so nobody can tell it from a new one). Its
+//! first step tries the engine's fast path, and finishes if that takes a permit. Otherwise it
+//! asks for the running loop and makes a [`Waiter`], which holds the crate's
 //! [`Acquire`] future, and polls it once, so that the engine knows a task waits; then it yields
 //! an asyncio future to the task, which sleeps on it. Closed, thrown into or freed before it
 //! finished, it gives back what it took; once finished, a step raises `RuntimeError` as a
