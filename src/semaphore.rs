@@ -141,8 +141,9 @@ impl Semaphore {
 
     /// Takes `n` permits, waiting until `deadline` (`None`: without limit) for as long as
     /// `keep_waiting` says: while it sleeps, the waiting thread calls `keep_waiting` each time
-    /// `every` has passed since the wait began or since the last call, and a `false` ends the
-    /// wait as the deadline would (taking the permits if they have come meanwhile). For a wait
+    /// `every` has passed since it queued (after its brief spin) or since the last call, and a
+    /// `false` ends the wait as the deadline would (taking the permits if they have come
+    /// meanwhile). An `every` of zero calls it between any two looks at the permits. For a wait
     /// that must look at something now and then, such as a cancellation flag or pending signals,
     /// without giving up its place: unlike a loop of
     /// [`try_acquire_many_for`](Semaphore::try_acquire_many_for), the waiter stays queued across

@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::child::fork;
+
 use futex_semaphore::{ProcessSemaphore, TryAcquireError};
 use rustix::mm::{MapFlags, ProtFlags};
 use std::env;
@@ -799,22 +801,6 @@ fn full_table_role() {
     let child = fork(|| if sem.acquire().unwrap().is_recoverable() { 0 } else { 21 });
     assert_eq!(wait(child), 0);
     say("done");
-}
-
-/// Runs `f` in a child made by `fork`, which exits with what `f` returns.
-fn fork(f: impl FnOnce() -> i32) -> libc::pid_t {
-    io::stdout().flush().unwrap();
-    // SAFETY: this process runs one test on one thread (the harness's main thread only waits for
-    // it), so the child inherits no lock held by another thread. The child runs `f` and leaves
-    // with `_exit`, without running the parent's destructors or atexit handlers.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let code = f();
-        // SAFETY: ends the child at once; nothing after this runs.
-        unsafe { libc::_exit(code) };
-    }
-    pid
 }
 
 /// Waits for a forked child: its exit code, or minus the signal that killed it.

@@ -11,6 +11,9 @@
 //! One test per file: it forks from the test thread, and the harness's main thread only waits.
 #![cfg(all(not(loom), target_os = "linux", target_arch = "x86_64"))]
 
+mod common;
+
+use common::child::fork;
 use futex_semaphore::ProcessSemaphore;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -81,20 +84,6 @@ fn wait(pid: libc::pid_t) -> i32 {
     // SAFETY: our own child; `status` is a valid place for the result.
     assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
     status
-}
-
-/// Forks a child that runs `f` and ends with `_exit`.
-fn fork(f: impl FnOnce() -> i32) -> libc::pid_t {
-    // SAFETY: the harness's other thread holds no lock while it waits for this test; the child
-    // ends with `_exit` without running this process's destructors.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let code = f();
-        // SAFETY: ends the child at once.
-        unsafe { libc::_exit(code) };
-    }
-    pid
 }
 
 /// Kills and reaps our child `pid`.

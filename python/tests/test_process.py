@@ -115,17 +115,25 @@ def test_release_from_another_process_wakes_a_waiter(method):
     p.join(30)
 
 
-@pytest.mark.parametrize("method", START_METHODS)
-def test_permit_of_a_killed_holder_comes_back(method):
-    ctx = mp.get_context(method)
-    sem = fs.ProcessSemaphore(1)
+def _kill_a_holder(ctx, sem):
+    """Starts a child (under `ctx`) that takes one of `sem`'s permits and hangs, checks that it
+    holds it, and kills it with SIGKILL."""
+    before = sem.get_value()
     ready = ctx.Event()
     p = ctx.Process(target=_workers.acquire_and_hang, args=(sem, ready))
     p.start()
     assert ready.wait(30)
-    assert sem.get_value() == 0
+    assert sem.get_value() == before - 1
     os.kill(p.pid, signal.SIGKILL)
     p.join(30)
+    assert p.exitcode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_permit_of_a_killed_holder_comes_back(method):
+    ctx = mp.get_context(method)
+    sem = fs.ProcessSemaphore(1)
+    _kill_a_holder(ctx, sem)
     start = time.monotonic()
     assert sem.acquire(timeout=5), "the killed holder's permit did not come back"
     assert time.monotonic() - start < 2
@@ -181,12 +189,7 @@ def test_without_recovery_a_killed_holders_permit_stays_taken(method):
     # recover=False is multiprocessing's bare count: nothing recorded, nothing given back.
     ctx = mp.get_context(method)
     sem = fs.ProcessSemaphore(1, recover=False)
-    ready = ctx.Event()
-    p = ctx.Process(target=_workers.acquire_and_hang, args=(sem, ready))
-    p.start()
-    assert ready.wait(30)
-    os.kill(p.pid, signal.SIGKILL)
-    p.join(30)
+    _kill_a_holder(ctx, sem)
     assert sem.recover() == 0
     assert not sem.acquire(timeout=0.3)
     assert sem.get_value() == 0
@@ -328,12 +331,7 @@ def test_polling_recovers_a_killed_holders_permit(poll):
     # Neither an attempt nor a 50 ms wait lasts the crate's 100 ms recovery interval.
     ctx = mp.get_context("fork")
     sem = fs.ProcessSemaphore(1)
-    ready = ctx.Event()
-    p = ctx.Process(target=_workers.acquire_and_hang, args=(sem, ready))
-    p.start()
-    assert ready.wait(30)
-    os.kill(p.pid, signal.SIGKILL)
-    p.join(30)
+    _kill_a_holder(ctx, sem)
     deadline = time.monotonic() + 5
     got = False
     while not got and time.monotonic() < deadline:

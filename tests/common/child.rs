@@ -38,3 +38,23 @@ pub fn command_under(program: &str, args: &[&str], role: &str) -> Command {
     command.args(CHILD_ARGS).env(ROLE, role);
     command
 }
+
+/// Forks a child that runs `f` and leaves with `_exit(f())`; returns its pid in the parent. For
+/// test files whose tests fork from the test thread while the harness's main thread only waits
+/// (one test at a time), so the child inherits no lock another thread holds. Stdout is flushed
+/// first, so the child does not print the parent's buffered output again.
+#[cfg(all(unix, not(loom)))]
+pub fn fork(f: impl FnOnce() -> i32) -> libc::pid_t {
+    use std::io::Write;
+    std::io::stdout().flush().unwrap();
+    // SAFETY: no other thread of this process holds a lock the child could need (above). The
+    // child runs `f` and leaves with `_exit`, without the parent's destructors or atexit handlers.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        let code = f();
+        // SAFETY: ends the child at once; nothing after this runs.
+        unsafe { libc::_exit(code) };
+    }
+    pid
+}
