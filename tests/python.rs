@@ -72,9 +72,14 @@ fn hash_tree(dir: &Path, exts: &[&str], hasher: &mut DefaultHasher) {
 /// A hash of what the built package depends on: the crate's and the package's sources.
 fn source_hash(root: &Path) -> String {
     let mut hasher = DefaultHasher::new();
-    for file in
-        ["Cargo.toml", "python/Cargo.toml", "python/Cargo.lock", "python/pyproject.toml", "python/README.md"]
-    {
+    for file in [
+        "Cargo.toml",
+        "python/Cargo.toml",
+        "python/Cargo.lock",
+        "python/pyproject.toml",
+        "python/README.md",
+        "python/futex_semaphore.pyi",
+    ] {
         fs::read(root.join(file)).unwrap_or_default().hash(&mut hasher);
     }
     hash_tree(&root.join("src"), &[".rs"], &mut hasher);

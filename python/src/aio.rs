@@ -58,22 +58,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 // Finished awaitables.
 
 /// An awaitable that is done already: what `__aexit__` returns (its release is done by then, as
-/// a plain `release()` would be). It finishes with `True` or `None`; two are shared by all
-/// semaphores. Having `send`, `throw` and `close`, it counts as a coroutine for asyncio
+/// a plain `release()` would be). It finishes with `None`; one is shared by all semaphores.
+/// Having `send`, `throw` and `close`, it counts as a coroutine for asyncio
 /// (`asyncio.create_task` takes it).
 #[pyclass(module = "futex_semaphore", frozen)]
-pub(crate) struct Ready {
-    value: bool,
-}
+pub(crate) struct Ready {}
 
-static READY_NONE: GILOnceCell<Py<Ready>> = GILOnceCell::new();
-static READY_TRUE: GILOnceCell<Py<Ready>> = GILOnceCell::new();
+static READY: GILOnceCell<Py<Ready>> = GILOnceCell::new();
 
-/// The shared finished awaitable giving `value` (`True`) or `None`.
+/// The shared finished awaitable (it gives `None`).
 #[inline]
-pub(crate) fn ready(py: Python<'_>, value: bool) -> PyResult<PyObject> {
-    let cell = if value { &READY_TRUE } else { &READY_NONE };
-    let ready = cell.get_or_try_init(py, || Py::new(py, Ready { value }))?;
+pub(crate) fn ready(py: Python<'_>) -> PyResult<PyObject> {
+    let ready = READY.get_or_try_init(py, || Py::new(py, Ready {}))?;
     Ok(ready.clone_ref(py).into_any())
 }
 
@@ -109,12 +105,13 @@ impl Ready {
         slf
     }
 
-    fn __next__(&self) -> PyResult<Option<PyObject>> {
-        finish(self.value)
+    fn __next__(&self) -> Option<PyObject> {
+        None
     }
 
-    fn send(&self, _value: &Bound<'_, PyAny>) -> PyResult<Option<PyObject>> {
-        finish(self.value)
+    /// Finished already: `StopIteration`, as a finished coroutine step raises it.
+    fn send(&self, _value: &Bound<'_, PyAny>) -> PyResult<()> {
+        Err(PyStopIteration::new_err(()))
     }
 
     #[pyo3(signature = (typ, val = None, tb = None))]
@@ -477,11 +474,13 @@ impl Acquiring {
         self.step(py)
     }
 
-    fn send(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Option<PyObject>> {
+    /// A step, as `__next__`, except that a step that finishes raises `StopIteration` (where
+    /// `__next__` may return nothing: `None` for `__aenter__`).
+    fn send(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<PyObject> {
         if !value.is_none() && self.step.load(Ordering::Relaxed) == CREATED {
             return Err(PyTypeError::new_err("can't send non-None value to a just-started coroutine"));
         }
-        self.step(py)
+        self.step(py)?.ok_or_else(|| PyStopIteration::new_err(()))
     }
 
     /// The task was cancelled (or another exception thrown in): stop (before the first step,

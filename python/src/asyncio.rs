@@ -94,7 +94,7 @@ impl AsyncSemaphore {
         _tb: &Bound<'_, PyAny>,
     ) -> PyResult<PyObject> {
         self.release_impl(py)?;
-        aio::ready(py, false)
+        aio::ready(py)
     }
 
     /// The number of free permits (CPython's private `_value`).

@@ -281,7 +281,7 @@ noargs_method!(semaphore_acquire_async, Semaphore, |py, sem| sem.acquire_async(p
 noargs_method!(semaphore_aenter, Semaphore, |py, sem| sem.__aenter__(py));
 fast_method!(semaphore_aexit, Semaphore, "__aexit__", ignores EXIT_ARGS, |py, sem| {
     sem.release_impl(py, 1)?;
-    aio::ready(py, false)
+    aio::ready(py)
 });
 
 noargs_method!(async_acquire, AsyncSemaphore, |py, sem| sem.acquire(py));
@@ -290,7 +290,7 @@ noargs_method!(async_locked, AsyncSemaphore, |_py, sem| Ok(sem.locked()));
 noargs_method!(async_aenter, AsyncSemaphore, |py, sem| sem.__aenter__(py));
 fast_method!(async_aexit, AsyncSemaphore, "__aexit__", ignores EXIT_ARGS, |py, sem| {
     sem.release_impl(py)?;
-    aio::ready(py, false)
+    aio::ready(py)
 });
 
 fast_method!(process_acquire, ProcessSemaphore, "acquire", ["block", "timeout"], |py, sem, a| {

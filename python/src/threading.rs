@@ -169,7 +169,7 @@ impl Semaphore {
         _tb: &Bound<'_, PyAny>,
     ) -> PyResult<PyObject> {
         self.release_impl(py, 1)?;
-        aio::ready(py, false)
+        aio::ready(py)
     }
 
     /// The number of free permits (CPython's private `_value`).

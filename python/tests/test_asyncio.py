@@ -424,6 +424,52 @@ def test_a_finished_async_acquire_cannot_be_awaited_again(call, cls):
     run(main())
 
 
+@pytest.mark.parametrize("call, cls", ASYNC_ACQUIRES)
+def test_an_async_acquire_driven_by_send_ends_in_stop_iteration(call, cls):
+    # The coroutine protocol, as a pure-Python task (asyncio's `_PyTask`) or a `yield from`
+    # with a value drives it: a step that finishes raises `StopIteration` carrying the result
+    # (`True` for an acquire, `None` for `__aenter__`), never returns.
+    native = asyncio.Semaphore(1)
+    expected = {"acquire": True, "__aenter__": None}
+
+    async def main():
+        sem = cls(1)
+        made = call(sem)
+        with pytest.raises(StopIteration) as stop:
+            made.send(None)
+        assert stop.value.value is expected[made.__name__]
+        assert sem._value == 0
+        done = sem.__aexit__(None, None, None)
+        with pytest.raises(StopIteration) as stop:
+            done.send(None)
+        assert stop.value.value is None
+        assert sem._value == 1
+        # The same as a native coroutine's.
+        with pytest.raises(StopIteration) as stop:
+            native.acquire().send(None)
+        assert stop.value.value is True
+
+    run(main())
+
+
+def test_a_pure_python_task_runs_the_awaitables():
+    # asyncio's pure-Python `Task` calls `send(None)` where the C one calls `__next__`.
+    async def main():
+        loop = asyncio.get_running_loop()
+        sem = fs.AsyncSemaphore(1)
+        assert await asyncio.tasks._PyTask(sem.acquire(), loop=loop) is True
+        assert await asyncio.tasks._PyTask(sem.__aexit__(None, None, None), loop=loop) is None
+        assert await asyncio.tasks._PyTask(sem.__aenter__(), loop=loop) is None
+        waiting = asyncio.tasks._PyTask(sem.acquire(), loop=loop)
+        await settle()
+        assert not waiting.done()
+        sem.release()
+        assert await asyncio.wait_for(waiting, LIMIT) is True
+        assert sem._value == 0
+
+    run(main())
+
+
 def test_async_acquires_alive_at_once_are_distinct():
     async def main():
         sem = fs.AsyncSemaphore(2)
