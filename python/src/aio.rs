@@ -114,6 +114,7 @@ impl Ready {
         Err(PyStopIteration::new_err(()))
     }
 
+    /// Raises the exception thrown in (it is done already).
     #[pyo3(signature = (typ, val = None, tb = None))]
     fn throw(
         &self,
@@ -125,6 +126,7 @@ impl Ready {
         Err(thrown(typ, val))
     }
 
+    /// Nothing to do: it is done already.
     fn close(&self) {}
 }
 
@@ -355,11 +357,14 @@ const WAITING: u8 = 1;
 /// Finished, failed, closed or thrown into: it holds nothing.
 const DONE: u8 = 2;
 
-/// The awaitable of an async acquire (see the module header): a coroutine's life, from the
-/// first step on. Having `send`, `throw` and `close`, it counts as a coroutine for asyncio
-/// (`asyncio.create_task`, `gather`, `wait_for` and `run_coroutine_threadsafe` take it).
-///
-/// No `weakref`: a weak reference would tell a reused one from a new one ([`Spare`]).
+// The module header has the design; no `weakref`, as a weak reference would tell a reused one
+// from a new one ([`Spare`]). The doc below is the class's `__doc__`.
+/// The awaitable of an async acquire, with a coroutine's life: it takes its permit when first
+/// run and finishes with `True` (`None` for `__aenter__`); closed, thrown into or freed before
+/// that, it takes nothing (a permit that reached it meanwhile is passed on). Having `send`,
+/// `throw` and `close`, it counts as a coroutine for asyncio (`asyncio.create_task`, `gather`,
+/// `wait_for` and `run_coroutine_threadsafe` take it). It takes no weak references: its
+/// semaphore may hand it out again once nothing else refers to it.
 #[pyclass(module = "futex_semaphore", frozen)]
 pub(crate) struct Acquiring {
     engine: Arc<Engine>,
@@ -499,6 +504,7 @@ impl Acquiring {
         Err(thrown(typ, val))
     }
 
+    /// Ends the acquire, as a coroutine's `close()`: a permit that came meanwhile is passed on.
     fn close(&self, py: Python<'_>) {
         self.stop(py);
     }
@@ -509,6 +515,7 @@ impl Acquiring {
         if self.value.load(Ordering::Relaxed) { "acquire" } else { "__aenter__" }
     }
 
+    /// The qualified name in a task's `repr`: the same.
     #[getter]
     fn __qualname__(&self) -> &'static str {
         self.__name__()

@@ -80,11 +80,13 @@ impl AsyncSemaphore {
         self.engine.available() == 0
     }
 
+    /// `async with sem:` takes a permit, as `await sem.acquire()` does.
     pub(crate) fn __aenter__(&self, py: Python<'_>) -> PyResult<PyObject> {
         aio::acquire(py, &self.engine, &self.spare, false)
     }
 
     // The arguments fastcall.rs takes (`EXIT_ARGS`): optional, by position or keyword.
+    /// The end of `async with sem:` gives the permit back (done when called).
     #[pyo3(text_signature = "($self, exc_type=None, exc=None, tb=None)")]
     fn __aexit__(
         &self,

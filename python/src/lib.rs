@@ -48,7 +48,15 @@ pub(crate) fn keeping_exception<T>(py: Python<'_>, f: impl FnOnce() -> T) -> T {
     out
 }
 
-/// The Python module `futex_semaphore`.
+/// Semaphores on the futex-semaphore engine, for threads, asyncio tasks and processes:
+///
+/// - `Semaphore`, `BoundedSemaphore`: `threading`'s API, also awaitable from asyncio
+///   (`async with sem:`, `await sem.acquire_async()`);
+/// - `AsyncSemaphore`, `AsyncBoundedSemaphore`: `asyncio`'s API, thread-safe;
+/// - `ProcessSemaphore`: `multiprocessing.Semaphore`'s API; a killed holder's permits come back.
+///
+/// The in-process classes wait in one queue that bounds every wait (a waiter that has waited
+/// 1 ms gets priority over later arrivals).
 #[pymodule]
 fn futex_semaphore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -403,11 +403,13 @@ impl ProcessSemaphore {
         &self.shared.name
     }
 
+    /// `with sem:` takes a permit, waiting as `acquire()` does; returns `True`.
     pub(crate) fn __enter__(&self, py: Python<'_>) -> PyResult<bool> {
         self.acquire_impl(py, true, None)
     }
 
     // The arguments fastcall.rs takes (`EXIT_ARGS`): optional, by position or keyword.
+    /// The end of `with sem:` gives the permit back.
     #[pyo3(text_signature = "($self, exc_type=None, exc=None, tb=None)")]
     fn __exit__(
         &self,
@@ -419,6 +421,7 @@ impl ProcessSemaphore {
         self.release_impl(py)
     }
 
+    /// Pickles to the region's name: unpickled in another process, it opens the same semaphore.
     fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let open = py.import("futex_semaphore")?.getattr("_open_process_semaphore")?;
         (open, (self.shared.name.clone(), self.shared.recover)).into_pyobject(py)

@@ -134,11 +134,13 @@ impl Semaphore {
         self.release_impl(py, n)
     }
 
+    /// `with sem:` takes a permit, waiting as `acquire()` does; returns `True`.
     pub(crate) fn __enter__(&self, py: Python<'_>) -> PyResult<bool> {
         self.acquire_impl(py, true, None)
     }
 
     // The arguments fastcall.rs takes (`EXIT_ARGS`): optional, by position or keyword.
+    /// The end of `with sem:` gives the permit back.
     #[pyo3(text_signature = "($self, exc_type=None, exc=None, tb=None)")]
     fn __exit__(
         &self,
@@ -155,11 +157,13 @@ impl Semaphore {
         aio::acquire(py, &self.engine, &self.spare, true)
     }
 
+    /// `async with sem:` takes a permit, as `await sem.acquire_async()` does.
     pub(crate) fn __aenter__(&self, py: Python<'_>) -> PyResult<PyObject> {
         aio::acquire(py, &self.engine, &self.spare, false)
     }
 
     // The arguments fastcall.rs takes (`EXIT_ARGS`): optional, by position or keyword.
+    /// The end of `async with sem:` gives the permit back (done when called).
     #[pyo3(text_signature = "($self, exc_type=None, exc=None, tb=None)")]
     fn __aexit__(
         &self,

@@ -112,3 +112,17 @@ def test_the_installed_package_ships_the_stub_and_py_typed():
         pytest.skip("futex_semaphore is a bare extension module here, not an installed package")
     assert (package / "py.typed").is_file()
     assert (package / "__init__.pyi").read_text() == STUB.read_text()
+
+
+def test_the_module_and_every_public_member_have_a_docstring():
+    assert fs.__doc__ and "ProcessSemaphore" in fs.__doc__
+    undocumented = []
+    for name, node in stub_classes().items():
+        runtime = getattr(fs, name)
+        assert runtime.__doc__, name
+        for member in stub_members(node):
+            doc = getattr(inspect.getattr_static(runtime, member), "__doc__", None)
+            if not doc or doc.startswith(("Return repr", "Call self")):
+                undocumented.append(f"{name}.{member}")
+    # A slot's wrapper has CPython's docstring; `Wake` is the module's own callback.
+    assert undocumented == ["Wake.__call__"]
