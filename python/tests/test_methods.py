@@ -220,13 +220,13 @@ def test_methods_are_installed_and_keep_their_signatures(cls, name):
         (fs.ProcessSemaphore.acquire, "Takes a permit.", "(self, /, block=True, timeout=None)"),
         (fs.ProcessSemaphore.release, "Gives a permit back", "(self, /)"),
         (fs.ProcessSemaphore.get_value, "The number of free permits.", "(self, /)"),
-        (fs.Semaphore.__enter__, None, "(self, /)"),
-        (fs.Semaphore.__exit__, None, "(self, /, exc_type=None, exc=None, tb=None)"),
-        (fs.Semaphore.__aexit__, None, "(self, /, exc_type=None, exc=None, tb=None)"),
-        (fs.AsyncSemaphore.__aexit__, None, "(self, /, exc_type=None, exc=None, tb=None)"),
-        (fs.ProcessSemaphore.__exit__, None, "(self, /, exc_type=None, exc=None, tb=None)"),
+        (fs.Semaphore.__enter__, "`with sem:` takes a permit", "(self, /)"),
+        (fs.Semaphore.__exit__, "The end of `with sem:`", "(self, /, exc_type=None, exc=None, tb=None)"),
+        (fs.Semaphore.__aexit__, "The end of `async with sem:`", "(self, /, exc_type=None, exc=None, tb=None)"),
+        (fs.AsyncSemaphore.__aexit__, "The end of `async with sem:`", "(self, /, exc_type=None, exc=None, tb=None)"),
+        (fs.ProcessSemaphore.__exit__, "The end of `with sem:`", "(self, /, exc_type=None, exc=None, tb=None)"),
     ],
 )
 def test_methods_keep_their_docstrings_and_signatures(method, doc, signature):
-    assert method.__doc__ is None if doc is None else method.__doc__.startswith(doc)
+    assert method.__doc__.startswith(doc)
     assert str(inspect.signature(method)) == signature
