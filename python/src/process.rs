@@ -332,7 +332,9 @@ impl ProcessSemaphore {
         let value: i64 = value.map_or(Ok(1), |v| v.extract())?;
         let recover = recover.map_or(Ok(true), |r| r.is_truthy())?;
         if value < 0 {
-            return Err(PyValueError::new_err("invalid value"));
+            // `multiprocessing` raises `OSError(EINVAL)` from `sem_open`; a `ValueError` that
+            // says why, as `threading`'s (docs/python.md, What differs).
+            return Err(PyValueError::new_err("semaphore initial value must be >= 0"));
         }
         let permits =
             u32::try_from(value).ok().filter(|&v| v as usize <= Region::MAX_PERMITS).ok_or_else(|| {

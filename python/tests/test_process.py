@@ -45,7 +45,8 @@ def test_semantics_of_multiprocessing_semaphore():
 
 
 def test_constructor_rejects_negative_values():
-    with pytest.raises(ValueError):
+    # `multiprocessing.Semaphore(-1)` raises `OSError(EINVAL)`; this says why, as `threading`.
+    with pytest.raises(ValueError, match="semaphore initial value must be >= 0"):
         fs.ProcessSemaphore(-1)
     assert fs.ProcessSemaphore().get_value() == 1
 
