@@ -81,7 +81,7 @@ impl BoundedSemaphore {
     /// As for [`Semaphore::try_acquire_many_while`].
     ///
     /// # Panics
-    /// If `n` is more than [`MAX_PERMITS`](Semaphore::MAX_PERMITS).
+    /// As for [`Semaphore::try_acquire_many_while`].
     ///
     /// # Examples
     /// ```

@@ -156,7 +156,9 @@ impl Semaphore {
     /// before the permits came, and [`TryAcquireError::Closed`] if the semaphore is closed.
     ///
     /// # Panics
-    /// If `n` is more than [`MAX_PERMITS`](Semaphore::MAX_PERMITS).
+    /// If `n` is more than [`MAX_PERMITS`](Semaphore::MAX_PERMITS). If `keep_waiting` panics, the
+    /// wait ends with that panic, having left the queue and taken nothing (permits that came
+    /// while it ran go to others).
     ///
     /// # Examples
     /// ```

@@ -196,3 +196,31 @@ fn a_release_serves_a_checked_waiter() {
         0
     );
 }
+
+/// A check that panics ends the wait with its panic, out of the queue: no entry is left behind
+/// to be served one day (its permits lost with it, and the next waiter stranded), and a permit
+/// released while the check ran is given back, not kept by the unwinding waiter.
+#[test]
+fn a_check_that_panics_leaves_the_queue_and_loses_no_permit() {
+    for release_in_the_check in [false, true] {
+        let sem = Semaphore::new(0);
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            sem.try_acquire_many_while(1, None, Duration::from_millis(1), || {
+                if release_in_the_check {
+                    sem.release();
+                }
+                std::panic::panic_any("the check failed")
+            })
+        }));
+        let payload = unwound.expect_err("the check's panic goes on");
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"the check failed"));
+        assert_eq!(sem.queued_waiters(), 0, "the panicking waiter left the queue");
+        assert_eq!(sem.available_permits(), usize::from(release_in_the_check));
+        // An entry left behind would have been the starving head by now, and served.
+        thread::sleep(Duration::from_millis(3));
+        sem.release();
+        let expected = 1 + usize::from(release_in_the_check);
+        assert_eq!(sem.available_permits(), expected, "the release went to nobody");
+        assert!(sem.try_acquire_many_for(expected as u32, SLACK).is_ok());
+    }
+}

@@ -36,6 +36,7 @@ use crate::sync::{Arc, AtomicU64, LONG_SPIN_MAX, OnceBox, Park, Private, WaitOut
 use crate::sync::{Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 use queue::{Locked, Queue, Slot, Take, Wake};
 use state::*;
+use std::panic::{self, AssertUnwindSafe};
 use std::time::Instant;
 
 pub(crate) use state::MAX_PERMITS;
@@ -213,8 +214,16 @@ impl RawSemaphore {
             if outcome == WaitOutcome::TimedOut && check_due.is_some() {
                 let check = check.as_mut().expect("a check is due only where there is one");
                 // Without the lock (user code), still queued: its place and its starvation clock
-                // stay. Permits a walk grants meanwhile are found by the look below.
-                let keep_waiting = (check.keep_waiting)();
+                // stay. Permits a walk grants meanwhile are found by the look below. A panic
+                // leaves the queue first (giving back permits granted meanwhile): an entry left
+                // behind would be served one day, and those permits lost.
+                let keep_waiting = match panic::catch_unwind(AssertUnwindSafe(&mut *check.keep_waiting)) {
+                    Ok(keep_waiting) => keep_waiting,
+                    Err(payload) => {
+                        self.lock().leave(&mut me, n);
+                        panic::resume_unwind(payload);
+                    }
+                };
                 next_check = Instant::now().checked_add(check.every);
                 locked = self.lock();
                 if keep_waiting {
