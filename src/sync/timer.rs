@@ -72,20 +72,28 @@ fn count_forks() {
 fn count_forks() {}
 
 /// Arranges for `waker` to be woken once `at` has passed, unless [`cancel`]led first. Returns
-/// `None` if there is no timer to do it (the caller then yields instead). Asked again for the same
-/// instant and task, it returns the pending wake's token.
+/// `None` if there is no timer to do it (the caller then yields instead), or if the waker's
+/// `clone` panics: this runs in whichever thread's section chose the watcher, often not the
+/// task's, so an executor's panic must not escape into, say, another thread's `drop` of a
+/// permit (the caller then wakes the task instead). Asked again for the same instant and task,
+/// it returns the pending wake's token.
 pub(crate) fn wake_at(at: Instant, waker: &Waker) -> Option<Token> {
     if cfg!(miri) {
         return None; // Miri reports a thread left running at exit
     }
     let thread = timer_thread()?;
+    // Before the lock: the executor's code, which may panic.
+    let clone = std::panic::catch_unwind(|| waker.clone()).ok()?;
     let mut timer = lock();
     if let Some((_, token, _)) = timer.due.iter().find(|(t, _, w)| *t == at && w.will_wake(waker)) {
-        return Some(*token);
+        let token = *token;
+        drop(timer);
+        drop(clone); // outside the lock, as every waker's drop here
+        return Some(token);
     }
     let token = Token(timer.next_token);
     timer.next_token += 1;
-    timer.due.push((at, token, waker.clone()));
+    timer.due.push((at, token, clone));
     let unpark = timer.wakes_at.is_none_or(|t| at < t);
     if unpark {
         timer.wakes_at = Some(at);
@@ -123,7 +131,8 @@ pub(crate) fn cancel(token: Token) {
     }
 }
 
-/// The timer; a panic in a waker's `clone` leaves it whole, so poisoning is ignored.
+/// The timer; no executor code runs under its lock (wakers are cloned before it and dropped
+/// after it), and it is left whole by any panic, so poisoning is ignored.
 fn lock() -> std::sync::MutexGuard<'static, Timer> {
     TIMER.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -180,6 +189,32 @@ mod tests {
     }
 
     const PATIENCE: Duration = Duration::from_secs(10);
+
+    /// A waker whose `clone` panics (an executor's bug), built on a raw vtable.
+    fn panicking_clone_waker() -> Waker {
+        use std::task::{RawWaker, RawWakerVTable};
+        fn clone(_: *const ()) -> RawWaker {
+            panic!("this executor's clone panics")
+        }
+        fn noop(_: *const ()) {}
+        static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, noop, noop, noop);
+        // SAFETY: the vtable's functions ignore the data pointer, which is never read.
+        unsafe { Waker::from_raw(RawWaker::new(std::ptr::null(), &VTABLE)) }
+    }
+
+    /// `wake_at` runs in whichever thread's section chose the watcher: a waker whose `clone`
+    /// panics makes it return `None` (the caller wakes the task instead), and the timer goes
+    /// on serving others.
+    #[test]
+    fn a_waker_whose_clone_panics_is_refused_not_propagated() {
+        let bad = panicking_clone_waker();
+        let at = Instant::now() + Duration::from_millis(1);
+        let refused = std::panic::catch_unwind(|| wake_at(at, &bad));
+        assert!(matches!(refused, Ok(None)), "the panic stays inside wake_at");
+        let (w, rx) = waker(7);
+        assert!(wake_at(at, &w).is_some());
+        assert_eq!(rx.recv_timeout(PATIENCE), Ok(7));
+    }
 
     #[test]
     fn a_wake_fires_once_its_instant_has_passed() {
