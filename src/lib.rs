@@ -19,8 +19,8 @@
 //! | `ProcessSemaphore` | `std::io::Result<()>` | a count past its `MAX_PERMITS` (`InvalidInput`); nothing changes then | The count is in shared memory that other processes write too, so passing the limit may be another process's doing, and must not panic this one (see its `# Trust` section). `io::Error`, as its other fallible calls (`create`, `open`, `recover`) return. |
 //!
 //! A guard's drop cannot report an error, so where a `release` would refuse, a drop does not:
-//! on `Semaphore` a give-back past `MAX_PERMITS` panics (and during a panic keeps the permits
-//! out silently), a `BoundedSemaphore`'s guards give back as a `Semaphore`'s do, without the
+//! on `Semaphore` a give-back past `MAX_PERMITS` keeps its permits out and panics (silently,
+//! during a panic), a `BoundedSemaphore`'s guards give back as a `Semaphore`'s do, without the
 //! check against the bound, and on `ProcessSemaphore` permits past `MAX_PERMITS` (only a
 //! corrupted region gets there) are dropped.
 //!

@@ -99,7 +99,8 @@ impl Semaphore {
     /// [`new`](Semaphore::new), [`add_permits`](Semaphore::add_permits) and
     /// [`release`](Semaphore::release) panic rather than go past it, and so does a request for
     /// more. The total of available and held permits should stay within it too: a permit given
-    /// back that takes the count past it panics (or, during a panic, is kept silently).
+    /// back that would take the count past it is kept out, and panics (silently, during a
+    /// panic).
     ///
     /// # Examples
     /// ```

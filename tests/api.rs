@@ -143,6 +143,30 @@ fn add_permits_past_max_changes_nothing() {
     assert_eq!(sem.available_permits(), Semaphore::MAX_PERMITS);
 }
 
+/// A guard's give-back that would take the count past `MAX_PERMITS` keeps its permits out: it
+/// panics, or during a panic does so silently (a second panic would abort), and either way the
+/// count stays within the limit.
+#[test]
+fn a_give_back_past_max_keeps_its_permits_out() {
+    let sem = Semaphore::new(Semaphore::MAX_PERMITS);
+    let held = sem.acquire_many(2).unwrap();
+    sem.add_permits(2); // a bug: permits added for ones that are still held
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(held)));
+    let message = *r.unwrap_err().downcast::<String>().unwrap();
+    assert!(message.contains("past MAX_PERMITS"), "{message}");
+    assert_eq!(sem.available_permits(), Semaphore::MAX_PERMITS);
+
+    let held = sem.acquire_many(2).unwrap();
+    sem.add_permits(2);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _held = held;
+        panic!("unwinding");
+    }));
+    assert_eq!(*r.unwrap_err().downcast::<&str>().unwrap(), "unwinding");
+    assert_eq!(sem.available_permits(), Semaphore::MAX_PERMITS);
+    drop(sem.acquire_many(Semaphore::MAX_PERMITS as u32).unwrap());
+}
+
 #[test]
 fn forget_permits_removes_up_to_n_available() {
     let sem = Semaphore::new(5);

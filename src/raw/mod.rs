@@ -280,10 +280,16 @@ impl RawSemaphore {
 
     #[cold]
     fn release_slow(&self, old: u64, n: u64) {
+        let past_max = permits(old) + n > MAX_PERMITS;
+        if past_max {
+            // Kept out (taken back from what is available), so that the count never stays past
+            // the limit, where further give-backs could carry into the flags.
+            self.forget_permits(n);
+        }
         if is_queued(old) {
             self.lock().gave_back(); // the section's walk wakes whom the permits serve
         }
-        if permits(old) + n > MAX_PERMITS && !std::thread::panicking() {
+        if past_max && !std::thread::panicking() {
             panic!(
                 "futex-semaphore: returning {n} permits took the count past MAX_PERMITS ({MAX_PERMITS}); \
                  more permits were added than the semaphore can hold"
