@@ -25,13 +25,14 @@ use std::task::{Context, Poll};
 ///
 /// # Leaking it
 /// A pending future that is leaked (`mem::forget`, or a task that is never polled or dropped
-/// again) keeps its place in the queue. Nothing is unsafe and no permit is lost, but waking is
-/// skewed: if a release had woken it, later releases count its request as on its way and wake
-/// that many permits' worth fewer waiters (they still get permits by barging or when more come
-/// back); and once it is at the head of the queue it is given priority again and again (each
-/// time for up to about 1 s, with 1 ms between), so that up to its request is held back from
-/// others most of the time from then on. Drop futures you stop polling (tokio's semaphore, FIFO,
-/// blocks every later waiter behind a leaked one).
+/// again) keeps its place in the queue. Nothing is unsafe, but it costs the others as a leaked
+/// [`Permit`] would: if a release had woken it, later releases count its request as on its way
+/// to it and wake that many permits' worth fewer waiters (a waiter asleep behind it gets
+/// permits by barging, or when more come back); and once it has waited 1 ms at the head of the
+/// queue it gets priority, and the next permits to come back are taken for it, up to its
+/// request, and are lost with it. It does not stall a thread that its priority holds back:
+/// threads, not tasks, see priorities lapse wherever they can. Drop futures you stop polling
+/// (tokio's semaphore, FIFO, blocks every later waiter behind a leaked one).
 ///
 /// # Panics
 /// Polling it again after it completed panics.

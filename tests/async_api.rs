@@ -269,3 +269,19 @@ fn a_single_permit_task_is_woken_while_a_multi_permit_task_waits_ahead() {
     assert!(matches!(one.poll(), Poll::Ready(Ok(_))));
     assert!(many.poll().is_pending());
 }
+
+/// What a leaked pending future costs (`Acquire`'s "Leaking it"): once it has waited 1 ms at
+/// the head it gets priority, and the next permit to come back is taken for it and lost with it,
+/// as a leaked permit's; after that it is out of the queue, and others are served as before.
+#[test]
+fn a_leaked_future_at_the_head_takes_the_next_permits_with_it() {
+    let sem = Semaphore::new(0);
+    let mut leaked = Box::pin(sem.acquire_async());
+    assert!(leaked.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+    std::mem::forget(leaked);
+    thread::sleep(std::time::Duration::from_millis(3)); // its wait passes the 1 ms bound
+    sem.release();
+    assert_eq!((sem.available_permits(), sem.queued_waiters()), (0, 0), "served, and gone with it");
+    sem.release();
+    assert!(sem.try_acquire().is_ok(), "the next permit is anyone's");
+}

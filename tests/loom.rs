@@ -662,6 +662,52 @@ fn a_reservation_lapses_for_a_held_back_task() {
     });
 }
 
+/// A task held back first becomes the watcher, and is then never polled again (leaked, or its
+/// executor stopped): a thread held back after it takes the watch over and sees the lapse, so
+/// the holder that needs a second permit still finishes.
+#[test]
+fn a_thread_takes_the_watch_over_from_a_task_never_polled_again() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(2));
+        let (first, other) = (sem.acquire().unwrap(), sem.acquire().unwrap());
+        let owner = spawn_acquire_many(&sem, 2);
+        wait_for_waiters(&sem, 1);
+        sem.add_permits(0);
+        drop(other); // claims the reservation; the free permit is the owner's
+        let mut stalled = sem.acquire_async();
+        assert!(!poll_once(&mut stalled), "held back"); // the watcher, never polled again
+        let second = sem.acquire().unwrap(); // held back until the lapse
+        drop((first, second));
+        assert_eq!(owner.join().unwrap(), 2);
+        drop(stalled);
+        assert_eq!(sem.available_permits(), 0);
+    });
+}
+
+/// As the model above, with a task queued before the sleeper: a walk that chooses the watcher
+/// among them chooses the thread, sure to see the lapse, over the task, which is never polled
+/// again.
+#[test]
+fn a_walk_chooses_a_thread_to_watch_before_a_task() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(2));
+        let (first, other) = (sem.acquire().unwrap(), sem.acquire().unwrap());
+        let owner = spawn_acquire_many(&sem, 2);
+        wait_for_waiters(&sem, 1);
+        let mut stalled = sem.acquire_async();
+        assert!(!poll_once(&mut stalled)); // queued, never polled again
+        let sleeper = spawn_acquire_many(&sem, 1);
+        wait_for_waiters(&sem, 3);
+        sem.add_permits(0);
+        drop(other); // claims for the owner; the task and the sleeper are held back
+        assert_eq!(sleeper.join().unwrap(), 1);
+        drop(first);
+        sem.release();
+        assert_eq!(owner.join().unwrap(), 2);
+        drop(stalled);
+    });
+}
+
 /// A waiter that was already asleep when a reservation began holding back the permit it needs is
 /// woken to see the reservation out (queue invariant 5): it does not sleep on beside it.
 #[test]

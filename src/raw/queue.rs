@@ -19,7 +19,8 @@
 //!    barger) is passed on by that waiter's own section.
 //! 5. While a reservation holds back permits that would serve another waiter, one such waiter is
 //!    its `watcher`, or has been woken to become it, or is a task the timer wakes at the lapse:
-//!    someone sees the lapse.
+//!    someone sees the lapse. A held-back thread is preferred (a task may never be polled again):
+//!    a walk chooses one before a task, and one takes the watch over from a task watcher.
 //! 6. No entry before `skip.at` is both un-woken and of at most `skip.fits` permits ([`Skip`]):
 //!    a walk sets it from what it passed over; an un-marked entry before it moves it back to
 //!    that entry, and one that leaves before it moves it back by one.
@@ -317,8 +318,15 @@ impl Locked<'_> {
                     Some(r) if !owner && permits(s) >= n => Some(r.until),
                     _ => None,
                 };
-                if held_back_until.is_some() && me.is_some() && inner.watcher.is_none() {
-                    inner.set_watcher(me); // invariant 5
+                // Invariant 5; a thread takes the watch over from a task, which may have been
+                // leaked or never be polled again: a thread is sure to see the lapse.
+                let watches = |inner: &Inner| {
+                    inner.watcher.is_none()
+                        || at.is_some_and(|i| inner.is_thread(i))
+                            && inner.watcher.and_then(|w| inner.index(w)).is_some_and(|w| !inner.is_thread(w))
+                };
+                if held_back_until.is_some() && me.is_some() && watches(inner) {
+                    inner.set_watcher(me);
                 } else if held_back_until.is_none() && me.is_some() && inner.watcher == me {
                     inner.set_watcher(None); // not held back after all: a later walk picks another
                 }
@@ -594,7 +602,11 @@ impl Locked<'_> {
         if free == 0 {
             return; // nothing is held back from anyone
         }
-        if let Some(i) = inner.entries.iter().position(held_back) {
+        // A thread first: a task may have been leaked, or never be polled again.
+        let thread = |e: &Entry| held_back(e) && matches!(e.wake, Wake::Thread);
+        let chosen =
+            inner.entries.iter().position(thread).or_else(|| inner.entries.iter().position(held_back));
+        if let Some(i) = chosen {
             let until = r.until;
             inner.set_watcher(Some(inner.entries[i].id));
             // A task that the timer will wake at the lapse need not be woken now to see it out.
@@ -641,6 +653,11 @@ impl Entry {
 }
 
 impl Inner {
+    /// Whether entry `i` is a thread's (else a task's).
+    fn is_thread(&self, i: usize) -> bool {
+        matches!(self.entries[i].wake, Wake::Thread)
+    }
+
     /// Where entry `id` is. The entries a section looks for are mostly at the ends: the woken,
     /// near the front (they are served in order), and the one just queued, at the back. Ids grow
     /// by one per arrival, so `id` is at most `id - front` from the front; a binary search over
