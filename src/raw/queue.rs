@@ -189,6 +189,8 @@ struct Inner {
     watch_timer: Option<Token>,
     /// Where a walk may start (invariant 6).
     skip: Skip,
+    /// How many entries are threads' (a walk looks for one to watch a reservation only if any).
+    threads: usize,
 }
 
 /// What the last walks learnt about the front of the queue, so that the next does not look at
@@ -377,6 +379,8 @@ impl Locked<'_> {
         let inner = self.inner();
         let id = inner.next_id;
         inner.next_id += 1;
+        let wake = wake();
+        inner.threads += usize::from(matches!(wake, Wake::Thread));
         inner.entries.push_back(Entry {
             id,
             n: u32::try_from(n).expect("a request is a u32 (`RawSemaphore::acquire`)"),
@@ -385,7 +389,7 @@ impl Locked<'_> {
             passed: 0,
             notified: false,
             slot: Arc::clone(slot),
-            wake: wake(),
+            wake,
         });
         *me = Some(id);
         if inner.entries.len() == 1 {
@@ -602,10 +606,16 @@ impl Locked<'_> {
         if free == 0 {
             return; // nothing is held back from anyone
         }
-        // A thread first: a task may have been leaked, or never be polled again.
-        let thread = |e: &Entry| held_back(e) && matches!(e.wake, Wake::Thread);
-        let chosen =
-            inner.entries.iter().position(thread).or_else(|| inner.entries.iter().position(held_back));
+        // A thread first: a task may have been leaked, or never be polled again. One pass, to
+        // the first held-back thread (or the first held-back task where no thread waits).
+        let mut chosen = None;
+        for (i, e) in inner.entries.iter().enumerate().filter(|(_, e)| held_back(e)) {
+            if matches!(e.wake, Wake::Thread) || inner.threads == 0 {
+                chosen = Some(i);
+                break;
+            }
+            chosen.get_or_insert(i);
+        }
         if let Some(i) = chosen {
             let until = r.until;
             inner.set_watcher(Some(inner.entries[i].id));
@@ -694,14 +704,24 @@ impl Inner {
         (e[lo].id == id).then_some(lo)
     }
 
-    /// Entry `i` leaves the queue: its wake (invariant 2), its watch (invariant 5) and its
-    /// reservation (invariant 3) with it.
-    fn remove_at(&mut self, i: usize) {
+    /// Takes entry `i` out of the queue, and out of `skip` (invariant 6), `inflight` (invariant
+    /// 2) and the count of threads.
+    fn detach(&mut self, i: usize) -> Entry {
         let e = self.entries.remove(i).expect("an entry's index");
         self.left(i);
         if e.notified {
             self.inflight -= e.n();
         }
+        if matches!(e.wake, Wake::Thread) {
+            self.threads -= 1;
+        }
+        e
+    }
+
+    /// Entry `i` leaves the queue: its wake (invariant 2), its watch (invariant 5) and its
+    /// reservation (invariant 3) with it.
+    fn remove_at(&mut self, i: usize) {
+        let e = self.detach(i);
         if self.watcher == Some(e.id) {
             self.set_watcher(None);
         }
@@ -759,11 +779,7 @@ impl Inner {
     /// through its slot that it is done, and is woken.
     fn grant(&mut self, i: usize, wakes: &mut WakeList) {
         let id = self.entries[i].id;
-        let mut e = self.entries.remove(i).expect("granted entry is queued");
-        self.left(i);
-        if e.notified {
-            self.inflight -= e.n();
-        }
+        let mut e = self.detach(i);
         if self.watcher == Some(id) {
             self.set_watcher(None);
         }
@@ -857,6 +873,7 @@ mod tests {
                 slot: Arc::new(Slot::new()),
                 wake: Wake::Thread,
             });
+            inner.threads += 1;
         }
         inner
     }
