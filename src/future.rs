@@ -30,9 +30,10 @@ use std::task::{Context, Poll};
 /// to it and wake that many permits' worth fewer waiters (a waiter asleep behind it gets
 /// permits by barging, or when more come back); and once it has waited 1 ms at the head of the
 /// queue it gets priority, and the next permits to come back are taken for it, up to its
-/// request, and are lost with it. It does not stall a thread that its priority holds back:
-/// threads, not tasks, see priorities lapse wherever they can. Drop futures you stop polling
-/// (tokio's semaphore, FIFO, blocks every later waiter behind a leaked one).
+/// request, and are lost with it. It does not stall a thread that a priority holds back with it:
+/// threads, not tasks, see priorities lapse wherever they can (a task held back with it, with no
+/// thread, waits for the next release or acquire to see the lapse). Drop futures you stop
+/// polling (tokio's semaphore, FIFO, blocks every later waiter behind a leaked one).
 ///
 /// # Panics
 /// Polling it again after it completed panics.
