@@ -684,7 +684,7 @@ fn a_thread_takes_the_watch_over_from_a_task_never_polled_again() {
     });
 }
 
-/// As the model above, with a task queued before the sleeper: a walk that chooses the watcher
+/// As the model below, with a task queued before the sleeper: a walk that chooses the watcher
 /// among them chooses the thread, sure to see the lapse, over the task, which is never polled
 /// again.
 #[test]
