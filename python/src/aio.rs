@@ -36,12 +36,27 @@
 //! That is the whole of cancel-safety: a task cancelled before it ran, while it waits, or after
 //! its permit came but before it ran, leaves the count as it was and the next waiter woken
 //! (gh-90155's bug class).
+//!
+//! # Garbage collection
+//! A waiting task is part of a cycle: the task, its coroutine, the [`Acquiring`] it awaits, the
+//! [`Waiter`]'s asyncio future, whose callback is the task's. The waiter holds the future and
+//! the event loop from Rust, where the garbage collector cannot see them: so a task whose loop
+//! was closed, or dropped without being closed, with the task waiting (and the loop with it,
+//! with its file descriptors) was never freed. The `Acquiring` shows the collector the
+//! waiter's references (`__traverse__`), and its `__clear__` ends the wait, as a cancellation
+//! does. Only the `Acquiring` shows them: the waiter is shared with its [`Wake`]s, the wake
+//! queue and the engine's waker, but its references are one each, and must be visited once.
+//! The collector frees the lot (a loop dropped unclosed is closed by its `__del__`, which
+//! drops a queued [`Wake`]: that passes the permit on).
 
 use crate::engine::Engine;
 use futex_semaphore::Acquire;
+use pyo3::PyTraverseError;
 use pyo3::exceptions::{PyBaseException, PyRuntimeError, PyStopIteration, PyTypeError};
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::sync::{GILOnceCell, GILProtected};
+use pyo3::types::{PyTraceback, PyTuple, PyType};
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
@@ -79,20 +94,72 @@ fn finish(value: bool) -> PyResult<Option<PyObject>> {
     if value { Err(PyStopIteration::new_err((true,))) } else { Ok(None) }
 }
 
-/// The exception `throw(typ, val, tb)` raises.
-fn thrown(typ: Bound<'_, PyAny>, val: Option<Bound<'_, PyAny>>) -> PyErr {
-    let exc = match val {
-        Some(v) if !v.is_none() => v,
-        _ => typ,
-    };
-    if exc.is_instance_of::<PyBaseException>() {
-        PyErr::from_value(exc)
-    } else {
-        match exc.call0() {
-            Ok(instance) => PyErr::from_value(instance),
-            Err(e) => e,
+/// The exception `throw(typ, val, tb)` raises, as a generator's `throw` makes it: an exception
+/// instance `typ` (then `val` must be `None`); or an exception class `typ`, with `val` its
+/// instance (or a subclass's), or else the argument(s) to make one (`None`: none; a tuple:
+/// those); `tb`, if not `None`, becomes its traceback.
+fn thrown(typ: Bound<'_, PyAny>, val: Option<Bound<'_, PyAny>>, tb: Option<Bound<'_, PyAny>>) -> PyErr {
+    match throw_value(typ, val, tb) {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(err) => err,
+    }
+}
+
+fn throw_value<'py>(
+    typ: Bound<'py, PyAny>,
+    val: Option<Bound<'py, PyAny>>,
+    tb: Option<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let val = val.filter(|v| !v.is_none());
+    let tb = tb.filter(|t| !t.is_none());
+    if let Some(tb) = &tb {
+        if !tb.is_instance_of::<PyTraceback>() {
+            return Err(PyTypeError::new_err("throw() third argument must be a traceback object"));
         }
     }
+    let is_class =
+        typ.downcast::<PyType>().is_ok_and(|t| t.is_subclass_of::<PyBaseException>().unwrap_or(false));
+    let exc = if is_class {
+        match val {
+            Some(v) if v.get_type().is_subclass(&typ)? => v,
+            Some(v) => instantiate(&typ, v)?,
+            None => typ.call0()?,
+        }
+    } else if typ.is_instance_of::<PyBaseException>() {
+        if val.is_some() {
+            return Err(PyTypeError::new_err("instance exception may not have a separate value"));
+        }
+        typ
+    } else {
+        return Err(not_an_exception(&typ));
+    };
+    if let Some(tb) = tb {
+        exc.setattr("__traceback__", tb)?;
+    }
+    Ok(exc)
+}
+
+/// `typ(*val)` for a tuple, else `typ(val)`, which must make an exception.
+fn instantiate<'py>(typ: &Bound<'py, PyAny>, val: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let made = match val.downcast::<PyTuple>() {
+        Ok(args) => typ.call1(args)?,
+        Err(_) => typ.call1((val,))?,
+    };
+    if !made.is_instance_of::<PyBaseException>() {
+        return Err(PyTypeError::new_err(format!(
+            "calling {} should have returned an instance of BaseException, not {}",
+            typ.repr()?,
+            made.get_type().name()?
+        )));
+    }
+    Ok(made)
+}
+
+fn not_an_exception(typ: &Bound<'_, PyAny>) -> PyErr {
+    let name = typ.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+    PyTypeError::new_err(format!(
+        "exceptions must be classes or instances deriving from BaseException, not {name}"
+    ))
 }
 
 #[pymethods]
@@ -122,8 +189,7 @@ impl Ready {
         val: Option<Bound<'_, PyAny>>,
         tb: Option<Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let _ = tb;
-        Err(thrown(typ, val))
+        Err(thrown(typ, val, tb))
     }
 
     /// Nothing to do: it is done already.
@@ -302,6 +368,19 @@ fn resolve(py: Python<'_>, future: &Bound<'_, PyAny>) -> PyResult<()> {
 }
 
 impl Waiter {
+    /// Visits the Python objects it holds, for its [`Acquiring`]'s `__traverse__`.
+    ///
+    /// No Python runs here and the GIL must not be taken: the state lock is only tried (it is
+    /// taken with the GIL held and never across Python code, so it is free whenever the garbage
+    /// collector runs, but a traversal must never block).
+    fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.event_loop)?;
+        if let Ok(state) = self.state.try_lock() {
+            visit.call(&state.future)?;
+        }
+        Ok(())
+    }
+
     /// A task's step while it waits: finish if the permit is here, else sleep on a new asyncio
     /// future.
     fn step(&self, py: Python<'_>) -> PyResult<Stepped> {
@@ -499,9 +578,8 @@ impl Acquiring {
         val: Option<Bound<'_, PyAny>>,
         tb: Option<Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let _ = tb;
         self.stop(py);
-        Err(thrown(typ, val))
+        Err(thrown(typ, val, tb))
     }
 
     /// Ends the acquire, as a coroutine's `close()`: a permit that came meanwhile is passed on.
@@ -519,6 +597,21 @@ impl Acquiring {
     #[getter]
     fn __qualname__(&self) -> &'static str {
         self.__name__()
+    }
+
+    /// Shows the garbage collector the references its waiter holds (the module header, Garbage
+    /// collection).
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(waiter) = self.waiter.get() {
+            waiter.traverse(&visit)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the wait, as if cancelled (a permit that came is passed on): its waiter drops the
+    /// asyncio future, which breaks the cycle through the task.
+    fn __clear__(&self, py: Python<'_>) {
+        crate::keeping_exception(py, || self.stop(py));
     }
 }
 
@@ -578,7 +671,10 @@ pub(crate) fn acquire(
             slot.set(Some(kept));
             return Ok(out);
         }
-        // Still someone's: it stays theirs.
+        // Still someone's: it stays theirs. Dropped as a `Bound`, which decrefs at once: from the
+        // package's fast methods, without PyO3's count of the GIL, a `Py` would wait in PyO3's
+        // pool of deferred decrefs (fastcall.rs, `raise`).
+        drop(kept.into_bound(py));
     }
     acquire_new(py, engine, spare, value)
 }
@@ -626,7 +722,14 @@ pub(crate) fn deliver_wakes(py: Python<'_>) {
 }
 
 #[cold]
-fn deliver_slow(py: Python<'_>) {
+fn deliver_slow(_py: Python<'_>) {
+    // Called from the package's fast methods too, which run without PyO3's count of the GIL:
+    // counted here, so that the objects a wake makes and drops (the loop's handle, a future) are
+    // freed at once rather than left to PyO3's pool of deferred decrefs (fastcall.rs, `raise`).
+    Python::with_gil(deliver_batches);
+}
+
+fn deliver_batches(py: Python<'_>) {
     loop {
         let batch = {
             let mut queue = lock(&QUEUE);

@@ -14,6 +14,17 @@
 //! | optional arguments | `METH_FASTCALL \| METH_KEYWORDS` (CPython 3.7+) | `acquire`, `Semaphore.release` | skips [`parse`]: the defaults |
 //! | ignored arguments | the same | `__exit__`, `__aexit__` | positional ones only counted; keywords go through [`parse`] |
 //!
+//! The methods that CPython's classes make call the instance's own `acquire` or `release`
+//! (`__exit__`, `__aenter__`, `__aexit__`) take their fast path only for an instance of exactly
+//! the package's classes, and dispatch through `self` for a Python subclass's (see "Subclasses
+//! that override what a method calls" below).
+//!
+//! Without PyO3's count of the GIL, a `Py` these methods drop is not decref'd but left to
+//! PyO3's pool of deferred decrefs, which only a PyO3-made method or `with_gil` empties: so
+//! whatever drops Python objects (an error raised, a wake delivered, a subclass's dispatch) is
+//! on a cold path that counts the GIL with `with_gil` (with the GIL held, a count and no lock),
+//! or drops them as `Bound`s, which decref at once.
+//!
 //! The bodies are the functions PyO3's methods call (the `#[pymethods]` functions or their
 //! `*_impl`), so the two kinds of method cannot drift apart; the docstrings and text signatures
 //! are copied from PyO3's.
@@ -30,18 +41,19 @@
 //! methods read it after their check ([`call`]).
 
 use crate::aio;
-use crate::asyncio::AsyncSemaphore;
+use crate::asyncio::{AsyncBoundedSemaphore, AsyncSemaphore};
 use crate::process::ProcessSemaphore;
-use crate::threading::Semaphore;
+use crate::threading::{BoundedSemaphore, Semaphore};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
-use pyo3::ffi;
-use pyo3::prelude::*;
 use pyo3::pyclass::boolean_struct::True;
-use pyo3::types::{PyTuple, PyType};
+use pyo3::sync::GILOnceCell;
+use pyo3::types::{PyDict, PyTuple, PyType};
 use pyo3::{Borrowed, IntoPyObjectExt, PyClass};
+use pyo3::{ffi, intern, prelude::*};
 use std::ffi::{CStr, c_int};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 /// `METH_FASTCALL` (Python 3.7+; not in the limited API's headers before 3.10).
 const METH_FASTCALL: c_int = 0x0080;
@@ -120,15 +132,48 @@ where
     let this: &T = unsafe { slf.downcast_unchecked::<T>() }.get();
     match catch_unwind(AssertUnwindSafe(|| body(py, this).and_then(|r| r.into_return(py)))) {
         Ok(Ok(obj)) => obj.into_ptr(),
-        Ok(Err(err)) => {
-            err.restore(py);
-            ptr::null_mut()
-        }
-        Err(_) => {
-            PyRuntimeError::new_err("futex_semaphore: a method panicked").restore(py);
-            ptr::null_mut()
-        }
+        Ok(Err(err)) => raise(Some(err)),
+        Err(_) => raise(None),
     }
+}
+
+/// Raises `err` (`None`: a panic's `RuntimeError`); returns NULL, a method's failure.
+///
+/// These methods run without PyO3's count of the GIL (see the module header): a `Py` dropped
+/// there goes to PyO3's pool of deferred decrefs, emptied only by the next PyO3-made method or
+/// `with_gil`, so that a loop of failing calls kept every error's type and message alive (33 MB
+/// for 300,000 `ValueError`s). `with_gil` with the GIL held counts it (no lock is taken): the
+/// error's objects are then freed with the exception. The cold path only.
+#[cold]
+#[inline(never)]
+fn raise(err: Option<PyErr>) -> *mut ffi::PyObject {
+    Python::with_gil(|py| {
+        err.unwrap_or_else(|| PyRuntimeError::new_err("futex_semaphore: a method panicked")).restore(py);
+    });
+    ptr::null_mut()
+}
+
+/// Runs `body` on the `self` of a method called on an instance of a Python subclass (which may
+/// override what the method dispatches to), counted by PyO3 as holding the GIL (`raise`): the
+/// objects it makes and drops are freed at once.
+///
+/// # Safety
+/// As [`call`]'s: with the `self` CPython passed the method, with the GIL held.
+#[cold]
+#[inline(never)]
+unsafe fn call_subclass(
+    slf: *mut ffi::PyObject,
+    body: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<PyObject>,
+) -> *mut ffi::PyObject {
+    Python::with_gil(|py| {
+        // SAFETY: `slf` is an object CPython holds a reference to for the whole call.
+        let slf = unsafe { Borrowed::from_ptr(py, slf) };
+        match catch_unwind(AssertUnwindSafe(|| body(&slf))) {
+            Ok(Ok(obj)) => obj.into_ptr(),
+            Ok(Err(err)) => raise(Some(err)),
+            Err(_) => raise(None),
+        }
+    })
 }
 
 /// The number of positional arguments in a vectorcall's `nargs`.
@@ -266,6 +311,148 @@ macro_rules! fast_method {
 /// `__exit__`'s and `__aexit__`'s arguments.
 const EXIT_ARGS: [&str; 3] = ["exc_type", "exc", "tb"];
 
+// ---------------------------------------------------------------------------------------------
+// Subclasses that override what a method calls.
+//
+// CPython's context managers call the instance's own methods: threading's `__exit__` is
+// `self.release()`, asyncio's `__aenter__` awaits `self.acquire()` and its `__aexit__` calls
+// `self.release()` (threading's `__enter__` is `acquire` itself, bound to the base class's
+// function, and `multiprocessing`'s go to the lock: those dispatch nothing, nor do these). So
+// a Python subclass that overrides `acquire` or `release` (to count or log, say) sees them
+// called by `with` and `async with`. These methods take their fast path for an instance of
+// exactly the package's classes, whose `acquire` and `release` are these (one type-pointer
+// comparison, or two), and dispatch through `self` for any other: the subclass's override,
+// or these methods again through the descriptor.
+
+/// The classes `Semaphore` and `BoundedSemaphore`, and `AsyncSemaphore` and
+/// `AsyncBoundedSemaphore`: set by [`install_all`] (until then null, so that everything
+/// dispatches). The type objects live as long as the module (PyO3 keeps them).
+static SEMAPHORES: [AtomicPtr<ffi::PyTypeObject>; 2] = [const { AtomicPtr::new(ptr::null_mut()) }; 2];
+static ASYNC_SEMAPHORES: [AtomicPtr<ffi::PyTypeObject>; 2] = [const { AtomicPtr::new(ptr::null_mut()) }; 2];
+
+/// Whether `slf`'s class is exactly one of `own`.
+///
+/// # Safety
+/// `slf` is a live object.
+#[inline(always)]
+unsafe fn exact(slf: *mut ffi::PyObject, own: &[AtomicPtr<ffi::PyTypeObject>; 2]) -> bool {
+    // SAFETY: `slf` is live (the caller's contract).
+    let ty = unsafe { ffi::Py_TYPE(slf) };
+    // Relaxed: set once at import, which happens-before any call of these methods.
+    ty == own[0].load(Ordering::Relaxed) || ty == own[1].load(Ordering::Relaxed)
+}
+
+/// `__exit__` or `__aexit__` of a subclass's instance: the arguments checked as the fast
+/// method checks them, then `self.release()`, then `done` (what the method returns).
+///
+/// # Safety
+/// As [`call`]'s, with the arguments CPython passed a `METH_FASTCALL | METH_KEYWORDS` method.
+#[cold]
+unsafe fn exit_subclass(
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+    method: &str,
+    done: fn(Python<'_>) -> PyResult<PyObject>,
+) -> *mut ffi::PyObject {
+    // SAFETY: the caller's contract.
+    unsafe {
+        call_subclass(slf, |slf| {
+            let py = slf.py();
+            if positional(nargs) > EXIT_ARGS.len() || !kwnames.is_null() {
+                parse(py, args, nargs, kwnames, EXIT_ARGS, method)?;
+            }
+            slf.call_method0(intern!(py, "release"))?;
+            done(py)
+        })
+    }
+}
+
+/// What threading's `__exit__` returns.
+fn none(py: Python<'_>) -> PyResult<PyObject> {
+    Ok(py.None())
+}
+
+/// `__aenter__` of a subclass's instance: a coroutine, as asyncio's `__aenter__` is, that
+/// awaits `self.<acquire>()` and gives `None`.
+///
+/// # Safety
+/// As [`call`]'s.
+#[cold]
+unsafe fn aenter_subclass(slf: *mut ffi::PyObject, acquire: &'static CStr) -> *mut ffi::PyObject {
+    // SAFETY: the caller's contract.
+    unsafe { call_subclass(slf, |slf| Ok(aenter_coroutine(slf.py(), acquire)?.call1((slf,))?.unbind())) }
+}
+
+/// The coroutine functions of [`aenter_subclass`], by the name of the method they await.
+static AENTERS: GILOnceCell<Py<PyDict>> = GILOnceCell::new();
+
+/// Python, to be a coroutine as asyncio's `__aenter__` is (named as the method in a task's
+/// `repr`).
+const AENTER_SOURCE: &CStr = c"
+async def acquire(self):
+    await self.acquire()
+
+async def acquire_async(self):
+    await self.acquire_async()
+
+for f, cls in ((acquire, 'AsyncSemaphore'), (acquire_async, 'Semaphore')):
+    f.__name__, f.__qualname__, f.__module__ = '__aenter__', cls + '.__aenter__', 'futex_semaphore'
+del f, cls
+";
+
+fn aenter_coroutine<'py>(py: Python<'py>, acquire: &'static CStr) -> PyResult<Bound<'py, PyAny>> {
+    let functions = AENTERS.get_or_try_init(py, || {
+        let namespace = PyDict::new(py);
+        py.run(AENTER_SOURCE, Some(&namespace), None)?;
+        Ok::<_, PyErr>(namespace.unbind())
+    })?;
+    let name = acquire.to_str().expect("method names are ASCII");
+    functions
+        .bind(py)
+        .get_item(name)?
+        .ok_or_else(|| PyRuntimeError::new_err("futex_semaphore: no __aenter__"))
+}
+
+/// Defines `$name`: `$fast` (a `METH_FASTCALL | METH_KEYWORDS` `__exit__` or `__aexit__`) for an
+/// instance of exactly `$own`, else [`exit_subclass`] returning `$done`.
+macro_rules! dispatching_exit {
+    ($name:ident, $fast:ident, $own:ident, $method:literal, $done:path) => {
+        unsafe extern "C" fn $name(
+            slf: *mut ffi::PyObject,
+            args: *const *mut ffi::PyObject,
+            nargs: ffi::Py_ssize_t,
+            kwnames: *mut ffi::PyObject,
+        ) -> *mut ffi::PyObject {
+            // SAFETY: CPython calls this as a METH_FASTCALL | METH_KEYWORDS method, installed by
+            // `install_all`, with the GIL; `$fast` and `exit_subclass` take the call as it came.
+            unsafe {
+                if exact(slf, &$own) {
+                    $fast(slf, args, nargs, kwnames)
+                } else {
+                    exit_subclass(slf, args, nargs, kwnames, $method, $done)
+                }
+            }
+        }
+    };
+}
+
+/// Defines `$name`: `$fast` (a `METH_NOARGS` `__aenter__`) for an instance of exactly `$own`,
+/// else [`aenter_subclass`] awaiting `self.$acquire()`.
+macro_rules! dispatching_aenter {
+    ($name:ident, $fast:ident, $own:ident, $acquire:literal) => {
+        unsafe extern "C" fn $name(
+            slf: *mut ffi::PyObject,
+            unused: *mut ffi::PyObject,
+        ) -> *mut ffi::PyObject {
+            // SAFETY: CPython calls this as a METH_NOARGS method, installed by `install_all`,
+            // with the GIL.
+            unsafe { if exact(slf, &$own) { $fast(slf, unused) } else { aenter_subclass(slf, $acquire) } }
+        }
+    };
+}
+
 fast_method!(semaphore_acquire, Semaphore, "acquire", ["blocking", "timeout"], |py, sem, a| {
     sem.acquire_impl(py, truth(&a[0])?, seconds(&a[1])?)
 });
@@ -274,24 +461,29 @@ fast_method!(semaphore_release, Semaphore, "release", ["n"], |py, sem, a| {
     sem.release_impl(py, n)
 });
 noargs_method!(semaphore_enter, Semaphore, |py, sem| sem.__enter__(py));
-fast_method!(semaphore_exit, Semaphore, "__exit__", ignores EXIT_ARGS, |py, sem| {
+fast_method!(semaphore_exit_fast, Semaphore, "__exit__", ignores EXIT_ARGS, |py, sem| {
     sem.release_impl(py, 1)
 });
 noargs_method!(semaphore_acquire_async, Semaphore, |py, sem| sem.acquire_async(py));
-noargs_method!(semaphore_aenter, Semaphore, |py, sem| sem.__aenter__(py));
-fast_method!(semaphore_aexit, Semaphore, "__aexit__", ignores EXIT_ARGS, |py, sem| {
+noargs_method!(semaphore_aenter_fast, Semaphore, |py, sem| sem.__aenter__(py));
+fast_method!(semaphore_aexit_fast, Semaphore, "__aexit__", ignores EXIT_ARGS, |py, sem| {
     sem.release_impl(py, 1)?;
     aio::ready(py)
 });
+dispatching_exit!(semaphore_exit, semaphore_exit_fast, SEMAPHORES, "__exit__", none);
+dispatching_aenter!(semaphore_aenter, semaphore_aenter_fast, SEMAPHORES, c"acquire_async");
+dispatching_exit!(semaphore_aexit, semaphore_aexit_fast, SEMAPHORES, "__aexit__", aio::ready);
 
 noargs_method!(async_acquire, AsyncSemaphore, |py, sem| sem.acquire(py));
 noargs_method!(async_release, AsyncSemaphore, |py, sem| sem.release(py));
 noargs_method!(async_locked, AsyncSemaphore, |_py, sem| Ok(sem.locked()));
-noargs_method!(async_aenter, AsyncSemaphore, |py, sem| sem.__aenter__(py));
-fast_method!(async_aexit, AsyncSemaphore, "__aexit__", ignores EXIT_ARGS, |py, sem| {
+noargs_method!(async_aenter_fast, AsyncSemaphore, |py, sem| sem.__aenter__(py));
+fast_method!(async_aexit_fast, AsyncSemaphore, "__aexit__", ignores EXIT_ARGS, |py, sem| {
     sem.release_impl(py)?;
     aio::ready(py)
 });
+dispatching_aenter!(async_aenter, async_aenter_fast, ASYNC_SEMAPHORES, c"acquire");
+dispatching_exit!(async_aexit, async_aexit_fast, ASYNC_SEMAPHORES, "__aexit__", aio::ready);
 
 fast_method!(process_acquire, ProcessSemaphore, "acquire", ["block", "timeout"], |py, sem, a| {
     sem.acquire_impl(py, truth(&a[0])?, seconds(&a[1])?)
@@ -350,6 +542,15 @@ pub(crate) fn install_all(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let sem = py.get_type::<Semaphore>();
     let asem = py.get_type::<AsyncSemaphore>();
     let process = py.get_type::<ProcessSemaphore>();
+    let own = [
+        (&SEMAPHORES, [sem.as_type_ptr(), py.get_type::<BoundedSemaphore>().as_type_ptr()]),
+        (&ASYNC_SEMAPHORES, [asem.as_type_ptr(), py.get_type::<AsyncBoundedSemaphore>().as_type_ptr()]),
+    ];
+    for (statics, types) in own {
+        for (slot, ty) in statics.iter().zip(types) {
+            slot.store(ty, Ordering::Relaxed);
+        }
+    }
     let methods: [(&Bound<'_, PyType>, &'static CStr, Method); 17] = [
         (&sem, c"acquire", FastCall(semaphore_acquire)),
         (&sem, c"release", FastCall(semaphore_release)),

@@ -35,7 +35,7 @@ use crate::args;
 use crate::blocking::{self, timeout_from};
 use crate::threading::Truthy;
 use futex_semaphore::{ProcessPermit, ProcessSemaphore as Region};
-use pyo3::exceptions::{PyOSError, PyOverflowError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::GILProtected;
 use pyo3::types::{PyDict, PyTuple, PyType};
@@ -326,6 +326,10 @@ impl ProcessSemaphore {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let py = cls.py();
+        if let Some(opened) = UNPICKLING.get(py).take() {
+            // `_open_process_semaphore` makes an instance of a subclass.
+            return Ok(opened);
+        }
         let own = py.get_type::<ProcessSemaphore>();
         let [value, recover] = args::new_args(cls, &own, args, kwargs, ["value", "recover"])?;
         // As `multiprocessing.Semaphore`: an int (no float), `OverflowError` past the limit.
@@ -424,9 +428,18 @@ impl ProcessSemaphore {
     }
 
     /// Pickles to the region's name: unpickled in another process, it opens the same semaphore.
-    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+    /// A subclass's instance is unpickled as one of its class, with its attributes.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
         let open = py.import("futex_semaphore")?.getattr("_open_process_semaphore")?;
-        (open, (self.shared.name.clone(), self.shared.recover)).into_pyobject(py)
+        let shared = &slf.get().shared;
+        let (name, recover) = (shared.name.clone(), shared.recover);
+        let cls = slf.get_type();
+        if cls.is(py.get_type::<ProcessSemaphore>()) {
+            return (open, (name, recover)).into_pyobject(py);
+        }
+        let state = slf.getattr(pyo3::intern!(py, "__dict__")).ok();
+        (open, (name, recover, cls), state).into_pyobject(py)
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
@@ -434,10 +447,39 @@ impl ProcessSemaphore {
     }
 }
 
-/// Unpickles a `ProcessSemaphore`: the handle this process has open under that name, or the
-/// region opened by name.
+/// A handle `_open_process_semaphore` opened for a subclass, for the base class's `__new__`
+/// (PyO3 makes an instance of a subclass only there): set and taken with the GIL held, around
+/// that one call.
+static UNPICKLING: GILProtected<Cell<Option<ProcessSemaphore>>> = GILProtected::new(Cell::new(None));
+
+/// Unpickles a `ProcessSemaphore` (an instance of `cls`, a subclass, if given): the handle this
+/// process has open under that name, or the region opened by name.
 #[pyfunction]
-pub fn _open_process_semaphore(name: &str, recover: bool) -> PyResult<ProcessSemaphore> {
+#[pyo3(signature = (name, recover, cls = None))]
+pub fn _open_process_semaphore<'py>(
+    py: Python<'py>,
+    name: &str,
+    recover: bool,
+    cls: Option<&Bound<'py, PyType>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let handle = open_by_name(name, recover)?;
+    let own = py.get_type::<ProcessSemaphore>();
+    let Some(cls) = cls.filter(|cls| !cls.is(&own)) else {
+        return Ok(Bound::new(py, handle)?.into_any());
+    };
+    if !cls.is_subclass(&own)? {
+        return Err(PyTypeError::new_err(format!("{} is not a subclass of ProcessSemaphore", cls.name()?)));
+    }
+    // The base class's `__new__`, as `copyreg` makes objects: a subclass's own `__new__` and
+    // `__init__` may take other arguments, and the state is set by pickle afterwards.
+    UNPICKLING.get(py).set(Some(handle));
+    let made = own.call_method1(pyo3::intern!(py, "__new__"), (cls,));
+    UNPICKLING.get(py).take();
+    made
+}
+
+/// The handle this process has open under `name`, or the region opened by name.
+fn open_by_name(name: &str, recover: bool) -> PyResult<ProcessSemaphore> {
     let existing = lock(&OPEN).iter().find(|(n, _)| n == name).and_then(|(_, w)| w.upgrade());
     if let Some(shared) = existing {
         return Ok(ProcessSemaphore { shared, made_with: None });

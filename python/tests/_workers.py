@@ -3,6 +3,8 @@
 import os
 import time
 
+import futex_semaphore as fs
+
 
 def hold_for_a_while(sem, inside, peak, lock, rounds):
     for _ in range(rounds):
@@ -55,3 +57,19 @@ def create_and_keep(queue):
 
     KEPT.append(fs.ProcessSemaphore(1))
     queue.put(KEPT[-1].name)
+
+
+
+class TaggedProcessSemaphore(fs.ProcessSemaphore):
+    """A subclass with an attribute of its own, importable by name (for pickling)."""
+
+    def __init__(self, value, tag):
+        super().__init__(value)
+        self.tag = tag
+
+    def describe(self):
+        return f"{type(self).__name__}:{self.tag}"
+
+
+def report_subclass(sem, queue):
+    queue.put((sem.describe(), sem.get_value(), sem.name))

@@ -2,12 +2,15 @@
 (gh-90155's bug class), release from other threads, and Semaphore's async side."""
 
 import asyncio
+import gc
 import random
 import re
 import subprocess
 import sys
 import threading
 import time
+import warnings
+import weakref
 
 import pytest
 
@@ -554,3 +557,128 @@ def test_a_wake_its_closed_loop_never_ran_passes_the_permit_on():
 
     assert run(other()) is True
     assert sem._value == 0
+
+
+def _traceback():
+    try:
+        raise KeyError
+    except KeyError as e:
+        return e.__traceback__
+
+
+THROWN = [
+    ((ValueError, "boom"), "ValueError('boom')"),
+    ((ValueError, ("a", 1)), "ValueError('a', 1)"),
+    ((ValueError,), "ValueError()"),
+    ((ValueError, None), "ValueError()"),
+    ((LookupError, KeyError("k")), "KeyError('k')"),  # an instance of a subclass: itself
+    ((KeyError, ValueError("v")), "KeyError(ValueError('v'))"),  # of another class: wrapped
+    ((ValueError("v"),), "ValueError('v')"),
+    ((ValueError("v"), "x"), "TypeError('instance exception may not have a separate value')"),
+    ((int,), "TypeError('exceptions must be classes or instances deriving from BaseException, not type')"),
+    ((ValueError, "boom", "tb"), "TypeError('throw() third argument must be a traceback object')"),
+    ((ValueError, "boom", _traceback()), "ValueError('boom')"),
+]
+
+
+def _throw(awaitable, args):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # throw(type, value, tb), 3.12+
+        try:
+            awaitable.throw(*args)
+        except BaseException as e:  # noqa: B036 (what is thrown is what is compared)
+            tb_kept = len(args) < 3 or not hasattr(args[2], "tb_frame") or e.__traceback__ is not None
+            return repr(e), tb_kept
+        finally:
+            awaitable.close()
+    return "nothing raised", True
+
+
+@pytest.mark.parametrize("args, expected", THROWN, ids=[repr(a) for a, _ in THROWN])
+def test_throw_makes_the_exception_as_a_coroutine_does(args, expected):
+    async def coroutine():
+        await asyncio.sleep(0)
+
+    ours = [fs.AsyncSemaphore(1).acquire(), fs.Semaphore(1).__aenter__(), fs.AsyncSemaphore(1).__aexit__(None, None, None)]
+    results = [_throw(a, args) for a in [coroutine(), *ours]]
+    assert results == [(expected, True)] * len(results)
+
+
+def _park(sem, loop):
+    """A task of `loop` that waits on `sem` (stepped until it does)."""
+    acquire = sem.acquire_async if isinstance(sem, fs.Semaphore) else sem.acquire
+
+    async def waiter():
+        await acquire()
+
+    task = loop.create_task(waiter())
+    loop.run_until_complete(settle())
+    assert not task.done()
+    return task
+
+
+@pytest.mark.parametrize("cls", [fs.AsyncSemaphore, fs.Semaphore])
+@pytest.mark.parametrize("close", [True, False], ids=["closed", "unclosed"])
+def test_a_task_waiting_on_a_dropped_loop_is_collected(cls, close):
+    # The waiter held the asyncio future and the loop from Rust, out of the collector's sight:
+    # the task, its loop (and the loop's file descriptors) were never freed.
+    sem = cls(0)
+    loop = asyncio.new_event_loop()
+    task = _park(sem, loop)
+    refs = weakref.ref(task), weakref.ref(loop)
+    if close:
+        loop.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # an unclosed loop's __del__
+        del task, loop
+        gc.collect()
+    assert [r() for r in refs] == [None, None]
+    assert sem._value == 0
+    sem.release()
+    assert sem._value == 1  # the collected waiter took nothing
+
+
+@pytest.mark.parametrize("cls", [fs.AsyncSemaphore, fs.Semaphore])
+@pytest.mark.parametrize("released", ["before", "after"])
+def test_a_permit_for_a_task_of_a_dead_threads_loop_comes_back(cls, released):
+    # A thread ends with its loop unclosed and a task waiting on a shared semaphore. A release
+    # woke that task (its wake queued on the dead loop) or comes after: once the loop is
+    # collected, the permit must be free for others.
+    sem = cls(0)
+
+    def worker():
+        _park(sem, asyncio.new_event_loop())
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join(LIMIT)
+        assert not thread.is_alive()
+        if released == "before":
+            time.sleep(0.01)  # past the engine's 1 ms starvation bound: the wake goes to it
+            sem.release()
+        gc.collect()
+        if released == "after":
+            sem.release()
+    acquire = sem.acquire_async if cls is fs.Semaphore else sem.acquire
+    assert run(acquire()) is True
+    assert sem._value == 0
+
+
+def test_a_wake_delivered_by_a_fast_release_leaves_no_reference_behind():
+    # The loop's handle for the wake, returned by `call_soon_threadsafe`, was left to PyO3's
+    # pool of deferred decrefs by `release()` (which runs without PyO3's count of the GIL).
+    sem = fs.AsyncSemaphore(0)
+    loop = asyncio.new_event_loop()
+    try:
+        task = _park(sem, loop)
+        time.sleep(0.01)  # past the engine's 1 ms starvation bound: the wake goes to the task
+        queued = len(loop._ready)
+        sem.release()
+        assert len(loop._ready) == queued + 1
+        refs = sys.getrefcount(loop._ready[-1]) - 1
+        loop.run_until_complete(asyncio.wait_for(task, LIMIT))
+        assert refs == 1  # the loop's queue only
+    finally:
+        loop.close()

@@ -4,6 +4,8 @@ objects as `self`, and keep their docstrings and signatures."""
 
 import asyncio
 import inspect
+import sys
+import threading
 
 import pytest
 
@@ -97,7 +99,11 @@ def test_semaphore_release_takes_n_by_position_or_keyword_only():
     assert sem._value == 3
 
 
-@pytest.mark.parametrize("cls", [fs.Semaphore, fs.ProcessSemaphore])
+class PlainSubclass(fs.Semaphore):
+    pass
+
+
+@pytest.mark.parametrize("cls", [fs.Semaphore, fs.ProcessSemaphore, PlainSubclass])
 def test_exit_takes_three_arguments_and_refuses_more(cls):
     sem = cls(1)
     sem.acquire()
@@ -110,7 +116,11 @@ def test_exit_takes_three_arguments_and_refuses_more(cls):
     assert value(sem) == 1
 
 
-@pytest.mark.parametrize("cls", [fs.Semaphore, fs.AsyncSemaphore])
+class PlainAsyncSubclass(fs.AsyncSemaphore):
+    pass
+
+
+@pytest.mark.parametrize("cls", [fs.Semaphore, fs.AsyncSemaphore, PlainSubclass, PlainAsyncSubclass])
 def test_aexit_refuses_more_than_three_arguments(cls):
     sem = cls(0)
     with pytest.raises(TypeError, match="at most 3 arguments"):
@@ -230,3 +240,108 @@ def test_methods_are_installed_and_keep_their_signatures(cls, name):
 def test_methods_keep_their_docstrings_and_signatures(method, doc, signature):
     assert method.__doc__.startswith(doc)
     assert str(inspect.signature(method)) == signature
+
+
+def logging_subclass(base):
+    """A subclass that logs the calls of its `acquire`, `acquire_async` and `release`."""
+
+    class Logging(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.log = []
+
+        def acquire(self, *args, **kwargs):
+            self.log.append("acquire")
+            return super().acquire(*args, **kwargs)
+
+        def release(self, *args, **kwargs):
+            self.log.append("release")
+            return super().release(*args, **kwargs)
+
+        if hasattr(base, "acquire_async"):
+
+            def acquire_async(self):
+                self.log.append("acquire_async")
+                return super().acquire_async()
+
+    return Logging
+
+
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [(fs.Semaphore, threading.Semaphore), (fs.BoundedSemaphore, threading.BoundedSemaphore)],
+)
+def test_with_calls_a_subclass_s_overrides_as_threading_does(ours, theirs):
+    # threading's `__exit__` calls `self.release()`; its `__enter__` is the base class's
+    # `acquire` itself, which calls nothing.
+    logs = []
+    for base in (ours, theirs):
+        sem = logging_subclass(base)(1)
+        with sem:
+            pass
+        logs.append(sem.log)
+    assert logs[0] == logs[1] == ["release"]
+    assert sem._value == 1
+
+
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [(fs.AsyncSemaphore, asyncio.Semaphore), (fs.AsyncBoundedSemaphore, asyncio.BoundedSemaphore)],
+)
+def test_async_with_calls_a_subclass_s_overrides_as_asyncio_does(ours, theirs):
+    async def main(base):
+        sem = logging_subclass(base)(1)
+        async with sem as entered:
+            assert entered is None and sem.locked()
+        assert not sem.locked()
+        return sem.log
+
+    logs = [asyncio.run(asyncio.wait_for(main(base), 10)) for base in (ours, theirs)]
+    assert logs[0] == logs[1] == ["acquire", "release"]
+
+
+@pytest.mark.parametrize("cls", [fs.Semaphore, fs.BoundedSemaphore])
+def test_async_with_calls_a_threading_subclass_s_acquire_async_and_release(cls):
+    async def main():
+        sem = logging_subclass(cls)(1)
+        async with sem as entered:
+            assert entered is None and sem._value == 0
+        return sem.log, sem._value
+
+    assert asyncio.run(asyncio.wait_for(main(), 10)) == (["acquire_async", "release"], 1)
+
+
+@pytest.mark.parametrize(
+    "make, fail, error",
+    [
+        (lambda: fs.BoundedSemaphore(1), lambda s: s.release(), ValueError),
+        (lambda: fs.Semaphore(1), lambda s: s.release(0), ValueError),
+        (lambda: fs.Semaphore(1), lambda s: s.acquire(False, 1), ValueError),
+        (lambda: fs.Semaphore(1), lambda s: s.acquire(bogus=1), TypeError),
+        (lambda: fs.AsyncBoundedSemaphore(1), lambda s: s.release(), ValueError),
+        (lambda: fs.Semaphore(1), lambda s: s.__exit__(1, 2, 3, 4), TypeError),
+    ],
+)
+def test_failing_fast_methods_free_their_errors_at_once(make, fail, error):
+    # The error's objects (its type, its message) were left to PyO3's pool of deferred decrefs,
+    # which only a method PyO3 made empties: none is called in the loop.
+    sem = make()
+    before = sys.getrefcount(error)
+    for _ in range(1000):
+        try:
+            fail(sem)
+        except error:
+            pass
+    grown = sys.getrefcount(error) - before
+    assert grown < 100  # 1000 before the fix
+
+
+@pytest.mark.parametrize("cls, name", [(fs.Semaphore, "acquire_async"), (fs.AsyncSemaphore, "acquire")])
+def test_the_spare_awaitable_is_let_go_at_once_when_replaced(cls, name):
+    sem = cls(1)
+    first = getattr(sem, name)()  # the semaphore's spare, and `first`
+    second = getattr(sem, name)()  # `first` is someone's: a new spare, and `first` let go
+    refs = sys.getrefcount(first) - 1
+    first.close()
+    second.close()
+    assert refs == 1

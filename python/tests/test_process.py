@@ -61,6 +61,29 @@ def test_pickle_in_the_same_process_shares_the_semaphore():
     assert other.get_value() == 1
 
 
+def test_a_subclass_s_instance_pickles_to_one_of_its_class():
+    sem = _workers.TaggedProcessSemaphore(2, "t")
+    other = pickle.loads(pickle.dumps(sem))
+    assert type(other) is type(sem) and other.describe() == "TaggedProcessSemaphore:t"
+    assert other.name == sem.name
+    assert other.acquire(False) and sem.get_value() == 1
+    sem.release()
+
+
+@pytest.mark.parametrize("method", ["spawn"])
+def test_a_subclass_s_instance_reaches_a_spawned_child_as_one_of_its_class(method):
+    ctx = mp.get_context(method)
+    sem = _workers.TaggedProcessSemaphore(3, "child")
+    sem.acquire()
+    queue = ctx.Queue()
+    p = ctx.Process(target=_workers.report_subclass, args=(sem, queue))
+    p.start()
+    reported = queue.get(timeout=30)
+    p.join(30)
+    assert reported == ("TaggedProcessSemaphore:child", 2, sem.name)
+    sem.release()
+
+
 def test_name_is_unlinked_when_the_last_handle_goes():
     sem = fs.ProcessSemaphore(1)
     name = sem.name
