@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 /// matching acquire.
 ///
 /// Acquiring works exactly as on [`Semaphore`] and gives the same [`Permit`], which returns its
-/// permits when dropped (those never overflow the bound, since they were taken from it).
+/// permits when dropped, without the check against the bound (see below).
 /// [`release`](BoundedSemaphore::release) is for permits kept out with [`Permit::forget`]: the
 /// check compares the available count with the initial one, as Python does, so calling it while
 /// guards are still out lets their return take the count above the start.

@@ -16,9 +16,10 @@
 //! - here: the public type, acquiring and releasing.
 //!
 //! The uncontended acquire is: two loads of process-local memory (the identity page, the
-//! handle's cache) and one of the own slot (is the cached slot still this process
-//! incarnation's?), a thread-local load (the thread's lane), a store that announces the take
-//! in the thread's own lane, the state word's CAS, and two stores to the lane; no system call
+//! handle's cache), two of the own slot (is the cached slot still this process
+//! incarnation's?), a load of the state word, a thread-local load (the thread's lane), a store
+//! that announces the take in the thread's own lane, the state word's CAS, and two stores to
+//! the lane; no system call
 //! and one read-modify-write. (A thread without a lane of its own, past the fourth of a process,
 //! reserves a shared lane with a CAS instead.) A release is the same, and wakes only if the
 //! state word its CAS replaced had the `SLEEPING` flag (no fence, no other word read).
@@ -254,9 +255,9 @@ impl ProcessSemaphore {
     /// Takes one permit as a bare count, as `sem_trywait` does: nothing is recorded in this
     /// process's holder slot, so if the process dies holding it, it is not given back (lost, as
     /// with `sem_t`). Give it back with [`release`](ProcessSemaphore::release). One CAS on the
-    /// state word and nothing else, where a recorded take adds three stores to this process's
-    /// holder slot (a recorded acquire/release pair takes 1.7-1.8x as long: `docs/process.md`,
-    /// Benchmarks): for a caller that
+    /// state word and nothing else, where a recorded take adds stores to the thread's lane of
+    /// this process's holder slot (a recorded acquire/release pair takes about 1.1-1.2x as long:
+    /// `docs/process.md`, Benchmarks): for a caller that
     /// counts permits itself and does not want recovery (the Python package's
     /// `ProcessSemaphore(recover=False)`). Never waits.
     ///

@@ -90,7 +90,8 @@ pub mod parking;
 #[path = "owners.rs"]
 pub mod owners;
 
-/// Lanes per holder slot: how many threads of one process can be inside an operation at once.
+/// Lanes per holder slot: how many threads of one process can be inside an operation at once
+/// (four owned, one thread each for life, and two shared by the others: `lease`).
 pub const LANES: usize = 6;
 /// Lanes `0..SHARED_LANES` of a slot are shared: a thread reserves one for an operation with a
 /// CAS ([`Lane::announce`]). The others are owned, each by one thread of the process

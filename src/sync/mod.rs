@@ -63,7 +63,7 @@ pub(crate) fn cancel(_token: Token) {}
 /// Passed to [`Park::wake`] to wake every thread blocked on the word.
 pub(crate) const WAKE_ALL: u32 = u32::MAX;
 
-/// How many rounds of exponential spinning (`1, 2, 4` spin hints, 7 in all: about 0.2 µs on a
+/// How many rounds of exponential spinning (`1, 2, 4` spin hints, 7 in all: about 0.1 µs on a
 /// recent x86 core) a contended acquire makes, re-reading the state between rounds, before it
 /// yields. Longer spins lost when the releasing thread needed the spinner's core: the benchmark's
 /// one-CPU handoff round trip took 10.6 µs with 127 hints and 3.2 µs with 7 hints + yields.
