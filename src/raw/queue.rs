@@ -4,7 +4,8 @@
 //! One lock guards the queue. Everything a waiter or a releaser does under it happens in a
 //! [`Locked`] section, which ends, on drop, with [`Locked::walk`] (decide whom the permits serve)
 //! and, after the lock is released, the wakes the walk chose. The argument for this design, and
-//! the proofs that cite the invariants below, are in `docs/design.md` ("The waiting side").
+//! the proofs that cite the invariants below, are in `docs/design.md` ("Transitions" and "The
+//! invariants (`src/raw/queue.rs`) and why nothing is lost").
 //!
 //! # Invariants (held whenever the lock is free)
 //! 1. [`QUEUED`] is set in the state exactly while the queue has an entry. It is set by the first
