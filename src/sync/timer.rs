@@ -37,6 +37,10 @@ static TIMER: Mutex<Timer> = Mutex::new(Timer { due: Vec::new(), next_token: 0, 
 /// The timer thread, once started, with the number of [`FORKS`] then: a child made by `fork` has
 /// no timer thread (only the forking thread is copied), so it starts its own.
 static THREAD: Mutex<Option<(u64, Thread)>> = Mutex::new(None);
+/// [`FORKS`] + 1 when [`THREAD`] was last set (0: never): so that a wake need not take
+/// `THREAD`'s lock, which both workers of a runtime would pass back and forth, only to learn
+/// that the timer runs; it does to unpark it.
+static STARTED: AtomicU64 = AtomicU64::new(0);
 
 /// How many times a `fork` made this process from the one that started the first timer thread,
 /// counted by a child handler registered then ([`count_forks`]). A load, where asking for the
@@ -81,15 +85,22 @@ pub(crate) fn wake_at(at: Instant, waker: &Waker) -> Option<Token> {
     if cfg!(miri) {
         return None; // Miri reports a thread left running at exit
     }
-    let thread = timer_thread()?;
-    // Before the lock: the executor's code, which may panic.
+    if STARTED.load(Relaxed) != FORKS.load(Relaxed) + 1 {
+        timer_thread()?; // none yet in this process (or since its `fork`): started, or `None`
+    }
+    let pending = |timer: &Timer| {
+        timer.due.iter().find(|(t, _, w)| *t == at && w.will_wake(waker)).map(|&(_, token, _)| token)
+    };
+    if let Some(token) = pending(&lock()) {
+        return Some(token); // asked again (a watcher's every poll): no clone
+    }
+    // Outside the lock: the executor's code, which may panic.
     let clone = std::panic::catch_unwind(|| waker.clone()).ok()?;
     let mut timer = lock();
-    if let Some((_, token, _)) = timer.due.iter().find(|(t, _, w)| *t == at && w.will_wake(waker)) {
-        let token = *token;
+    if let Some(token) = pending(&timer) {
         drop(timer);
         drop(clone); // outside the lock, as every waker's drop here
-        return Some(token);
+        return Some(token); // registered meanwhile by another section
     }
     let token = Token(timer.next_token);
     timer.next_token += 1;
@@ -100,7 +111,7 @@ pub(crate) fn wake_at(at: Instant, waker: &Waker) -> Option<Token> {
     }
     drop(timer);
     if unpark {
-        thread.unpark();
+        timer_thread()?.unpark();
     }
     Some(token)
 }
@@ -116,6 +127,7 @@ fn timer_thread() -> Option<Thread> {
             let spawned = std::thread::Builder::new().name("futex-semaphore-timer".into()).spawn(run).ok()?;
             lock().wakes_at = None; // the new thread has not parked yet: the next wake unparks it
             *thread = Some((forks, spawned.thread().clone()));
+            STARTED.store(forks + 1, Relaxed);
             Some(spawned.thread().clone())
         }
     }
