@@ -38,22 +38,18 @@
 //! (gh-90155's bug class).
 //!
 //! # Garbage collection
-//! A waiting task is part of a cycle: the task, its coroutine, the [`Acquiring`] it awaits, the
-//! [`Waiter`]'s asyncio future, whose callback is the task's. The waiter holds the future and
-//! the event loop from Rust, where the garbage collector cannot see them: so a task whose loop
-//! was closed, or dropped without being closed, with the task waiting (and the loop with it,
-//! with its file descriptors) was never freed. The `Acquiring` shows the collector the
-//! waiter's references (`__traverse__`), and its `__clear__` ends the wait, as a cancellation
-//! does. Only the `Acquiring` shows them: the waiter is shared with its [`Wake`]s, the wake
-//! queue and the engine's waker, but its references are one each, and must be visited once.
-//! The collector frees the lot (a loop dropped unclosed is closed by its `__del__`, which
-//! drops a queued [`Wake`]: that passes the permit on).
+//! A waiting task is kept alive by the semaphore, as `asyncio.Semaphore`'s list of waiters keeps
+//! it: the engine holds the [`Waiter`] (through the waker it registered), and the waiter holds
+//! the asyncio future whose callback is the task's, from Rust, where the collector cannot see
+//! it. So the [`Acquiring`] shows the collector nothing (no `__traverse__`): were it to report
+//! the waiter's future and loop as its own, the collector would take a waiting task that only
+//! asyncio refers to for garbage, and end its wait (tried, and reverted: such a task was
+//! destroyed by the next collection). The price: a task left waiting on a loop that is closed
+//! or dropped stays, with its loop, until the semaphore's wait ends (asyncio's keeps it too).
 
 use crate::engine::Engine;
 use futex_semaphore::Acquire;
-use pyo3::PyTraverseError;
 use pyo3::exceptions::{PyBaseException, PyRuntimeError, PyStopIteration, PyTypeError};
-use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::sync::{GILOnceCell, GILProtected};
 use pyo3::types::{PyTraceback, PyTuple, PyType};
@@ -368,19 +364,6 @@ fn resolve(py: Python<'_>, future: &Bound<'_, PyAny>) -> PyResult<()> {
 }
 
 impl Waiter {
-    /// Visits the Python objects it holds, for its [`Acquiring`]'s `__traverse__`.
-    ///
-    /// No Python runs here and the GIL must not be taken: the state lock is only tried (it is
-    /// taken with the GIL held and never across Python code, so it is free whenever the garbage
-    /// collector runs, but a traversal must never block).
-    fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.event_loop)?;
-        if let Ok(state) = self.state.try_lock() {
-            visit.call(&state.future)?;
-        }
-        Ok(())
-    }
-
     /// A task's step while it waits: finish if the permit is here, else sleep on a new asyncio
     /// future.
     fn step(&self, py: Python<'_>) -> PyResult<Stepped> {
@@ -598,21 +581,6 @@ impl Acquiring {
     fn __qualname__(&self) -> &'static str {
         self.__name__()
     }
-
-    /// Shows the garbage collector the references its waiter holds (the module header, Garbage
-    /// collection).
-    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        if let Some(waiter) = self.waiter.get() {
-            waiter.traverse(&visit)?;
-        }
-        Ok(())
-    }
-
-    /// Ends the wait, as if cancelled (a permit that came is passed on): its waiter drops the
-    /// asyncio future, which breaks the cycle through the task.
-    fn __clear__(&self, py: Python<'_>) {
-        crate::keeping_exception(py, || self.stop(py));
-    }
 }
 
 impl Drop for Acquiring {
@@ -725,8 +693,10 @@ pub(crate) fn deliver_wakes(py: Python<'_>) {
 fn deliver_slow(_py: Python<'_>) {
     // Called from the package's fast methods too, which run without PyO3's count of the GIL:
     // counted here, so that the objects a wake makes and drops (the loop's handle, a future) are
-    // freed at once rather than left to PyO3's pool of deferred decrefs (fastcall.rs, `raise`).
-    Python::with_gil(deliver_batches);
+    // freed at once rather than left to PyO3's pool of deferred decrefs (fastcall.rs, `raise`,
+    // which says why unchecked).
+    // SAFETY: the GIL is held (`_py`).
+    unsafe { Python::with_gil_unchecked(deliver_batches) };
 }
 
 fn deliver_batches(py: Python<'_>) {

@@ -143,13 +143,18 @@ where
 /// there goes to PyO3's pool of deferred decrefs, emptied only by the next PyO3-made method or
 /// `with_gil`, so that a loop of failing calls kept every error's type and message alive (33 MB
 /// for 300,000 `ValueError`s). `with_gil` with the GIL held counts it (no lock is taken): the
-/// error's objects are then freed with the exception. The cold path only.
+/// error's objects are then freed with the exception. The cold path only. `with_gil_unchecked`,
+/// not `with_gil`: the first `with_gil` of a process asserts that the interpreter is
+/// initialized, which it no longer says while it shuts down, when a `__del__` may still call
+/// these methods (the assertion's panic, here, aborted the process).
 #[cold]
 #[inline(never)]
 fn raise(err: Option<PyErr>) -> *mut ffi::PyObject {
-    Python::with_gil(|py| {
+    let restore = |py: Python<'_>| {
         err.unwrap_or_else(|| PyRuntimeError::new_err("futex_semaphore: a method panicked")).restore(py);
-    });
+    };
+    // SAFETY: called by the fast methods, which CPython calls with the GIL held.
+    unsafe { Python::with_gil_unchecked(restore) };
     ptr::null_mut()
 }
 
@@ -165,7 +170,7 @@ unsafe fn call_subclass(
     slf: *mut ffi::PyObject,
     body: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<PyObject>,
 ) -> *mut ffi::PyObject {
-    Python::with_gil(|py| {
+    let run = |py: Python<'_>| {
         // SAFETY: `slf` is an object CPython holds a reference to for the whole call.
         let slf = unsafe { Borrowed::from_ptr(py, slf) };
         match catch_unwind(AssertUnwindSafe(|| body(&slf))) {
@@ -173,7 +178,9 @@ unsafe fn call_subclass(
             Ok(Err(err)) => raise(Some(err)),
             Err(_) => raise(None),
         }
-    })
+    };
+    // SAFETY: the caller's contract: the GIL is held (unchecked: see `raise`).
+    unsafe { Python::with_gil_unchecked(run) }
 }
 
 /// The number of positional arguments in a vectorcall's `nargs`.

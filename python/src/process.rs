@@ -438,7 +438,12 @@ impl ProcessSemaphore {
         if cls.is(py.get_type::<ProcessSemaphore>()) {
             return (open, (name, recover)).into_pyobject(py);
         }
-        let state = slf.getattr(pyo3::intern!(py, "__dict__")).ok();
+        // Its state as `copyreg` takes it: `__getstate__` (Python 3.11+: the `__dict__` and the
+        // `__slots__`, or the subclass's own), else the `__dict__`.
+        let state = match slf.getattr(pyo3::intern!(py, "__getstate__")) {
+            Ok(getstate) => Some(getstate.call0()?),
+            Err(_) => slf.getattr(pyo3::intern!(py, "__dict__")).ok(),
+        };
         (open, (name, recover, cls), state).into_pyobject(py)
     }
 

@@ -60,6 +60,17 @@ def create_and_keep(queue):
 
 
 
+class SlottedProcessSemaphore(fs.ProcessSemaphore):
+    """A subclass whose attribute is in `__slots__`, and one with its own `__getstate__`."""
+
+    __slots__ = ("tag",)
+
+
+class StatefulProcessSemaphore(fs.ProcessSemaphore):
+    def __getstate__(self):
+        return {"tag": self.tag, "pickled": True}
+
+
 class TaggedProcessSemaphore(fs.ProcessSemaphore):
     """A subclass with an attribute of its own, importable by name (for pickling)."""
 

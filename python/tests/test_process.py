@@ -70,6 +70,17 @@ def test_a_subclass_s_instance_pickles_to_one_of_its_class():
     sem.release()
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="object.__getstate__ is 3.11+")
+@pytest.mark.parametrize("cls", ["SlottedProcessSemaphore", "StatefulProcessSemaphore"])
+def test_a_subclass_s_slots_and_getstate_survive_pickling(cls):
+    sem = getattr(_workers, cls)(1)
+    sem.tag = "t"
+    other = pickle.loads(pickle.dumps(sem))
+    assert type(other) is type(sem) and other.tag == "t" and other.name == sem.name
+    if cls == "StatefulProcessSemaphore":
+        assert other.pickled is True
+
+
 @pytest.mark.parametrize("method", ["spawn"])
 def test_a_subclass_s_instance_reaches_a_spawned_child_as_one_of_its_class(method):
     ctx = mp.get_context(method)
