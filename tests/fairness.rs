@@ -262,3 +262,42 @@ fn a_reservation_lapses_for_a_task_holder_too() {
 fn a_reservation_lapses_for_a_thread_behind_a_task_never_polled_again() {
     holder_needing_a_second_permit_finishes(true);
 }
+
+/// A thread that went to sleep before a reservation held it back (it needed more than was free),
+/// held back only once a task that is never polled again watches the reservation: the release
+/// that holds it back gives it the watch, and it is served after the lapse (it slept on without
+/// a timeout, and the holder behind it for ever).
+#[test]
+fn a_sleeper_held_back_while_a_stalled_task_watches_sees_the_lapse() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    let sem = Semaphore::new(3);
+    sem.acquire_many(3).unwrap().forget();
+    let (got, waited) = thread::scope(|s| {
+        // The head, to own the reservation.
+        let big = s.spawn(|| sem.try_acquire_many_for(3, PATIENCE).map(|p| p.forget()));
+        wait_for_waiters(&sem, 1);
+        let mut stalled = Box::pin(sem.acquire_async());
+        assert!(stalled.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+        wait_for_waiters(&sem, 2);
+        let sleeper = s.spawn(|| {
+            let start = Instant::now();
+            let got = sem.try_acquire_many_for(2, PATIENCE).map(|p| p.forget());
+            (got, start.elapsed())
+        });
+        wait_for_waiters(&sem, 3);
+        thread::sleep(Duration::from_millis(5)); // the head starves
+        // Within the first lapse: the first release claims the reservation for the head and makes
+        // the stalled task (the only one held back then) its watcher; the second holds the
+        // sleeper back too.
+        sem.add_permits(1);
+        sem.add_permits(1);
+        let served = sleeper.join().unwrap();
+        drop(stalled);
+        sem.add_permits(3);
+        assert!(big.join().unwrap().is_ok(), "the head was not served");
+        served
+    });
+    assert!(got.is_ok(), "the sleeper was not served within {PATIENCE:?}");
+    assert!(waited < BOUND * 10, "the sleeper waited {waited:?}");
+}

@@ -708,6 +708,31 @@ fn a_walk_chooses_a_thread_to_watch_before_a_task() {
     });
 }
 
+/// A thread that went to sleep before it was held back (it needed more than was free), held back
+/// only after a task that is never polled again became the watcher: the walk that holds it back
+/// gives it the watch (it is woken to become it), so it sees the lapse. (4 permits: under loom
+/// the task is woken rather than timed, so its request counts as on its way.)
+#[test]
+fn a_sleeper_held_back_after_a_task_became_the_watcher_takes_the_watch() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(4));
+        sem.acquire_many(4).unwrap().forget();
+        let owner = spawn_acquire_many(&sem, 4);
+        wait_for_waiters(&sem, 1);
+        let mut stalled = sem.acquire_async();
+        assert!(!poll_once(&mut stalled)); // queued, never polled again
+        let sleeper = spawn_acquire_many(&sem, 2);
+        wait_for_waiters(&sem, 3);
+        sem.add_permits(0); // passes the head over: the next walk claims for it
+        sem.add_permits(1); // claims for the owner; only the task is held back: its watcher
+        sem.add_permits(2); // the sleeper is held back now too
+        assert_eq!(sleeper.join().unwrap(), 2);
+        sem.add_permits(3);
+        assert_eq!(owner.join().unwrap(), 4);
+        drop(stalled);
+    });
+}
+
 /// A waiter that was already asleep when a reservation began holding back the permit it needs is
 /// woken to see the reservation out (queue invariant 5): it does not sleep on beside it.
 #[test]

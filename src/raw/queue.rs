@@ -21,7 +21,7 @@
 //! 5. While a reservation holds back permits that would serve another waiter, one such waiter is
 //!    its `watcher`, or has been woken to become it, or is a task the timer wakes at the lapse:
 //!    someone sees the lapse. A held-back thread is preferred (a task may never be polled again):
-//!    a walk chooses one before a task, and one takes the watch over from a task watcher.
+//!    a walk chooses one before a task, and gives one the watch over from a task watcher.
 //! 6. No entry before `skip.at` is both un-woken and of at most `skip.fits` permits ([`Skip`]):
 //!    a walk sets it from what it passed over; an un-marked entry before it moves it back to
 //!    that entry, and one that leaves before it moves it back by one.
@@ -321,14 +321,9 @@ impl Locked<'_> {
                     Some(r) if !owner && permits(s) >= n => Some(r.until),
                     _ => None,
                 };
-                // Invariant 5; a thread takes the watch over from a task, which may have been
-                // leaked or never be polled again: a thread is sure to see the lapse.
-                let watches = |inner: &Inner| {
-                    inner.watcher.is_none()
-                        || at.is_some_and(|i| inner.is_thread(i))
-                            && inner.watcher.and_then(|w| inner.index(w)).is_some_and(|w| !inner.is_thread(w))
-                };
-                if held_back_until.is_some() && me.is_some() && watches(inner) {
+                // Invariant 5 (a thread held back while a task watches is given the watch by
+                // this section's walk, [`Locked::walk`]).
+                if held_back_until.is_some() && me.is_some() && inner.watcher.is_none() {
                     inner.set_watcher(me);
                 } else if held_back_until.is_none() && me.is_some() && inner.watcher == me {
                     inner.set_watcher(None); // not held back after all: a later walk picks another
@@ -600,7 +595,14 @@ impl Locked<'_> {
             i += k + 1;
         }
         inner.skip = Skip { at: i, fits: fits.min(smallest_passed - 1) };
-        let Some(r) = inner.reservation.as_ref().filter(|_| inner.watcher.is_none()) else { return };
+        // A task watcher gives the watch to a thread held back since: the task may have been
+        // leaked or never be polled again, and the thread, asleep without a timeout, would
+        // never see the lapse (woken to become the watcher, it sleeps until the lapse).
+        let task_watches = inner.threads > 0
+            && inner.watcher.and_then(|w| inner.index(w)).is_some_and(|w| !inner.is_thread(w));
+        let Some(r) = inner.reservation.as_ref().filter(|_| inner.watcher.is_none() || task_watches) else {
+            return;
+        };
         // Invariant 5: wake one waiter the reservation holds back, to see it out.
         let (owner, free) = (r.owner, permits(s).saturating_sub(inner.inflight));
         let held_back = |e: &Entry| !e.notified && e.id != owner && e.n() <= free;
@@ -615,7 +617,9 @@ impl Locked<'_> {
                 chosen = Some(i);
                 break;
             }
-            chosen.get_or_insert(i);
+            if !task_watches {
+                chosen.get_or_insert(i);
+            }
         }
         if let Some(i) = chosen {
             let until = r.until;
