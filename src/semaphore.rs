@@ -48,7 +48,8 @@ use std::time::{Duration, Instant};
 /// ahead of it. The priority lapses if it has not been served within 2 ms (4 ms the next time for
 /// the same waiter, doubling up to about 1 s), and barging resumes for 1 ms before it is given
 /// again: a program in which holders need more permits before they give any back keeps
-/// progressing, as it would under plain barging. Measured figures are in `docs/benchmarks.md`.
+/// progressing, as it would under plain barging (unless it leaks pending futures: see
+/// [`Acquire`](crate::Acquire)'s "Leaking it"). Measured figures are in `docs/benchmarks.md`.
 ///
 /// The bound counts from the start of one wait: a loop of short timed acquires starts over at
 /// each one and may never get priority. A wait that must look at something now and then (a
