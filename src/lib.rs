@@ -9,8 +9,12 @@
 //!   waiters the new permits can serve, and happens-before the acquire that takes them, as a
 //!   dropped guard does.
 //!
-//! The guards behave alike on the three types; `release` differs in what it refuses and how it
-//! says so:
+//! The guards give back alike on the three types (on drop, or never after `forget`), and all
+//! have `num_permits` and `merge`. They differ where a process boundary makes them: permits of two
+//! `ProcessPermit`s merge only if recorded alike (the same semaphore and holder record), so its
+//! `merge` returns the other permit as `Err` where [`Permit::merge`] panics on permits of another
+//! semaphore, and it has `release_one` in place of `split` (a split-off part would need a record
+//! of its own). `release` differs in what it refuses and how it says so:
 //!
 //! | type | `release()` returns | refuses | why |
 //! |---|---|---|---|

@@ -60,7 +60,7 @@ use std::time::{Duration, Instant};
 /// [`available_permits`](Semaphore::available_permits) counts the free permits it is waiting for.
 ///
 /// One waiter held back by the priority sees its lapse: a thread sleeps with a timeout, and a
-/// task is woken at the lapse by a timer thread (`futex-semaphore-timer`) that the crate starts,
+/// task is woken at the lapse by a timer thread (`futex-sem-timer`) that the crate starts,
 /// once per process, the first time a task needs it. Where no thread can be started, the task
 /// yields to its executor until the lapse instead.
 ///

@@ -764,7 +764,7 @@ fn a_full_holder_table_still_grants_permits_but_cannot_recover_them() {
 
 /// Fills the holder table with forked children, then acquires in a 129th process.
 fn full_table_role() {
-    const CHILDREN: u32 = ProcessSemaphore::MAX_HOLDER_PROCESSES as u32;
+    const CHILDREN: u32 = ProcessSemaphore::DEFAULT_HOLDER_SLOTS as u32;
     let sem = ProcessSemaphore::anonymous(1000).unwrap();
     let ready = ProcessSemaphore::anonymous(0).unwrap();
     let gate = ProcessSemaphore::anonymous(0).unwrap();
@@ -961,7 +961,7 @@ fn threads_of_a_fresh_process_acquiring_at_once_share_one_slot() {
 fn first_acquires_role() {
     const PROCESSES: usize = 20;
     const THREADS: usize = 32;
-    let slots = ProcessSemaphore::MAX_HOLDER_PROCESSES;
+    let slots = ProcessSemaphore::DEFAULT_HOLDER_SLOTS;
     let sem = ProcessSemaphore::anonymous(10_000).unwrap();
     let (ready, gate) = (ProcessSemaphore::anonymous(0).unwrap(), ProcessSemaphore::anonymous(0).unwrap());
     let mut children: Vec<libc::pid_t> = (0..PROCESSES)

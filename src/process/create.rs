@@ -220,6 +220,7 @@ impl ProcessSemaphoreBuilder {
     /// assert!(ProcessSemaphore::builder().holder_slots(0).anonymous(1).is_err());
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[must_use = "a builder does nothing until a constructor (`create`, `open_or_create`, `anonymous`) is called"]
     pub fn holder_slots(mut self, slots: usize) -> ProcessSemaphoreBuilder {
         self.slots = slots;
         self
@@ -241,6 +242,7 @@ impl ProcessSemaphoreBuilder {
     /// # drop(sem);
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[must_use = "a builder does nothing until a constructor (`create`, `open_or_create`, `anonymous`) is called"]
     pub fn mode(mut self, mode: u32) -> ProcessSemaphoreBuilder {
         self.mode = mode;
         self

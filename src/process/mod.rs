@@ -156,18 +156,22 @@ impl ProcessSemaphore {
     /// ```
     pub const MAX_PERMITS: usize = MAX_PERMITS as usize;
 
-    /// The most processes whose permits are recoverable at once with the default holder table
-    /// (128 slots); [`builder`](ProcessSemaphore::builder) makes a table of another size.
+    /// The size of the holder table that [`create`](ProcessSemaphore::create) and the other
+    /// constructors make: 128 slots, so up to 128 processes at once hold permits that come back if
+    /// they die (one more is untracked: its acquires work, but what it holds is not given back if
+    /// it dies); the
+    /// [`builder`](ProcessSemaphore::builder) makes a table of another size, up to
+    /// [`MAX_HOLDER_SLOTS`](ProcessSemaphore::MAX_HOLDER_SLOTS).
     ///
     /// # Examples
     /// ```
     /// use futex_semaphore::ProcessSemaphore;
     ///
     /// let sem = ProcessSemaphore::anonymous(1)?;
-    /// assert_eq!(sem.holder_slots(), ProcessSemaphore::MAX_HOLDER_PROCESSES);
+    /// assert_eq!(sem.holder_slots(), ProcessSemaphore::DEFAULT_HOLDER_SLOTS);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub const MAX_HOLDER_PROCESSES: usize = region::DEFAULT_SLOTS;
+    pub const DEFAULT_HOLDER_SLOTS: usize = region::DEFAULT_SLOTS;
 
     /// The largest holder table a semaphore can have: 16383 slots.
     ///

@@ -2,7 +2,7 @@
 //! sleeps until the reservation lapses, as a thread does with a timed futex wait, without knowing
 //! its executor's timer.
 //!
-//! One thread, named `futex-semaphore-timer`, started by the first task that needs it and then
+//! One thread, named `futex-sem-timer`, started by the first task that needs it and then
 //! parked while nothing is due. It keeps the pending wakes in a short list (about one per
 //! semaphore whose reservation holds a task back: its watcher, `queue` invariant 5) and sleeps
 //! with `park_timeout` until the earliest. A wake that is no longer needed (the reservation was
@@ -124,7 +124,7 @@ fn timer_thread() -> Option<Thread> {
         Some((started_at, t)) if *started_at == forks => Some(t.clone()),
         _ => {
             count_forks();
-            let spawned = std::thread::Builder::new().name("futex-semaphore-timer".into()).spawn(run).ok()?;
+            let spawned = std::thread::Builder::new().name("futex-sem-timer".into()).spawn(run).ok()?;
             lock().wakes_at = None; // the new thread has not parked yet: the next wake unparks it
             *thread = Some((forks, spawned.thread().clone()));
             STARTED.store(forks + 1, Relaxed);
@@ -235,6 +235,20 @@ mod tests {
         assert!(wake_at(at, &w).is_some(), "the timer thread starts");
         assert_eq!(rx.recv_timeout(PATIENCE), Ok(1));
         assert!(Instant::now() >= at, "woken before its instant");
+    }
+
+    /// Linux keeps 15 bytes of a thread's name: the whole name shows in `top` and `/proc`.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn the_timer_thread_is_named_in_full() {
+        let (w, rx) = waker(5);
+        assert!(wake_at(Instant::now(), &w).is_some(), "the timer thread starts");
+        assert_eq!(rx.recv_timeout(PATIENCE), Ok(5));
+        let names: Vec<String> = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .collect();
+        assert!(names.iter().any(|n| n.trim_end() == "futex-sem-timer"), "{names:?}");
     }
 
     #[test]
