@@ -151,7 +151,10 @@ impl Semaphore {
     /// [`try_acquire_many_for`](Semaphore::try_acquire_many_for), the waiter stays queued across
     /// the calls, so the bound of [Fairness](Semaphore#fairness) counts from the start of the
     /// whole wait. `keep_waiting` runs without any lock of the semaphore held; it may use the
-    /// semaphore. A wait that gets its permits without sleeping never calls it.
+    /// semaphore (`try_acquire`, a release, `add_permits`) but must not wait on it: the wait
+    /// stays queued while `keep_waiting` runs, so a release may wake or serve it meanwhile, and
+    /// those permits wait for `keep_waiting` to return (a blocking acquire there never gets
+    /// them). A wait that gets its permits without sleeping never calls it.
     ///
     /// # Errors
     /// [`TryAcquireError::NoPermits`] if the deadline passed or `keep_waiting` returned `false`

@@ -850,7 +850,13 @@ impl Outgoing {
     fn send(self) {
         match self {
             Outgoing::Thread(slot) => Private::wake(&slot.futex, 1),
-            Outgoing::Task(waker) => waker.wake(),
+            // Another task's executor code, run in whichever thread's section chose the wake: a
+            // panic must not escape into that thread (whose permits, taken in the section, or
+            // queue entry it would strand), nor stop the wakes after this one, whose entries are
+            // marked woken (invariant 2). The timer thread ignores such a panic too.
+            Outgoing::Task(waker) => {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
+            }
         }
     }
 }
