@@ -479,6 +479,22 @@ impl Semaphore {
     pub fn queued_waiters(&self) -> usize {
         self.raw.waiters() as usize
     }
+
+    /// Loom models only: queues a thread's entry for `n` permits whose thread never runs again,
+    /// as a child made by `fork` finds the parent's waiters (there must not be `n` free).
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn __loom_queue_a_ghost(&self, n: u32) {
+        self.raw.queue_a_ghost(n);
+    }
+
+    /// Loom models only: the queue as a child made by `fork` finds it (its next section takes
+    /// out the threads queued before).
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn __loom_fork(&self) {
+        self.raw.pretend_forked();
+    }
 }
 
 impl Engine for Semaphore {

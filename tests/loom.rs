@@ -366,6 +366,55 @@ fn a_checked_waiter_waits_on_across_a_check() {
     });
 }
 
+/// A child made by `fork` finds the parent's queued threads in its copy of the queue; they never
+/// run there. Its first section takes them out, so a release in the child serves the child's own
+/// waiter (or leaves the permit free), never a ghost: no wake and no permit spent on one.
+#[test]
+fn a_fork_child_serves_its_own_waiters_not_the_parents() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(1));
+        let held = sem.acquire().unwrap();
+        sem.__loom_queue_a_ghost(1); // a parent's thread, asleep in `acquire` at the fork
+        sem.__loom_fork();
+        let waiter = {
+            let sem = sem.clone();
+            thread::spawn(move || drop(sem.acquire().unwrap()))
+        };
+        drop(held);
+        waiter.join().unwrap();
+        assert_eq!(sem.available_permits(), 1);
+        assert_eq!(sem.queued_waiters(), 0);
+    });
+}
+
+/// The forking thread itself may be queued (it forked inside its `keep_waiting`): the child's
+/// first section takes its entry out with the others, and its wait queues again rather than
+/// take the missing entry for a served one (which would make a permit from nothing).
+#[test]
+fn a_waiter_that_forks_inside_its_check_queues_again() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let checked = {
+            let sem = sem.clone();
+            thread::spawn(move || {
+                let mut checks = 0;
+                let keep_waiting = || {
+                    checks += 1;
+                    if checks == 1 {
+                        sem.__loom_fork();
+                    }
+                    checks < 2
+                };
+                sem.try_acquire_many_while(1, None, LONG, keep_waiting).map(drop).is_ok()
+            })
+        };
+        sem.release();
+        checked.join().unwrap();
+        assert_eq!(sem.available_permits(), 1, "a permit made or lost");
+        assert_eq!(sem.queued_waiters(), 0);
+    });
+}
+
 // ---- Async waiters: tasks in the queue beside threads. ------------------------------------------
 //
 // A task is a loom thread running `loom::future::block_on`, which parks the thread until the

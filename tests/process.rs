@@ -78,6 +78,7 @@ fn child() {
         "fork" => fork_role(),
         "fork-full" => full_table_role(),
         "fork-timer" => fork_timer_role(),
+        "fork-queue" => fork_queue_role(),
         "pid-reuse-cache" => pid_reuse_cache_role(),
         "pid-reuse-permit" => pid_reuse_permit_role(),
         "first-acquires" => first_acquires_role(),
@@ -683,6 +684,53 @@ fn fork_timer_role() {
         if common::task_waits_out_a_reservation() < 50 { 0 } else { 20 }
     });
     assert_eq!(wait(child), 0, "the forked child's held-back task (-14: it hung until the alarm)");
+    say("done");
+}
+
+/// A forked child's copy of a `Semaphore` holds the parent's queued threads, which do not exist
+/// there: its first section takes them out, so its releases serve its own waiters (a copied
+/// thread at the head was given the reservation, and the permits with it, for ever). Not a
+/// `ProcessSemaphore` matter; here for the forking harness.
+#[test]
+fn a_forked_child_does_not_serve_the_parents_queued_threads() {
+    let mut forker = Proc::spawn("fork-queue", &[]);
+    forker.expect("done");
+    forker.succeeds();
+}
+
+/// The parent holds the only permit while a thread of its waits for it, long enough to starve,
+/// then forks; the child gives the permit back and takes it five times. Runs in its own process.
+fn fork_queue_role() {
+    use futex_semaphore::Semaphore;
+    let sem = std::sync::Arc::new(Semaphore::new(1));
+    let held = sem.acquire().unwrap();
+    let waiter = {
+        let sem = std::sync::Arc::clone(&sem);
+        std::thread::spawn(move || drop(sem.acquire().unwrap()))
+    };
+    while sem.queued_waiters() == 0 {
+        std::thread::yield_now();
+    }
+    std::thread::sleep(Duration::from_millis(5)); // past STARVE_AFTER: its reservation is due
+    let child = fork(|| {
+        // SAFETY: alarm(2) only arms a signal; SIGALRM ends the child if it hangs.
+        unsafe { libc::alarm(20) };
+        sem.add_permits(1); // the permit the parent's main thread holds (copied: this thread)
+        for _ in 0..5 {
+            match sem.try_acquire_for(Duration::from_secs(2)) {
+                Ok(permit) => drop(permit),
+                Err(_) => return 10,
+            }
+        }
+        if sem.queued_waiters() != 0 {
+            return 11;
+        }
+        if sem.available_permits() != 1 { 12 } else { 0 }
+    });
+    assert_eq!(wait(child), 0, "the child (10: not served, 11: a waiter left, 12: a permit lost)");
+    drop(held);
+    waiter.join().unwrap();
+    assert_eq!(sem.available_permits(), 1);
     say("done");
 }
 

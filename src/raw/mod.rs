@@ -253,6 +253,7 @@ impl RawSemaphore {
         n: u64,
         asleep_since: Option<Instant>,
     ) -> Result<(), TryAcquireError> {
+        locked.forgotten(me);
         match locked.take(*me, n) {
             Take::Taken => {
                 drop(locked);
@@ -265,6 +266,20 @@ impl RawSemaphore {
                 Err(TryAcquireError::NoPermits)
             }
         }
+    }
+
+    /// See `Semaphore::__loom_queue_a_ghost`.
+    #[cfg(loom)]
+    pub(crate) fn queue_a_ghost(&self, n: u32) {
+        let (slot, mut me) = (Slot::fresh(), None);
+        let taken = self.lock().take_or_queue(&mut me, u64::from(n), &slot, || Wake::Thread);
+        assert!(matches!(taken, Take::Short { .. }), "a ghost must wait");
+    }
+
+    /// See `Semaphore::__loom_fork`.
+    #[cfg(loom)]
+    pub(crate) fn pretend_forked(&self) {
+        self.lock().pretend_forked();
     }
 
     /// Gives `n` permits back. One `fetch_add`; the cold path only if someone waits.

@@ -49,6 +49,17 @@
 //! watcher: a thread sleeps at most until the lapse; a task is woken then by the crate's timer
 //! (`sync::timer`), or yields to its executor until then where there is no timer.
 //!
+//! # After a fork
+//! A child made by `fork` has a copy of the queue but only the forking thread: the threads
+//! queued in the parent never run there, and a walk would spend wakes and the reservation's
+//! permits on them for ever. So the queue records the process's fork generation
+//! (`sync::fork`), and the first section in a child takes every thread's entry out
+//! ([`Inner::after_fork`], as a waiter that leaves: its wake, watch and reservation with it).
+//! Tasks' entries stay: a task may belong to an executor in the forking thread, which runs on.
+//! The forking thread itself may be queued (it forked inside its `keep_waiting`): its id is kept
+//! in `forgotten`, and its wait queues again instead of taking the missing entry for a served
+//! one. Permits the parent's other threads held, or were granted, stay taken in the child.
+//!
 //! # Served waiters
 //! A walk that serves the reservation takes the owner's permits for it, removes its entry and sets
 //! its [`Slot`]'s flag: the owner is done without taking the lock again. A waiter that finds its
@@ -58,7 +69,7 @@ use super::state::*;
 use crate::sync::{
     Arc, AtomicU32, AtomicU64, Futex, Mutex, MutexGuard, Ordering::Acquire, Ordering::Relaxed,
 };
-use crate::sync::{Ordering::Release, Park, Private, Token, cancel, wake_at};
+use crate::sync::{Ordering::Release, Park, Private, Token, cancel, fork, wake_at};
 #[cfg(not(loom))]
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -192,6 +203,12 @@ struct Inner {
     skip: Skip,
     /// How many entries are threads' (a walk looks for one to watch a reservation only if any).
     threads: usize,
+    /// The fork generation of the process whose threads are queued here (`None` until the first
+    /// section): a section in a child made by `fork` finds it older ("After a fork").
+    forks: Option<u64>,
+    /// Threads' entries taken out in a fork's child, whose waiter may still ask (the forking
+    /// thread itself, if it forked inside its `keep_waiting`): it then queues again.
+    forgotten: Vec<Id>,
 }
 
 /// What the last walks learnt about the front of the queue, so that the next does not look at
@@ -247,7 +264,10 @@ impl Queue {
     pub(crate) fn lock<'a>(&'a self, state: &'a AtomicU64) -> Locked<'a> {
         // The lock is never held across user code or a panic point that leaves `Inner` broken,
         // so a poisoned lock (a panic in a waker's `clone`) still holds a consistent queue.
-        let inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if inner.forks != Some(fork::generation()) {
+            inner.after_fork();
+        }
         Locked {
             state,
             inner: Some(inner),
@@ -362,6 +382,7 @@ impl Locked<'_> {
         slot: &Arc<Slot>,
         wake: impl FnOnce() -> Wake,
     ) -> Take {
+        self.forgotten(me);
         let result = self.take(*me, n);
         match result {
             Take::Taken | Take::Closed => {
@@ -406,9 +427,26 @@ impl Locked<'_> {
         result
     }
 
+    /// Loom models only: this queue's generation as a fork's child finds it, older than the
+    /// process's (`fork::generation` is 0 under loom).
+    #[cfg(loom)]
+    pub(crate) fn pretend_forked(&mut self) {
+        self.inner().forks = Some(u64::MAX);
+    }
+
+    /// Sets `*me` to `None` if its entry was taken out after a fork (the forking thread's own,
+    /// if it forked inside its `keep_waiting`): it is not queued, and was not served.
+    #[inline]
+    pub(crate) fn forgotten(&mut self, me: &mut Option<Id>) {
+        if !self.inner().forgotten.is_empty() {
+            self.inner().forget(me);
+        }
+    }
+
     /// A queued waiter of `n` leaves without permits (timed out, cancelled): its wake, if it had
     /// one, and its reservation, if it owned one, pass to others in this section's walk.
     pub(crate) fn leave(&mut self, me: &mut Option<Id>, n: u64) {
+        self.forgotten(me); // taken out after a fork: nothing to leave, nothing was served
         if let Some(id) = me.take() {
             let inner = self.inner();
             if let Some(i) = inner.index(id) {
@@ -668,6 +706,34 @@ impl Entry {
 }
 
 impl Inner {
+    /// The first section of this queue, or the first in a child made by `fork` since the last
+    /// ("After a fork" in the module header): in a child, the threads queued here are the
+    /// parent's, not copied, and their entries leave (with their wakes, watch and reservation).
+    #[cold]
+    fn after_fork(&mut self) {
+        let copied = self.forks.is_some();
+        fork::count_forks(); // before this queue's first entry, so that a fork after it counts
+        self.forks = Some(fork::generation());
+        if !copied {
+            return;
+        }
+        for i in (0..self.entries.len()).rev() {
+            if self.is_thread(i) {
+                self.forgotten.push(self.entries[i].id);
+                self.remove_at(i);
+            }
+        }
+    }
+
+    /// Whether `me` is an entry [`after_fork`](Self::after_fork) took out; it is forgotten then
+    /// (`*me` = `None`), so that its waiter queues again.
+    fn forget(&mut self, me: &mut Option<Id>) {
+        if let Some(at) = me.and_then(|id| self.forgotten.iter().position(|&f| f == id)) {
+            self.forgotten.swap_remove(at);
+            *me = None;
+        }
+    }
+
     /// Whether entry `i` is a thread's (else a task's).
     fn is_thread(&self, i: usize) -> bool {
         matches!(self.entries[i].wake, Wake::Thread)

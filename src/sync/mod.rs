@@ -43,6 +43,7 @@ mod futex;
 pub(crate) use futex::Shared;
 pub(crate) use futex::{Futex, Private};
 
+pub(crate) mod fork;
 #[cfg(not(loom))]
 mod timer;
 #[cfg(not(loom))]

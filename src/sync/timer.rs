@@ -13,6 +13,7 @@
 //! [`wake_at`] returns `None` and the caller yields to its executor instead; under loom the
 //! `sync` shim has no timer at all.
 
+use super::fork::{count_forks, generation};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::Waker;
@@ -34,46 +35,13 @@ struct Timer {
 }
 
 static TIMER: Mutex<Timer> = Mutex::new(Timer { due: Vec::new(), next_token: 0, wakes_at: None });
-/// The timer thread, once started, with the number of [`FORKS`] then: a child made by `fork` has
+/// The timer thread, once started, with the fork [`generation`] then: a child made by `fork` has
 /// no timer thread (only the forking thread is copied), so it starts its own.
 static THREAD: Mutex<Option<(u64, Thread)>> = Mutex::new(None);
-/// [`FORKS`] + 1 when [`THREAD`] was last set (0: never): so that a wake need not take
+/// The [`generation`] + 1 when [`THREAD`] was last set (0: never): so that a wake need not take
 /// `THREAD`'s lock, which both workers of a runtime would pass back and forth, only to learn
 /// that the timer runs; it does to unpark it.
 static STARTED: AtomicU64 = AtomicU64::new(0);
-
-/// How many times a `fork` made this process from the one that started the first timer thread,
-/// counted by a child handler registered then ([`count_forks`]). A load, where asking for the
-/// process id is a system call (about 200 ns here) on every wake this timer is asked for.
-static FORKS: AtomicU64 = AtomicU64::new(0);
-
-/// Registers, once, the `fork` handler that counts [`FORKS`] in the child.
-#[cfg(unix)]
-fn count_forks() {
-    extern "C" fn in_child() {
-        // Async-signal-safe, as a fork handler must be: an atomic add.
-        FORKS.fetch_add(1, Relaxed);
-    }
-    unsafe extern "C" {
-        fn pthread_atfork(
-            prepare: Option<extern "C" fn()>,
-            parent: Option<extern "C" fn()>,
-            child: Option<extern "C" fn()>,
-        ) -> std::ffi::c_int;
-    }
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: POSIX's `pthread_atfork` (in the C library of every unix target), with no
-        // prepare or parent handler and a child handler that only does an atomic add. If it
-        // fails (out of memory), forks go uncounted: a child then has no timer, and its tasks
-        // held back by a reservation wait for another wake (as where there is no timer at all).
-        unsafe { pthread_atfork(None, None, Some(in_child)) };
-    });
-}
-
-/// Without `fork` there is nothing to count.
-#[cfg(not(unix))]
-fn count_forks() {}
 
 /// Arranges for `waker` to be woken once `at` has passed, unless [`cancel`]led first. Returns
 /// `None` if there is no timer to do it (the caller then yields instead), or if the waker's
@@ -85,7 +53,7 @@ pub(crate) fn wake_at(at: Instant, waker: &Waker) -> Option<Token> {
     if cfg!(miri) {
         return None; // Miri reports a thread left running at exit
     }
-    if STARTED.load(Relaxed) != FORKS.load(Relaxed) + 1 {
+    if STARTED.load(Relaxed) != generation() + 1 {
         timer_thread()?; // none yet in this process (or since its `fork`): started, or `None`
     }
     let pending = |timer: &Timer| {
@@ -119,7 +87,7 @@ pub(crate) fn wake_at(at: Instant, waker: &Waker) -> Option<Token> {
 /// The timer thread of this process, started if there is none; `None` if it cannot be.
 fn timer_thread() -> Option<Thread> {
     let mut thread = THREAD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let forks = FORKS.load(Relaxed);
+    let forks = generation();
     match &*thread {
         Some((started_at, t)) if *started_at == forks => Some(t.clone()),
         _ => {

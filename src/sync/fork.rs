@@ -1,0 +1,62 @@
+//! How many times `fork` made this process: the generation a process-local structure compares
+//! with its own to learn that it is a copy in a child, where only the forking thread was copied.
+//! The timer (`timer.rs`) starts a new thread then; the waiter queue forgets the threads that
+//! waited in it (`raw::queue`, "After a fork").
+//!
+//! The count is kept by a child handler that [`count_forks`] registers once, before the first
+//! structure that needs it records a generation: a fork before that has nothing to tell. Reading
+//! it is one load, where asking for the process id is a system call (about 200 ns here).
+
+#[cfg(not(loom))]
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// How many times a `fork` made this process from the one that first called [`count_forks`].
+#[cfg(not(loom))]
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+/// This process's generation: the number of forks since [`count_forks`] was first called.
+#[cfg(not(loom))]
+#[inline]
+pub(crate) fn generation() -> u64 {
+    // Relaxed: the child handler runs in the forking thread before `fork` returns there, and any
+    // other thread of the child is started after it.
+    FORKS.load(Relaxed)
+}
+
+/// Under loom nothing forks (the models stand a fork in with a hook on the queue).
+#[cfg(loom)]
+pub(crate) fn generation() -> u64 {
+    0
+}
+
+/// Registers, once, the `fork` handler that counts [`generation`] up in the child.
+#[cfg(all(unix, not(loom)))]
+pub(crate) fn count_forks() {
+    extern "C" fn in_child() {
+        // Async-signal-safe, as a fork handler must be: an atomic add.
+        FORKS.fetch_add(1, Relaxed);
+    }
+    unsafe extern "C" {
+        fn pthread_atfork(
+            prepare: Option<extern "C" fn()>,
+            parent: Option<extern "C" fn()>,
+            child: Option<extern "C" fn()>,
+        ) -> std::ffi::c_int;
+    }
+    if cfg!(miri) {
+        return; // Miri runs no `pthread_atfork` (and never forks)
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: POSIX's `pthread_atfork` (in the C library of every unix target), with no
+        // prepare or parent handler and a child handler that only does an atomic add. If it
+        // fails (out of memory), forks go uncounted: a child then has no timer (its tasks held
+        // back by a reservation wait for another wake, as where there is no timer at all), and
+        // its queues keep the parent's waiters (as before this count existed).
+        unsafe { pthread_atfork(None, None, Some(in_child)) };
+    });
+}
+
+/// Without `fork` (or under loom) there is nothing to count.
+#[cfg(any(not(unix), loom))]
+pub(crate) fn count_forks() {}
