@@ -23,6 +23,22 @@
 //! release are then plain counts, as in `multiprocessing` (the crate's unrecorded take and
 //! `release`; a permit that waiting got is taken recorded, then forgotten).
 //!
+//! # A normal end keeps the permits taken
+//! Only a process that dies (killed, crashed, or `os._exit` called by its own code) has its
+//! permits given back. One that ends normally keeps them taken, as `multiprocessing` does: the
+//! consumer of a producer/consumer pair acquires `full` and never releases it (the producer does),
+//! and its "held" permits must not come back as phantom items when it returns. So what a process
+//! holds is forgotten (`ProcessPermit::forget`: still taken, no longer recorded) when its last
+//! handle of the semaphore goes (`Held`'s drop), and at its normal end, for every semaphore it
+//! has open (`_forget_held`, over `OPEN`): by `atexit`, and by a `multiprocessing.util.Finalize`
+//! (a `multiprocessing` child ends through `os._exit`, after `multiprocessing` has run its
+//! finalizers, also when the target raised). That `Finalize` is registered when a handle is made
+//! or opened (`arm`, `LIFE`); `multiprocessing` empties its registry when a child starts (after
+//! `fork`, and after unpickling the arguments under `spawn`), and then runs its after-fork hooks,
+//! where `_rearm` registers it again. After `_forget_held` (`LIFE` is `ENDING`) a permit taken is
+//! forgotten at once: a thread still running then (one the child's end waits for) counts as under
+//! `recover=False`.
+//!
 //! # Recovery while polling
 //! The crate recovers dead holders' permits within one wait, after each `RECOVERY_INTERVAL` of
 //! it: a process that only polls (`acquire(False)`, or short timeouts) would never wait that
@@ -40,7 +56,7 @@ use pyo3::prelude::*;
 use pyo3::sync::GILProtected;
 use pyo3::types::{PyDict, PyTuple, PyType};
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
@@ -50,7 +66,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// One semaphore as this process sees it: the mapping and the permits this process holds.
 struct Shared {
-    // Declared first, so dropped (and so given back) before the region they borrow. Only
+    // Declared first, so dropped (and so forgotten) before the region they borrow. Only
     // touched with the GIL held: no atomic read-modify-write on the fast path.
     held: GILProtected<RefCell<Held>>,
     region: Region,
@@ -87,13 +103,99 @@ impl Shared {
         true
     }
 
-    /// Keeps a permit taken for this process (or forgets it without recovery).
+    /// Keeps a permit taken for this process (or forgets it without recovery, or once this
+    /// process is ending).
     #[inline]
     fn keep(&self, py: Python<'_>, permit: ProcessPermit<'static>) {
-        if self.recover {
+        if self.recover && LIFE.load(Ordering::Relaxed) == ARMED {
             self.held.get(py).borrow_mut().keep(permit);
         } else {
+            self.keep_cold(py, permit);
+        }
+    }
+
+    /// `keep` without recovery, in a process that is ending, or in one not armed (a `fork`
+    /// child, outside `multiprocessing`).
+    #[cold]
+    fn keep_cold(&self, py: Python<'_>, permit: ProcessPermit<'static>) {
+        if !self.recover || LIFE.load(Ordering::Relaxed) == ENDING {
             permit.forget();
+            return;
+        }
+        self.held.get(py).borrow_mut().keep(permit);
+        arm(py);
+    }
+}
+
+/// Where this process is in its life, for `Shared::keep` (the module header, "A normal end keeps
+/// the permits taken"): `ARMED` once `arm` registered the `Finalize` that calls `_forget_held`
+/// (`UNARMED` again in a `fork` child, and re-armed there), `ENDING` once `_forget_held` ran.
+static LIFE: AtomicU8 = AtomicU8::new(UNARMED);
+const UNARMED: u8 = 0;
+const ARMED: u8 = 1;
+const ENDING: u8 = 2;
+/// Whether `_rearm` is registered with `multiprocessing.util.register_after_fork` (inherited by a
+/// `fork` child with the registry: not reset there).
+static AFTER_FORKER: AtomicBool = AtomicBool::new(false);
+
+/// Registers `multiprocessing.util.Finalize(None, _forget_held, exitpriority=0)` once in this
+/// process: run at the normal end of a `multiprocessing` child, before its `os._exit` (and at the
+/// main process's exit, where `atexit` calls `_forget_held` too). Called when a handle is made or
+/// opened (so also before a child's target runs, even one that takes its first permit in a thread
+/// after the target returned) and by the first permit kept in a process `fork` made outside
+/// `multiprocessing`. A `multiprocessing` child empties the `Finalize` registry as it starts (its
+/// `_after_fork`, also under `spawn`, after the arguments were unpickled): the `_rearm` that this
+/// registers with `register_after_fork` then registers it again. Best effort: without it, a
+/// `multiprocessing` child that ends normally has its permits given back.
+#[cold]
+#[inline(never)]
+fn arm(_gil: Python<'_>) {
+    if LIFE.compare_exchange(UNARMED, ARMED, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+        return;
+    }
+    let register = |py: Python<'_>| -> PyResult<()> {
+        let util = py.import("multiprocessing.util")?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("exitpriority", 0)?;
+        util.getattr("Finalize")?.call((py.None(), wrap_pyfunction!(_forget_held, py)?), Some(&kwargs))?;
+        if !AFTER_FORKER.swap(true, Ordering::Relaxed) {
+            // Keyed by an object that lives as long as the process: the module.
+            let module = py.import("futex_semaphore")?;
+            util.call_method1("register_after_fork", (module, wrap_pyfunction!(_rearm, py)?))?;
+        }
+        Ok(())
+    };
+    // `with_gil_unchecked` with the GIL held (the callers hold it): counted, so that an error's
+    // objects are freed here even when a fast method (`fastcall.rs`) called, which runs outside
+    // PyO3's count; unchecked, as the interpreter may be shutting down.
+    // SAFETY: the GIL is held.
+    unsafe {
+        Python::with_gil_unchecked(|py| {
+            crate::keeping_exception(py, || {
+                let _ = register(py);
+            })
+        })
+    };
+}
+
+/// `multiprocessing.util.register_after_fork`'s callback, run as a `multiprocessing` child starts
+/// (after it emptied the `Finalize` registry): registers `arm`'s `Finalize` again.
+#[pyfunction]
+fn _rearm(py: Python<'_>, _module: &Bound<'_, PyAny>) {
+    LIFE.store(UNARMED, Ordering::Relaxed);
+    arm(py);
+}
+
+/// The normal end of this process (`atexit`, and the `Finalize` that `arm` registers): forgets
+/// the permits it holds of every semaphore it has open, so that they stay taken, as in
+/// `multiprocessing`, and forgets any taken after (see the module header).
+#[pyfunction]
+fn _forget_held(py: Python<'_>) {
+    LIFE.store(ENDING, Ordering::Relaxed);
+    let open: Vec<_> = lock(&OPEN).iter().filter_map(|(_, weak)| weak.upgrade()).collect();
+    for shared in &open {
+        if let Ok(mut held) = shared.held.get(py).try_borrow_mut() {
+            held.forget_all();
         }
     }
 }
@@ -143,6 +245,22 @@ impl Held {
     #[cold]
     fn release_one_of_more(&mut self) -> bool {
         self.more.iter_mut().rev().chain(&mut self.first).any(ProcessPermit::release_one)
+    }
+
+    /// Forgets all it holds: taken for good, and not given back by recovery either (the module
+    /// header, "A normal end keeps the permits taken"). A `fork` child's copy of a parent's
+    /// permit: nothing done (the crate checks the process incarnation).
+    fn forget_all(&mut self) {
+        for permit in self.first.take().into_iter().chain(self.more.drain(..)) {
+            permit.forget();
+        }
+    }
+}
+
+impl Drop for Held {
+    /// The last handle of the semaphore in this process went: what it holds stays taken.
+    fn drop(&mut self) {
+        self.forget_all();
     }
 }
 
@@ -226,8 +344,9 @@ fn fresh_name() -> String {
 /// timeout=None)`, `release()`, `get_value()`, `with`), on futex-semaphore's `ProcessSemaphore`.
 ///
 /// Pass it to `multiprocessing.Process` children (under `fork`, `spawn` or `forkserver`; it
-/// pickles to its name). If a process dies holding permits, even killed with `SIGKILL`, they
-/// come back: a waiter recovers them within about 0.1 s. Subclasses and weak references work
+/// pickles to its name). If a process dies holding permits (killed, even with `SIGKILL`, or by
+/// its own `os._exit`), they come back: a waiter recovers them within about 0.1 s. A process
+/// that ends normally keeps them taken, as `multiprocessing` does. Subclasses and weak references work
 /// (the value is read when the object is made: see `args`).
 #[pyclass(module = "futex_semaphore", subclass, weakref, frozen)]
 pub struct ProcessSemaphore {
@@ -364,6 +483,7 @@ impl ProcessSemaphore {
             last_scan: GILProtected::new(Cell::new(None)),
         });
         register(&shared);
+        arm(py);
         Ok(ProcessSemaphore { shared, made_with: Some(value) })
     }
 
@@ -467,7 +587,7 @@ pub fn _open_process_semaphore<'py>(
     recover: bool,
     cls: Option<&Bound<'py, PyType>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let handle = open_by_name(name, recover)?;
+    let handle = open_by_name(py, name, recover)?;
     let own = py.get_type::<ProcessSemaphore>();
     let Some(cls) = cls.filter(|cls| !cls.is(&own)) else {
         return Ok(Bound::new(py, handle)?.into_any());
@@ -484,7 +604,7 @@ pub fn _open_process_semaphore<'py>(
 }
 
 /// The handle this process has open under `name`, or the region opened by name.
-fn open_by_name(name: &str, recover: bool) -> PyResult<ProcessSemaphore> {
+fn open_by_name(py: Python<'_>, name: &str, recover: bool) -> PyResult<ProcessSemaphore> {
     let existing = lock(&OPEN).iter().find(|(n, _)| n == name).and_then(|(_, w)| w.upgrade());
     if let Some(shared) = existing {
         return Ok(ProcessSemaphore { shared, made_with: None });
@@ -503,18 +623,23 @@ fn open_by_name(name: &str, recover: bool) -> PyResult<ProcessSemaphore> {
         last_scan: GILProtected::new(Cell::new(None)),
     });
     register(&shared);
+    arm(py);
     Ok(ProcessSemaphore { shared, made_with: None })
 }
 
 /// `os.register_at_fork(after_in_child=...)`: the child holds none of the parent's permits,
-/// created no region, and its main thread is the one that forked.
+/// created no region, has no `Finalize` of `arm`'s (the parent's does nothing in another
+/// process, and `multiprocessing` empties the registry anyway), and its main thread is the one
+/// that forked.
 #[pyfunction]
 pub fn _after_fork_in_child(py: Python<'_>) {
     blocking::after_fork_in_child();
     lock(&CREATED).clear();
+    LIFE.store(UNARMED, Ordering::Relaxed);
     let open: Vec<_> = lock(&OPEN).iter().filter_map(|(_, weak)| weak.upgrade()).collect();
     for shared in open {
-        // Dropping a parent's permit in the child gives nothing back (the crate checks the pid).
+        // Forgetting a parent's permit in the child does nothing (the crate checks the
+        // incarnation): the parent still holds it.
         drop(std::mem::take(&mut *shared.held.get(py).borrow_mut()));
     }
 }
@@ -537,10 +662,13 @@ pub fn _unlink_created() {
     }
 }
 
-/// Registers the `atexit` and `fork` hooks.
+/// Registers the `atexit` and `fork` hooks. `_forget_held` is registered as a function object,
+/// not a module attribute (the module's names are lib.rs's).
 pub(crate) fn install_hooks(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    py.import("atexit")?.call_method1("register", (m.getattr("_unlink_created")?,))?;
+    let atexit = py.import("atexit")?;
+    atexit.call_method1("register", (m.getattr("_unlink_created")?,))?;
+    atexit.call_method1("register", (wrap_pyfunction!(_forget_held, py)?,))?;
     let kwargs = pyo3::types::PyDict::new(py);
     kwargs.set_item("after_in_child", m.getattr("_after_fork_in_child")?)?;
     py.import("os")?.call_method("register_at_fork", (), Some(&kwargs))?;

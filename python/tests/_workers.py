@@ -33,8 +33,47 @@ def report_value(sem, queue):
 
 
 def acquire_and_exit(sem):
-    # Exits without releasing: the permit of a dead holder comes back.
+    # Returns without releasing: a normal end, so the permit stays taken (as multiprocessing).
     assert sem.acquire(timeout=5)
+
+
+def acquire_and_raise(sem):
+    # Ends with an uncaught exception: still a normal end for multiprocessing (its finalizers
+    # run before the child's os._exit), so the permit stays taken.
+    assert sem.acquire(timeout=5)
+    raise RuntimeError("the target failed (expected by the test)")
+
+
+def acquire_and_os_exit(sem):
+    # Ends by its own os._exit, skipping multiprocessing's finalizers: abnormal, recovered.
+    assert sem.acquire(timeout=5)
+    os._exit(0)
+
+
+def acquire_in_a_thread_after_the_target_returns(sem):
+    # A non-daemon thread that acquires after the target has returned, once multiprocessing's
+    # finalizers have run (the child's end then waits for it): that permit stays taken too.
+    import threading
+
+    def late():
+        time.sleep(0.3)
+        assert sem.acquire(timeout=5)
+
+    threading.Thread(target=late).start()
+
+
+def produce(empty, full, n):
+    # The textbook producer: takes a free slot, then signals an item (never releases `empty`).
+    for _ in range(n):
+        assert empty.acquire(timeout=10)
+        full.release()
+
+
+def consume(empty, full, n):
+    # The textbook consumer: takes an item, then frees its slot (never releases `full`).
+    for _ in range(n):
+        assert full.acquire(timeout=10)
+        empty.release()
 
 
 def acquire_release_and_hang(sem, taken, released, ready):

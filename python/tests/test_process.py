@@ -230,18 +230,6 @@ def test_without_recovery_a_killed_holders_permit_stays_taken(method):
     assert sem.get_value() == 0
 
 
-@pytest.mark.parametrize("method", START_METHODS)
-def test_permit_of_a_holder_that_exits_comes_back(method):
-    ctx = mp.get_context(method)
-    sem = fs.ProcessSemaphore(1)
-    p = ctx.Process(target=_workers.acquire_and_exit, args=(sem,))
-    p.start()
-    p.join(30)
-    assert p.exitcode == 0
-    assert sem.acquire(timeout=5)
-    assert sem.recover() == 0
-
-
 def test_a_forked_child_holds_none_of_the_parents_permits():
     sem = fs.ProcessSemaphore(2)
     sem.acquire()
