@@ -14,6 +14,7 @@ _T_co = TypeVar("_T_co", covariant=True)
 
 __version__: str
 __all__ = [
+    "__version__",
     "Semaphore",
     "BoundedSemaphore",
     "AsyncSemaphore",
@@ -21,6 +22,11 @@ __all__ = [
     "ProcessSemaphore",
     "Ready",
     "Acquiring",
+    "Wake",
+    "_open_process_semaphore",
+    "_after_fork_in_child",
+    "_unlink_created",
+    "_unlink_if_created",
 ]
 
 class Semaphore:

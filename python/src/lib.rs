@@ -48,17 +48,6 @@ pub(crate) fn keeping_exception<T>(py: Python<'_>, f: impl FnOnce() -> T) -> T {
     out
 }
 
-/// The module's `__all__`.
-const PUBLIC: [&str; 7] = [
-    "Semaphore",
-    "BoundedSemaphore",
-    "AsyncSemaphore",
-    "AsyncBoundedSemaphore",
-    "ProcessSemaphore",
-    "Ready",
-    "Acquiring",
-];
-
 /// Semaphores on the futex-semaphore engine, for threads, asyncio tasks and processes:
 ///
 /// - `Semaphore`, `BoundedSemaphore`: `threading`'s API, also awaitable from asyncio
@@ -83,9 +72,6 @@ fn futex_semaphore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(process::_after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(process::_unlink_created, m)?)?;
     m.add_function(wrap_pyfunction!(process::_unlink_if_created, m)?)?;
-    // `from futex_semaphore import *` takes the public classes only (PyO3 lists every name
-    // added; the functions and `Wake` are the package's internals).
-    m.setattr("__all__", PUBLIC)?;
     blocking::init(m.py())?;
     process::install_hooks(m)?;
     fastcall::install_all(m)?;
