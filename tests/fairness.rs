@@ -292,6 +292,17 @@ fn a_sleeper_held_back_while_a_stalled_task_watches_sees_the_lapse() {
         // sleeper back too.
         sem.add_permits(1);
         sem.add_permits(1);
+        // Then one more section, after the head could starve again. If the reservation lapsed
+        // unseen before a release (claimed early, by the sleeper's arrival on a loaded host, or
+        // the main thread preempted between the releases), that release's walk saw the lapse
+        // itself and woke the stalled task as a plain waiter, counted as on its way to its
+        // permit for ever (it is never polled again); the sleeper, needing
+        // that permit too, is not woken until the next release or acquire (`Acquire`'s "Leaking
+        // it"), whose walk claims a reservation for the head again and gives the sleeper the
+        // watch (invariant 2: a woken task's request does not keep a thread from counting as
+        // held back). Otherwise this section is harmless.
+        thread::sleep(Duration::from_millis(3));
+        sem.add_permits(0);
         let served = sleeper.join().unwrap();
         drop(stalled);
         sem.add_permits(3);

@@ -733,6 +733,32 @@ fn a_thread_takes_the_watch_over_from_a_task_never_polled_again() {
     });
 }
 
+/// A task woken to watch a reservation and then never polled again (leaked, or its executor
+/// stopped) still counts as on its way to take its permit: a thread needing that permit too,
+/// held back by the reservation once more come back, must count as held back all the same
+/// (invariant 2: a thread's budget leaves woken tasks' requests out), so that it is given the
+/// watch and sees the lapse; it slept on without a timeout, and the owner behind it for ever.
+#[test]
+fn a_thread_does_not_wait_for_a_woken_task_never_polled_again() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let owner = spawn_acquire_many(&sem, 3);
+        wait_for_waiters(&sem, 1);
+        let mut stalled = sem.acquire_async();
+        assert!(!poll_once(&mut stalled)); // queued, never polled again
+        let sleeper = spawn_acquire_many(&sem, 2);
+        wait_for_waiters(&sem, 3);
+        sem.add_permits(0);
+        sem.add_permits(1); // claims for the owner; the task, held back, is woken to watch
+        sem.add_permits(1); // the sleeper is held back too: given the watch, it sees the lapse
+        assert_eq!(sleeper.join().unwrap(), 2);
+        drop(stalled);
+        sem.add_permits(3);
+        assert_eq!(owner.join().unwrap(), 3);
+        assert!(no_waiters(&sem));
+    });
+}
+
 /// As the model below, with a task queued before the sleeper: a walk that chooses the watcher
 /// among them chooses the thread, sure to see the lapse, over the task, which is never polled
 /// again.

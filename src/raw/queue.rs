@@ -12,8 +12,11 @@
 //!    waiter to queue *before* that waiter's last look at the permits, in an RMW, and cleared by
 //!    the last to leave.
 //! 2. `inflight` is the sum of the requests of the entries marked `notified`: woken and not yet
-//!    run. A walk counts those permits as spoken for, so a release wakes nobody for permits an
-//!    earlier wake is already on its way to take.
+//!    run; `inflight_tasks` the part of it that tasks' entries ask for. A walk counts those
+//!    permits as spoken for, so a release wakes nobody for permits an earlier wake is already on
+//!    its way to take. Choosing a reservation's watcher (invariant 5), it counts a thread as held
+//!    back by the permits free but for threads' wakes: a woken task may never be polled (a
+//!    leaked future, a stopped executor), and the thread would sleep on without a timeout.
 //! 3. [`RESERVED`] is set exactly while `reservation` is `Some`; its owner is in the queue.
 //! 4. A waiter decides to sleep in a locked section, after un-marking itself, and every section
 //!    ends with a walk: a wake that was spent on a waiter that then found nothing (robbed by a
@@ -191,6 +194,8 @@ struct Inner {
     next_id: Id,
     /// Invariant 2.
     inflight: u64,
+    /// Invariant 2: what of `inflight` tasks' entries ask for.
+    inflight_tasks: u64,
     /// Invariant 3.
     reservation: Option<Reservation>,
     /// The waiter held back by the reservation that sees it out (sleeps until its lapse, is woken
@@ -642,9 +647,15 @@ impl Locked<'_> {
             return;
         };
         // Invariant 5: wake one waiter the reservation holds back, to see it out.
-        let (owner, free) = (r.owner, permits(s).saturating_sub(inner.inflight));
-        let held_back = |e: &Entry| !e.notified && e.id != owner && e.n() <= free;
-        if free == 0 {
+        // Free for a task, and for a thread, which does not wait for woken tasks (invariant 2).
+        let owner = r.owner;
+        let free = permits(s).saturating_sub(inner.inflight);
+        let free_for_threads = permits(s).saturating_sub(inner.inflight - inner.inflight_tasks);
+        let held_back = |e: &Entry| {
+            let free = if matches!(e.wake, Wake::Thread) { free_for_threads } else { free };
+            !e.notified && e.id != owner && e.n() <= free
+        };
+        if free_for_threads == 0 {
             return; // nothing is held back from anyone
         }
         // A thread first: a task may have been leaked, or never be polled again. One pass, to
@@ -782,6 +793,9 @@ impl Inner {
         self.left(i);
         if e.notified {
             self.inflight -= e.n();
+            if !matches!(e.wake, Wake::Thread) {
+                self.inflight_tasks -= e.n();
+            }
         }
         if matches!(e.wake, Wake::Thread) {
             self.threads -= 1;
@@ -808,6 +822,9 @@ impl Inner {
         let woken = std::mem::replace(&mut e.notified, false);
         if woken {
             self.inflight -= e.n();
+            if !matches!(e.wake, Wake::Thread) {
+                self.inflight_tasks -= e.n();
+            }
             self.skip.at = self.skip.at.min(i); // invariant 6: it is un-woken again
         }
         woken
@@ -843,6 +860,9 @@ impl Inner {
         }
         e.notified = true;
         self.inflight += e.n();
+        if !matches!(e.wake, Wake::Thread) {
+            self.inflight_tasks += e.n();
+        }
         e.wake(wakes);
     }
 
@@ -1066,6 +1086,14 @@ mod tests {
                         woken.push(e.id);
                     }
                 }
+                // Invariant 2 (tasks' part of it: the watcher's choice).
+                let tasks: u64 = inner
+                    .entries
+                    .iter()
+                    .filter(|e| e.notified && !matches!(e.wake, Wake::Thread))
+                    .map(Entry::n)
+                    .sum();
+                assert_eq!(inner.inflight_tasks, tasks);
                 woken
             };
             let mut locked = queue.lock(&state);
@@ -1073,7 +1101,10 @@ mod tests {
                 0..=2 => {
                     let n = 1 + next(3);
                     let mut me = None;
-                    let _ = locked.take_or_queue(&mut me, n, &Slot::fresh(), || Wake::Thread);
+                    // Threads and tasks alike (a task's waker does nothing here).
+                    let wake =
+                        if next(2) == 0 { Wake::Thread } else { Wake::Task(Some(Waker::noop().clone())) };
+                    let _ = locked.take_or_queue(&mut me, n, &Slot::fresh(), || wake);
                     if me.is_some() {
                         waiters.push((me, n));
                     }
