@@ -79,6 +79,7 @@ fn child() {
         "fork-full" => full_table_role(),
         "fork-timer" => fork_timer_role(),
         "fork-queue" => fork_queue_role(),
+        "fork-queue-tasks" => fork_queue_tasks_role(),
         "pid-reuse-cache" => pid_reuse_cache_role(),
         "pid-reuse-permit" => pid_reuse_permit_role(),
         "first-acquires" => first_acquires_role(),
@@ -731,6 +732,96 @@ fn fork_queue_role() {
     drop(held);
     waiter.join().unwrap();
     assert_eq!(sem.available_permits(), 1);
+    say("done");
+}
+
+/// The same for tasks: in a fork's child, a task queued by another thread of the parent (whose
+/// executor is not in the child) is taken out of the queue like a thread; one queued by the
+/// forking thread stays and is served there; and one queued by another thread but polled by
+/// the forking thread in the child queues again (neither served for nothing nor stranded).
+#[test]
+fn a_forked_child_serves_its_own_tasks_not_the_parents_other_threads() {
+    let mut forker = Proc::spawn("fork-queue-tasks", &[]);
+    forker.expect("done");
+    forker.succeeds();
+}
+
+fn fork_queue_tasks_role() {
+    use futex_semaphore::Semaphore;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, SeqCst);
+        }
+    }
+    let flag = || Arc::new(Flag(AtomicBool::new(false)));
+
+    // 1. A task of another thread's executor, starving at the fork: the child's releases serve
+    // the child's own acquires.
+    let sem = Arc::new(Semaphore::new(1));
+    let held = sem.acquire().unwrap();
+    let waiter = {
+        let sem = Arc::clone(&sem);
+        std::thread::spawn(move || drop(pollster::block_on(sem.acquire_async()).unwrap()))
+    };
+    while sem.queued_waiters() == 0 {
+        std::thread::yield_now();
+    }
+    std::thread::sleep(Duration::from_millis(5)); // past STARVE_AFTER: its reservation is due
+    let child = fork(|| {
+        // SAFETY: alarm(2) only arms a signal; SIGALRM ends the child if it hangs.
+        unsafe { libc::alarm(20) };
+        sem.add_permits(1);
+        for _ in 0..5 {
+            match sem.try_acquire_for(Duration::from_secs(2)) {
+                Ok(permit) => drop(permit),
+                Err(_) => return 10,
+            }
+        }
+        if sem.queued_waiters() != 0 { 11 } else { 0 }
+    });
+    assert_eq!(wait(child), 0, "the child (10: not served, 11: a waiter left)");
+    drop(held);
+    waiter.join().unwrap();
+
+    // 2. This thread's task stays queued and is served; another thread's, polled here in the
+    // child, queues again: one permit, one of them gets it.
+    let sem = Arc::new(Semaphore::new(0));
+    let mine = flag();
+    let my_waker = Waker::from(Arc::clone(&mine));
+    let mut a = Box::pin(sem.acquire_async()); // queued by this thread, the forking one
+    let mut b = Box::pin(sem.acquire_async()); // queued by another thread of the parent
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let waker = Waker::from(flag());
+            assert!(b.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+        });
+    });
+    assert!(a.as_mut().poll(&mut Context::from_waker(&my_waker)).is_pending());
+    let child = fork(|| {
+        // SAFETY: as above.
+        unsafe { libc::alarm(20) };
+        let mut cx = Context::from_waker(&my_waker);
+        if b.as_mut().poll(&mut cx).is_ready() {
+            return 10; // its entry taken out, it took the missing entry for a served one
+        }
+        sem.add_permits(1);
+        if !mine.0.load(SeqCst) {
+            return 11; // neither woken
+        }
+        match (a.as_mut().poll(&mut cx), b.as_mut().poll(&mut cx)) {
+            (Poll::Ready(Ok(p)), Poll::Pending) | (Poll::Pending, Poll::Ready(Ok(p))) => {
+                p.forget();
+                if sem.available_permits() != 0 { 13 } else { 0 }
+            }
+            _ => 12, // both or neither: a permit made or lost
+        }
+    });
+    assert_eq!(wait(child), 0, "the child (10, 12, 13: a permit made or lost; 11: none woken)");
+    drop((a, b));
     say("done");
 }
 

@@ -58,10 +58,13 @@
 //! permits on them for ever. So the queue records the process's fork generation
 //! (`sync::fork`), and the first section in a child takes every thread's entry out
 //! ([`Inner::after_fork`], as a waiter that leaves: its wake, watch and reservation with it).
-//! Tasks' entries stay: a task may belong to an executor in the forking thread, which runs on.
-//! The forking thread itself may be queued (it forked inside its `keep_waiting`): its id is kept
-//! in `forgotten`, and its wait queues again instead of taking the missing entry for a served
-//! one. Permits the parent's other threads held, or were granted, stay taken in the child.
+//! Tasks' entries stay if the forking thread queued them (a task of an executor there, which
+//! runs on: [`Slot`]'s `queued_by`); the others leave too. A waiter whose entry left and that
+//! still runs (the forking thread, if it forked inside its `keep_waiting`; a task queued by
+//! another thread and polled by the forking thread since) finds its id in `forgotten`, and
+//! queues again instead of taking the missing entry for a served one. Permits the parent's
+//! other threads held, or were granted, stay taken in the child. The spinner's turn
+//! (`super::spin`) is freed too: a thread of the parent may have held it.
 //!
 //! # Served waiters
 //! A walk that serves the reservation takes the owner's permits for it, removes its entry and sets
@@ -105,11 +108,21 @@ pub(crate) type Id = u64;
 pub(crate) struct Slot {
     pub(crate) futex: Futex,
     granted: AtomicU32,
+    /// The thread that queued this waiter (`fork::this_thread`, set by a task as it queues): a
+    /// fork's child keeps a task's entry only if that is the forking thread ("After a fork").
+    /// Not under loom, where nothing forks.
+    #[cfg(not(loom))]
+    pub(crate) queued_by: std::sync::atomic::AtomicU64,
 }
 
 impl Slot {
     pub(crate) fn new() -> Slot {
-        Slot { futex: Futex::new(), granted: AtomicU32::new(0) }
+        Slot {
+            futex: Futex::new(),
+            granted: AtomicU32::new(0),
+            #[cfg(not(loom))]
+            queued_by: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
     /// A slot for a new waiter: the one this thread kept from its last wait (see
@@ -270,8 +283,8 @@ impl Queue {
         // The lock is never held across user code or a panic point that leaves `Inner` broken,
         // so a poisoned lock (a panic in a waker's `clone`) still holds a consistent queue.
         let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if inner.forks != Some(fork::generation()) {
-            inner.after_fork();
+        if inner.forks != Some(fork::generation()) && inner.after_fork() {
+            self.spin.after_fork(); // a copied thread may have held the spinner's turn
         }
         Locked {
             state,
@@ -696,6 +709,15 @@ impl Drop for Locked<'_> {
 }
 
 impl Entry {
+    /// Whether its waiter was queued by the thread that made this process by `fork` (a task of an
+    /// executor there; always under loom).
+    fn queued_by_the_forker(&self) -> bool {
+        #[cfg(not(loom))]
+        return self.slot.queued_by.load(Relaxed) == fork::forker();
+        #[cfg(loom)]
+        true
+    }
+
     /// Whether it has waited long enough for a reservation: `starve_at` has come. Under
     /// loom, where time does not pass, once a walk has passed it over, so that the models see
     /// the queue both without and with a reservation.
@@ -720,20 +742,22 @@ impl Inner {
     /// The first section of this queue, or the first in a child made by `fork` since the last
     /// ("After a fork" in the module header): in a child, the threads queued here are the
     /// parent's, not copied, and their entries leave (with their wakes, watch and reservation).
+    /// Returns whether this queue is a fork's copy.
     #[cold]
-    fn after_fork(&mut self) {
+    fn after_fork(&mut self) -> bool {
         let copied = self.forks.is_some();
         fork::count_forks(); // before this queue's first entry, so that a fork after it counts
         self.forks = Some(fork::generation());
         if !copied {
-            return;
+            return false;
         }
         for i in (0..self.entries.len()).rev() {
-            if self.is_thread(i) {
+            if self.is_thread(i) || !self.entries[i].queued_by_the_forker() {
                 self.forgotten.push(self.entries[i].id);
                 self.remove_at(i);
             }
         }
+        true
     }
 
     /// Whether `me` is an entry [`after_fork`](Self::after_fork) took out; it is forgotten then

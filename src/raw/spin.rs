@@ -105,6 +105,13 @@ impl SpinEstimate {
         // holder's turn.
         (self.spinning.swap(1, Relaxed) == 0).then(|| Turn(self))
     }
+
+    /// In a child made by `fork` (the queue's first section there): the turn may be held by a
+    /// thread of the parent, which is not in the child and would never give it back; so it is
+    /// free again. A child thread that took it meanwhile spins beside another at worst.
+    pub(crate) fn after_fork(&self) {
+        self.spinning.store(0, Relaxed);
+    }
 }
 
 impl Drop for Turn<'_> {
@@ -312,6 +319,17 @@ mod tests {
 
     fn us(n: u64) -> Duration {
         Duration::from_micros(n)
+    }
+
+    /// A turn held by a thread of the parent, which a fork's child does not have, is free there
+    /// once the queue sees the fork (`Queue::lock`).
+    #[test]
+    fn a_turn_held_across_a_fork_is_free_after_it() {
+        let e = SpinEstimate::default();
+        std::mem::forget(e.turn().expect("free")); // held by a thread the child does not have
+        assert!(e.turn().is_none(), "one spinner");
+        e.after_fork();
+        assert!(e.turn().is_some());
     }
 
     #[test]

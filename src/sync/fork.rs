@@ -14,6 +14,42 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 #[cfg(not(loom))]
 static FORKS: AtomicU64 = AtomicU64::new(0);
 
+/// The thread that made this process by `fork` (its [`this_thread`]), recorded by the child
+/// handler: 0 before any fork.
+#[cfg(not(loom))]
+static FORKER: AtomicU64 = AtomicU64::new(0);
+
+#[cfg(all(unix, not(loom)))]
+unsafe extern "C" {
+    /// POSIX's `pthread_self` (`pthread_t`: an integer or a pointer, pointer-sized on every unix
+    /// target).
+    fn pthread_self() -> usize;
+}
+
+/// A name for the calling thread that the forking thread keeps in a child made by `fork`
+/// (`pthread_self`, which the forking thread's stays there; no thread-local, whose first use may
+/// allocate).
+#[cfg(all(unix, not(loom)))]
+#[inline]
+pub(crate) fn this_thread() -> u64 {
+    // SAFETY: `pthread_self` has no preconditions and always succeeds (async-signal-safe).
+    unsafe { pthread_self() as u64 }
+}
+
+/// The forking thread's [`this_thread`] in a child made by `fork`.
+#[cfg(not(loom))]
+#[inline]
+pub(crate) fn forker() -> u64 {
+    FORKER.load(Relaxed)
+}
+
+/// Without `fork` every thread is the one that forked: nothing to tell apart. (Under loom,
+/// where nothing forks, nothing asks.)
+#[cfg(all(not(unix), not(loom)))]
+pub(crate) fn this_thread() -> u64 {
+    0
+}
+
 /// This process's generation: the number of forks since [`count_forks`] was first called.
 #[cfg(not(loom))]
 #[inline]
@@ -33,8 +69,9 @@ pub(crate) fn generation() -> u64 {
 #[cfg(all(unix, not(loom)))]
 pub(crate) fn count_forks() {
     extern "C" fn in_child() {
-        // Async-signal-safe, as a fork handler must be: an atomic add.
+        // Async-signal-safe, as a fork handler must be: an atomic add, `pthread_self` and a store.
         FORKS.fetch_add(1, Relaxed);
+        FORKER.store(this_thread(), Relaxed);
     }
     unsafe extern "C" {
         fn pthread_atfork(
