@@ -663,7 +663,9 @@ impl Locked<'_> {
         // Free for a task, and for a thread, which does not wait for woken tasks (invariant 2).
         let owner = r.owner;
         let free = permits(s).saturating_sub(inner.inflight);
-        let free_for_threads = permits(s).saturating_sub(inner.inflight - inner.inflight_tasks);
+        // (The same where no thread waits: a herd of tasks walks no further than before.)
+        let tasks_inflight = if inner.threads > 0 { inner.inflight_tasks } else { 0 };
+        let free_for_threads = permits(s).saturating_sub(inner.inflight - tasks_inflight);
         let held_back = |e: &Entry| {
             let free = if matches!(e.wake, Wake::Thread) { free_for_threads } else { free };
             !e.notified && e.id != owner && e.n() <= free
