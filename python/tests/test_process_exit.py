@@ -39,6 +39,29 @@ def run_producer_and_consumer(ctx, make, produced, consumed):
     return values, phantom
 
 
+def assert_kept_taken(sem):
+    """The permit an ended holder took is still taken: no recovery gives it back."""
+    assert sem.recover() == 0
+    assert not sem.acquire(timeout=0.3)  # past RECOVERY_INTERVAL: a waiter's scan finds none
+    assert sem.get_value() == 0
+
+
+def run_child(method, target, sem, exitcode):
+    """Runs `target(sem)` in a `multiprocessing` child and checks how it ended."""
+    p = mp.get_context(method).Process(target=target, args=(sem,))
+    p.start()
+    p.join(30)
+    assert p.exitcode == exitcode
+
+
+def run_program(sem, end, code):
+    """Runs a main program (not a multiprocessing child) that takes a permit and ends by `end`."""
+    script = textwrap.dedent(HOLDER).format(end=end)
+    args = [sys.executable, "-c", script, pickle.dumps(sem).hex()]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert out.returncode == code, out.stderr
+
+
 @pytest.mark.parametrize("method", START_METHODS)
 def test_producer_and_consumer_that_end_normally_leave_the_counts_of_multiprocessing(method):
     # The consumer acquires `full` and never releases it (the producer does), the producer
@@ -54,56 +77,33 @@ def test_producer_and_consumer_that_end_normally_leave_the_counts_of_multiproces
 def test_permit_of_a_child_that_returns_without_release_stays_taken(method):
     # The parent holds one too (so this process's exit hook is registered before the child
     # starts: a fork child registers its own).
-    ctx = mp.get_context(method)
     sem = fs.ProcessSemaphore(2)
     assert sem.acquire(False)
-    p = ctx.Process(target=_workers.acquire_and_exit, args=(sem,))
-    p.start()
-    p.join(30)
-    assert p.exitcode == 0
-    assert sem.get_value() == 0
-    assert sem.recover() == 0
-    assert not sem.acquire(timeout=0.3)  # past RECOVERY_INTERVAL: a waiter's scan finds none
-    assert sem.get_value() == 0
+    run_child(method, _workers.acquire_and_exit, sem, 0)
+    assert_kept_taken(sem)
     sem.release()  # the parent's own
     assert sem.get_value() == 1
 
 
 @pytest.mark.parametrize("method", START_METHODS)
 def test_permit_of_a_child_whose_target_raises_stays_taken(method):
-    ctx = mp.get_context(method)
     sem = fs.ProcessSemaphore(1)
-    p = ctx.Process(target=_workers.acquire_and_raise, args=(sem,))
-    p.start()
-    p.join(30)
-    assert p.exitcode == 1
-    assert sem.recover() == 0
-    assert not sem.acquire(timeout=0.3)
-    assert sem.get_value() == 0
+    run_child(method, _workers.acquire_and_raise, sem, 1)
+    assert_kept_taken(sem)
 
 
 @pytest.mark.parametrize("method", START_METHODS)
 def test_permit_taken_by_a_thread_after_the_child_s_target_returned_stays_taken(method):
-    ctx = mp.get_context(method)
     sem = fs.ProcessSemaphore(1)
-    p = ctx.Process(target=_workers.acquire_in_a_thread_after_the_target_returns, args=(sem,))
-    p.start()
-    p.join(30)
-    assert p.exitcode == 0
-    assert sem.recover() == 0
-    assert not sem.acquire(timeout=0.3)
-    assert sem.get_value() == 0
+    run_child(method, _workers.acquire_in_a_thread_after_the_target_returns, sem, 0)
+    assert_kept_taken(sem)
 
 
 @pytest.mark.parametrize("method", START_METHODS)
 def test_permit_of_a_child_that_calls_os_exit_itself_comes_back(method):
     # os._exit outside multiprocessing's bootstrap skips its finalizers: an abnormal end.
-    ctx = mp.get_context(method)
     sem = fs.ProcessSemaphore(1)
-    p = ctx.Process(target=_workers.acquire_and_os_exit, args=(sem,))
-    p.start()
-    p.join(30)
-    assert p.exitcode == 0
+    run_child(method, _workers.acquire_and_os_exit, sem, 0)
     assert sem.acquire(timeout=5)
     assert sem.get_value() == 0
 
@@ -168,12 +168,8 @@ assert sem.acquire(timeout=5)
 def test_permit_of_a_program_that_ends_normally_stays_taken(end, code):
     # A main program (not a multiprocessing child): atexit, and the handle's drop at shutdown.
     sem = fs.ProcessSemaphore(1)
-    script = textwrap.dedent(HOLDER).format(end=end)
-    out = subprocess.run([sys.executable, "-c", script, pickle.dumps(sem).hex()], capture_output=True, text=True, timeout=60)
-    assert out.returncode == code, out.stderr
-    assert sem.recover() == 0
-    assert not sem.acquire(timeout=0.3)
-    assert sem.get_value() == 0
+    run_program(sem, end, code)
+    assert_kept_taken(sem)
 
 
 @pytest.mark.parametrize(
@@ -183,8 +179,6 @@ def test_permit_of_a_program_that_ends_normally_stays_taken(end, code):
 )
 def test_permit_of_a_program_that_dies_comes_back(end, code):
     sem = fs.ProcessSemaphore(1)
-    script = textwrap.dedent(HOLDER).format(end=end)
-    out = subprocess.run([sys.executable, "-c", script, pickle.dumps(sem).hex()], capture_output=True, text=True, timeout=60)
-    assert out.returncode == code, out.stderr
+    run_program(sem, end, code)
     assert sem.acquire(timeout=5)
     assert sem.get_value() == 0
