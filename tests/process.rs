@@ -80,6 +80,9 @@ fn child() {
         "fork-timer" => fork_timer_role(),
         "fork-queue" => fork_queue_role(),
         "fork-queue-tasks" => fork_queue_tasks_role(),
+        "fork-waker-owns-task" => fork_waker_owns_task_role(),
+        "fork-task-watcher" => fork_task_watcher_role(),
+        "fork-moved-task" => fork_moved_task_role(),
         "pid-reuse-cache" => pid_reuse_cache_role(),
         "pid-reuse-permit" => pid_reuse_permit_role(),
         "first-acquires" => first_acquires_role(),
@@ -738,7 +741,7 @@ fn fork_queue_role() {
 /// The same for tasks: in a fork's child, a task queued by another thread of the parent (whose
 /// executor is not in the child) is taken out of the queue like a thread; one queued by the
 /// forking thread stays and is served there; and one queued by another thread but polled by
-/// the forking thread in the child queues again (neither served for nothing nor stranded).
+/// the forking thread in the child is served too (neither served for nothing nor stranded).
 #[test]
 fn a_forked_child_serves_its_own_tasks_not_the_parents_other_threads() {
     let mut forker = Proc::spawn("fork-queue-tasks", &[]);
@@ -822,6 +825,164 @@ fn fork_queue_tasks_role() {
     });
     assert_eq!(wait(child), 0, "the child (10, 12, 13: a permit made or lost; 11: none woken)");
     drop((a, b));
+    say("done");
+}
+
+/// A fork's child leaks, not drops, the wakers of the tasks it takes out of the queue.
+#[test]
+fn a_forked_child_leaks_a_gone_executors_waker_rather_than_dropping_it() {
+    let mut forker = Proc::spawn("fork-waker-owns-task", &[]);
+    forker.expect("done");
+    forker.succeeds();
+}
+
+/// A task owned only by its wakers (as futures' ThreadPool, or a detached async-task, keeps a
+/// pending task), queued by another thread of the parent: had the child's first section dropped
+/// the entry's waker under the queue's lock, the task's future would drop with it, and its
+/// cancel lock the queue again (the child hung, 5/5).
+fn fork_waker_owns_task_role() {
+    use futex_semaphore::Semaphore;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Wake, Waker};
+    struct Task(Mutex<Option<Pin<Box<dyn Future<Output = ()> + Send>>>>);
+    impl Wake for Task {
+        fn wake(self: Arc<Self>) {}
+    }
+    let sem = Arc::new(Semaphore::new(0));
+    {
+        let sem = Arc::clone(&sem);
+        std::thread::spawn(move || {
+            let s2 = Arc::clone(&sem);
+            let task = Arc::new(Task(Mutex::new(Some(Box::pin(async move {
+                drop(s2.acquire_async().await);
+            })))));
+            let waker = Waker::from(Arc::clone(&task));
+            let mut fut = task.0.lock().unwrap();
+            assert!(fut.as_mut().unwrap().as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+            // the executor forgets it: only the queue's clone of the waker owns the task now
+        })
+        .join()
+        .unwrap();
+    }
+    assert_eq!(sem.queued_waiters(), 1);
+    let child = fork(|| {
+        // SAFETY: alarm(2) only arms a signal; SIGALRM ends the child if it hangs.
+        unsafe { libc::alarm(5) };
+        sem.add_permits(1); // the first section in the child
+        if sem.queued_waiters() != 0 { 11 } else { 0 }
+    });
+    assert_eq!(wait(child), 0, "the child (-14: hung until the alarm)");
+    say("done");
+}
+
+/// A fork's child chooses a kept task watcher again, with its own timer.
+#[test]
+fn a_forked_childs_kept_task_watcher_is_woken_at_the_lapse() {
+    let mut forker = Proc::spawn("fork-task-watcher", &[]);
+    forker.expect("done");
+    forker.succeeds();
+}
+
+/// The forking thread's tasks stay in the child: its reservation's owner O (2 permits) and a task
+/// T it holds back (1 permit; T's progress frees the other permit), T the watcher, woken by the
+/// parent's timer at the lapse. The child has no timer thread and the kept watcher's timer wake is
+/// the parent's: T is never woken at the lapse there.
+fn fork_task_watcher_role() {
+    use futex_semaphore::Semaphore;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::task::{Context, Wake, Waker};
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, SeqCst);
+        }
+    }
+    for attempt in 0..20 {
+        let sem = Arc::new(Semaphore::new(2));
+        let mine = sem.acquire().unwrap(); // T's first permit
+        let held = sem.acquire().unwrap();
+        let (fo, ft) = (Arc::new(Flag(AtomicBool::new(false))), Arc::new(Flag(AtomicBool::new(false))));
+        let (wo, wt) = (Waker::from(Arc::clone(&fo)), Waker::from(Arc::clone(&ft)));
+        let mut o = Box::pin(sem.acquire_many_async(2));
+        assert!(o.as_mut().poll(&mut Context::from_waker(&wo)).is_pending());
+        std::thread::sleep(Duration::from_millis(5)); // O starves
+        drop(held); // the reservation is claimed for O
+        let mut t = Box::pin(sem.acquire_async());
+        assert!(t.as_mut().poll(&mut Context::from_waker(&wt)).is_pending());
+        let child = fork(|| {
+            // SAFETY: alarm(2) only arms a signal; SIGALRM ends the child if it hangs.
+            unsafe { libc::alarm(5) };
+            if ft.0.load(SeqCst) {
+                return 99; // the parent's timer fired before the fork: inconclusive
+            }
+            let _ = sem.try_acquire(); // a section in the child (reserved: it locks)
+            let start = Instant::now();
+            while !ft.0.load(SeqCst) {
+                if start.elapsed() > Duration::from_secs(2) {
+                    return 10; // the watcher never woken at the lapse
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            0
+        });
+        let code = wait(child);
+        drop((o, t, mine));
+        if code == 99 {
+            eprintln!("attempt {attempt}: inconclusive");
+            continue;
+        }
+        assert_eq!(code, 0, "the child (10: its held-back task watcher never woken)");
+        break;
+    }
+    say("done");
+}
+
+/// A task last polled by the forking thread stays queued in the child, wherever it queued.
+#[test]
+fn a_task_moved_to_the_forking_thread_stays_queued_in_the_child() {
+    let mut forker = Proc::spawn("fork-moved-task", &[]);
+    forker.expect("done");
+    forker.succeeds();
+}
+
+/// A task first polled (queued) on another thread, then moved to this thread's executor and
+/// polled here (still queued, as a work-stealing or moved executor does), then this thread forks:
+/// had the child taken its entry out (recorded as the other thread's), the release there would
+/// not wake it, and an executor that polls only woken tasks would never poll it again (5/5).
+fn fork_moved_task_role() {
+    use futex_semaphore::Semaphore;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::task::{Context, Wake, Waker};
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, SeqCst);
+        }
+    }
+    let sem = Arc::new(Semaphore::new(0));
+    let mut b = Box::pin(sem.acquire_async());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
+            assert!(b.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+        });
+    });
+    let mine = Arc::new(Flag(AtomicBool::new(false)));
+    let my_waker = Waker::from(Arc::clone(&mine));
+    // moved to this thread's executor: polled here, still queued
+    assert!(b.as_mut().poll(&mut Context::from_waker(&my_waker)).is_pending());
+    let child = fork(|| {
+        // SAFETY: alarm(2) only arms a signal.
+        unsafe { libc::alarm(5) };
+        sem.add_permits(1);
+        if !mine.0.load(SeqCst) { 10 } else { 0 } // the executor polls woken tasks only
+    });
+    assert_eq!(wait(child), 0, "the child (10: the task was not woken by the release)");
+    drop(b);
     say("done");
 }
 

@@ -224,9 +224,13 @@ struct Inner {
     /// The fork generation of the process whose threads are queued here (`None` until the first
     /// section): a section in a child made by `fork` finds it older ("After a fork").
     forks: Option<u64>,
-    /// Threads' entries taken out in a fork's child, whose waiter may still ask (the forking
-    /// thread itself, if it forked inside its `keep_waiting`): it then queues again.
+    /// Entries taken out in a fork's child, whose waiter may still ask (the forking thread
+    /// itself, if it forked inside its `keep_waiting`; a task polled there since): it then
+    /// queues again.
     forgotten: Vec<Id>,
+    /// `next_id` at the last fork: only a waiter queued before it may be in `forgotten` (the
+    /// others skip the look).
+    forgotten_below: Id,
 }
 
 /// What the last walks learnt about the front of the queue, so that the next does not look at
@@ -753,8 +757,20 @@ impl Inner {
         if !copied {
             return false;
         }
+        // The watch: a kept task watcher's timer wake is the parent's timer's (no thread runs it
+        // here), so this section's walk chooses the watcher again, with this process's timer. Not
+        // `cancel`led: that would lock the parent's timer, which a copied thread may have held.
+        self.watcher = None;
+        self.watch_timer = None;
+        self.forgotten_below = self.next_id;
         for i in (0..self.entries.len()).rev() {
             if self.is_thread(i) || !self.entries[i].queued_by_the_forker() {
+                // Leaked, not dropped: a waker of an executor that is not in the child may own
+                // its task (dropping it would drop the future, whose cancel locks this queue) or
+                // take a lock a copied thread held.
+                if let Wake::Task(waker) = &mut self.entries[i].wake {
+                    std::mem::forget(waker.take());
+                }
                 self.forgotten.push(self.entries[i].id);
                 self.remove_at(i);
             }
@@ -765,7 +781,9 @@ impl Inner {
     /// Whether `me` is an entry [`after_fork`](Self::after_fork) took out; it is forgotten then
     /// (`*me` = `None`), so that its waiter queues again.
     fn forget(&mut self, me: &mut Option<Id>) {
-        if let Some(at) = me.and_then(|id| self.forgotten.iter().position(|&f| f == id)) {
+        let taken_out = |id: Id| id < self.forgotten_below; // else queued since the fork
+        let at = me.filter(|&id| taken_out(id)).and_then(|id| self.forgotten.iter().position(|&f| f == id));
+        if let Some(at) = at {
             self.forgotten.swap_remove(at);
             *me = None;
         }

@@ -109,11 +109,10 @@ impl AsyncWaiter {
         // A task that is not queued yet is about to be (its barge failed): the time its entry
         // needs is read before the lock, not under it.
         let joining_at = me.is_none().then(Instant::now);
+        // The thread polling it now (its executor's, if it moved since it queued): read under
+        // the queue's lock, which this section releases, so Relaxed.
         #[cfg(not(loom))]
-        if me.is_none() {
-            // Relaxed: read under the queue's lock, which this section's queueing releases.
-            slot.queued_by.store(crate::sync::fork::this_thread(), crate::sync::Ordering::Relaxed);
-        }
+        slot.queued_by.store(crate::sync::fork::this_thread(), crate::sync::Ordering::Relaxed);
         let mut locked = sem.lock();
         if let Some(now) = joining_at {
             locked.seed_now(now);
