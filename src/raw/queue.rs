@@ -58,13 +58,15 @@
 //! permits on them for ever. So the queue records the process's fork generation
 //! (`sync::fork`), and the first section in a child takes every thread's entry out
 //! ([`Inner::after_fork`], as a waiter that leaves: its wake, watch and reservation with it).
-//! Tasks' entries stay if the forking thread queued them (a task of an executor there, which
-//! runs on: [`Slot`]'s `queued_by`); the others leave too. A waiter whose entry left and that
-//! still runs (the forking thread, if it forked inside its `keep_waiting`; a task queued by
-//! another thread and polled by the forking thread since) finds its id in `forgotten`, and
-//! queues again instead of taking the missing entry for a served one. Permits the parent's
-//! other threads held, or were granted, stay taken in the child. The spinner's turn
-//! (`super::spin`) is freed too: a thread of the parent may have held it.
+//! Tasks' entries stay if the forking thread polled them last (a task of an executor there,
+//! which runs on: [`Slot`]'s `polled_by`); the others leave too, their wakers leaked, not
+//! dropped (a waker may own its task, whose drop would cancel it under this lock, or run a gone
+//! executor's code). A waiter whose entry left and that still runs (the forking thread, if it
+//! forked inside its `keep_waiting`; a task polled by the forking thread after the first
+//! section) finds its id in `forgotten`, and queues again instead of taking the missing entry
+//! for a served one. The watcher is chosen again (a task watcher's timer wake was the parent's
+//! timer's), and the spinner's turn (`super::spin`) is freed: a thread of the parent may have
+//! held it. Permits the parent's other threads held, or were granted, stay taken in the child.
 //!
 //! # Served waiters
 //! A walk that serves the reservation takes the owner's permits for it, removes its entry and sets
@@ -108,11 +110,11 @@ pub(crate) type Id = u64;
 pub(crate) struct Slot {
     pub(crate) futex: Futex,
     granted: AtomicU32,
-    /// The thread that queued this waiter (`fork::this_thread`, set by a task as it queues): a
+    /// The thread that last polled this task (`fork::this_thread`, set at each of its looks): a
     /// fork's child keeps a task's entry only if that is the forking thread ("After a fork").
     /// Not under loom, where nothing forks.
     #[cfg(not(loom))]
-    pub(crate) queued_by: std::sync::atomic::AtomicU64,
+    pub(crate) polled_by: std::sync::atomic::AtomicU64,
 }
 
 impl Slot {
@@ -121,7 +123,7 @@ impl Slot {
             futex: Futex::new(),
             granted: AtomicU32::new(0),
             #[cfg(not(loom))]
-            queued_by: std::sync::atomic::AtomicU64::new(0),
+            polled_by: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -715,11 +717,11 @@ impl Drop for Locked<'_> {
 }
 
 impl Entry {
-    /// Whether its waiter was queued by the thread that made this process by `fork` (a task of an
-    /// executor there; always under loom).
-    fn queued_by_the_forker(&self) -> bool {
+    /// Whether its waiter was last polled by the thread that made this process by `fork` (a task
+    /// of an executor there; always under loom).
+    fn last_polled_by_the_forker(&self) -> bool {
         #[cfg(not(loom))]
-        return self.slot.queued_by.load(Relaxed) == fork::forker();
+        return self.slot.polled_by.load(Relaxed) == fork::forker();
         #[cfg(loom)]
         true
     }
@@ -764,7 +766,7 @@ impl Inner {
         self.watch_timer = None;
         self.forgotten_below = self.next_id;
         for i in (0..self.entries.len()).rev() {
-            if self.is_thread(i) || !self.entries[i].queued_by_the_forker() {
+            if self.is_thread(i) || !self.entries[i].last_polled_by_the_forker() {
                 // Leaked, not dropped: a waker of an executor that is not in the child may own
                 // its task (dropping it would drop the future, whose cancel locks this queue) or
                 // take a lock a copied thread held.

@@ -112,7 +112,7 @@ impl AsyncWaiter {
         // The thread polling it now (its executor's, if it moved since it queued): read under
         // the queue's lock, which this section releases, so Relaxed.
         #[cfg(not(loom))]
-        slot.queued_by.store(crate::sync::fork::this_thread(), crate::sync::Ordering::Relaxed);
+        slot.polled_by.store(crate::sync::fork::this_thread(), crate::sync::Ordering::Relaxed);
         let mut locked = sem.lock();
         if let Some(now) = joining_at {
             locked.seed_now(now);
