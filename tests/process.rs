@@ -790,8 +790,9 @@ fn fork_queue_tasks_role() {
     drop(held);
     waiter.join().unwrap();
 
-    // 2. This thread's task stays queued and is served; another thread's, polled here in the
-    // child, queues again: one permit, one of them gets it.
+    // 2. This thread's task stays queued and is served; another thread's is taken out by the
+    // child's first section and, polled here after it, queues again: one permit, this thread's
+    // task (now the first) gets it.
     let sem = Arc::new(Semaphore::new(0));
     let mine = flag();
     let my_waker = Waker::from(Arc::clone(&mine));
@@ -808,6 +809,7 @@ fn fork_queue_tasks_role() {
         // SAFETY: as above.
         unsafe { libc::alarm(20) };
         let mut cx = Context::from_waker(&my_waker);
+        sem.add_permits(0); // the first section: b's entry leaves (b was polled last elsewhere)
         if b.as_mut().poll(&mut cx).is_ready() {
             return 10; // its entry taken out, it took the missing entry for a served one
         }
@@ -885,7 +887,7 @@ fn a_forked_childs_kept_task_watcher_is_woken_at_the_lapse() {
     forker.succeeds();
 }
 
-/// The forking thread's tasks stay in the child: its reservation's owner O (2 permits) and a task
+/// Tasks the forking thread polled last stay in the child: its reservation's owner O (2 permits) and a task
 /// T it holds back (1 permit; T's progress frees the other permit), T the watcher, woken by the
 /// parent's timer at the lapse. The child has no timer thread and the kept watcher's timer wake is
 /// the parent's: T is never woken at the lapse there.

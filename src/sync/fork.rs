@@ -1,7 +1,8 @@
 //! How many times `fork` made this process: the generation a process-local structure compares
 //! with its own to learn that it is a copy in a child, where only the forking thread was copied.
-//! The timer (`timer.rs`) starts a new thread then; the waiter queue forgets the threads that
-//! waited in it (`raw::queue`, "After a fork").
+//! The timer (`timer.rs`) starts a new thread then; the waiter queue takes out the threads that
+//! waited in it and the tasks other threads polled last (`raw::queue`, "After a fork"), for
+//! which the child handler also records the forking thread ([`forker`]).
 //!
 //! The count is kept by a child handler that [`count_forks`] registers once, before the first
 //! structure that needs it records a generation: a fork before that has nothing to tell. Reading
@@ -65,7 +66,8 @@ pub(crate) fn generation() -> u64 {
     0
 }
 
-/// Registers, once, the `fork` handler that counts [`generation`] up in the child.
+/// Registers, once, the `fork` handler that counts [`generation`] up and records the forking
+/// thread ([`forker`]) in the child.
 #[cfg(all(unix, not(loom)))]
 pub(crate) fn count_forks() {
     extern "C" fn in_child() {
@@ -86,7 +88,8 @@ pub(crate) fn count_forks() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // SAFETY: POSIX's `pthread_atfork` (in the C library of every unix target), with no
-        // prepare or parent handler and a child handler that only does an atomic add. If it
+        // prepare or parent handler and a child handler that only does an atomic add,
+        // `pthread_self` and an atomic store (all async-signal-safe). If it
         // fails (out of memory), forks go uncounted: a child then has no timer (its tasks held
         // back by a reservation wait for another wake, as where there is no timer at all), and
         // its queues keep the parent's waiters (as before this count existed).
