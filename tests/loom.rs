@@ -736,7 +736,8 @@ fn a_thread_takes_the_watch_over_from_a_task_never_polled_again() {
 /// A task woken to watch a reservation and then never polled again (leaked, or its executor
 /// stopped) still counts as on its way to take its permit: a thread needing that permit too,
 /// held back by the reservation once more come back, must count as held back all the same
-/// (invariant 2: a thread's budget leaves woken tasks' requests out), so that it is given the
+/// (invariant 2: choosing a watcher, a thread is held back by what is free but for threads'
+/// wakes), so that it is given the
 /// watch and sees the lapse; it slept on without a timeout, and the owner behind it for ever.
 #[test]
 fn a_thread_does_not_wait_for_a_woken_task_never_polled_again() {

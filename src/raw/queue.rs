@@ -525,7 +525,7 @@ impl Locked<'_> {
     /// poll, not a context switch.
     fn robbed(&mut self, i: usize) {
         let e = &self.inner().entries[i];
-        if matches!(e.wake, Wake::Thread) && e.doublings == 0 {
+        if e.is_thread() && e.doublings == 0 {
             let now = self.now();
             let e = &mut self.inner().entries[i];
             e.starve_at = e.starve_at.min(now);
@@ -673,7 +673,7 @@ impl Locked<'_> {
         let tasks_inflight = if inner.threads > 0 { inner.inflight_tasks } else { 0 };
         let free_for_threads = permits(s).saturating_sub(inner.inflight - tasks_inflight);
         let held_back = |e: &Entry| {
-            let free = if matches!(e.wake, Wake::Thread) { free_for_threads } else { free };
+            let free = if e.is_thread() { free_for_threads } else { free };
             !e.notified && e.id != owner && e.n() <= free
         };
         if free_for_threads == 0 {
@@ -683,7 +683,7 @@ impl Locked<'_> {
         // the first held-back thread (or the first held-back task where no thread waits).
         let mut chosen = None;
         for (i, e) in inner.entries.iter().enumerate().filter(|(_, e)| held_back(e)) {
-            if matches!(e.wake, Wake::Thread) || inner.threads == 0 {
+            if e.is_thread() || inner.threads == 0 {
                 chosen = Some(i);
                 break;
             }
@@ -717,6 +717,11 @@ impl Drop for Locked<'_> {
 }
 
 impl Entry {
+    /// Whether it is a thread's (else a task's).
+    fn is_thread(&self) -> bool {
+        matches!(self.wake, Wake::Thread)
+    }
+
     /// Whether its waiter was last polled by the thread that made this process by `fork` (a task
     /// of an executor there; always under loom).
     fn last_polled_by_the_forker(&self) -> bool {
@@ -793,7 +798,7 @@ impl Inner {
 
     /// Whether entry `i` is a thread's (else a task's).
     fn is_thread(&self, i: usize) -> bool {
-        matches!(self.entries[i].wake, Wake::Thread)
+        self.entries[i].is_thread()
     }
 
     /// Where entry `id` is. The entries a section looks for are mostly at the ends: the woken,
@@ -839,11 +844,11 @@ impl Inner {
         self.left(i);
         if e.notified {
             self.inflight -= e.n();
-            if !matches!(e.wake, Wake::Thread) {
+            if !e.is_thread() {
                 self.inflight_tasks -= e.n();
             }
         }
-        if matches!(e.wake, Wake::Thread) {
+        if e.is_thread() {
             self.threads -= 1;
         }
         e
@@ -868,7 +873,7 @@ impl Inner {
         let woken = std::mem::replace(&mut e.notified, false);
         if woken {
             self.inflight -= e.n();
-            if !matches!(e.wake, Wake::Thread) {
+            if !e.is_thread() {
                 self.inflight_tasks -= e.n();
             }
             self.skip.at = self.skip.at.min(i); // invariant 6: it is un-woken again
@@ -906,7 +911,7 @@ impl Inner {
         }
         e.notified = true;
         self.inflight += e.n();
-        if !matches!(e.wake, Wake::Thread) {
+        if !e.is_thread() {
             self.inflight_tasks += e.n();
         }
         e.wake(wakes);
@@ -1133,12 +1138,8 @@ mod tests {
                     }
                 }
                 // Invariant 2 (tasks' part of it: the watcher's choice).
-                let tasks: u64 = inner
-                    .entries
-                    .iter()
-                    .filter(|e| e.notified && !matches!(e.wake, Wake::Thread))
-                    .map(Entry::n)
-                    .sum();
+                let tasks: u64 =
+                    inner.entries.iter().filter(|e| e.notified && !e.is_thread()).map(Entry::n).sum();
                 assert_eq!(inner.inflight_tasks, tasks);
                 woken
             };
