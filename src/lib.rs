@@ -25,8 +25,10 @@
 //! A guard's drop cannot report an error, so where a `release` would refuse, a drop does not:
 //! on `Semaphore` a give-back past `MAX_PERMITS` keeps its permits out and panics (silently,
 //! during a panic), a `BoundedSemaphore`'s guards give back as a `Semaphore`'s do, without the
-//! check against the bound, and on `ProcessSemaphore` permits past `MAX_PERMITS` (only a
-//! corrupted region gets there) are dropped.
+//! check against the bound, and on `ProcessSemaphore` permits past `MAX_PERMITS` are dropped
+//! (the count gets there when `add_permits` raised it while permits were out, more than
+//! `MAX_PERMITS` in all, or when another process wrote it; not a panic, as its `release` does
+//! not panic).
 //!
 //! # Modules of the implementation
 //! - `sync`: the shim for atomics and the futex (loom under `--cfg loom`).

@@ -128,6 +128,7 @@ macro_rules! permit_methods {
             /// assert_eq!((a.num_permits(), b.num_permits()), (2, 1));
             /// assert!(a.split(5).is_none());
             /// ```
+            #[must_use = "the split-off permits are given back at once if dropped"]
             pub fn split(&mut self, n: usize) -> Option<$Ty> {
                 let n = split_off(&mut self.permits, n)?;
                 let $this = &self.sem;

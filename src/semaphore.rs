@@ -145,7 +145,8 @@ impl Semaphore {
     /// `keep_waiting` says: while it sleeps, the waiting thread calls `keep_waiting` each time
     /// `every` has passed since it queued (after its brief spin) or since the last call, and a
     /// `false` ends the wait as the deadline would (taking the permits if they have come
-    /// meanwhile). An `every` of zero calls it between any two looks at the permits. For a wait
+    /// meanwhile). An `every` of zero calls it between any two looks at the permits, without sleeping
+    /// in between: a busy wait, for as long as the permits do not come. For a wait
     /// that must look at something now and then, such as a cancellation flag or pending signals,
     /// without giving up its place: unlike a loop of
     /// [`try_acquire_many_for`](Semaphore::try_acquire_many_for), the waiter stays queued across
@@ -378,7 +379,9 @@ impl Semaphore {
     #[inline]
     #[track_caller]
     pub fn release(&self) {
-        self.add_permits(1);
+        if self.raw.add_permits(1, MAX_PERMITS).is_err() {
+            past_max_permits(format_args!("release()"));
+        }
     }
 
     /// Adds `n` permits, waking waiters they can serve.
@@ -399,10 +402,7 @@ impl Semaphore {
     pub fn add_permits(&self, n: usize) {
         let added = u64::try_from(n).map_err(drop).and_then(|n| self.raw.add_permits(n, MAX_PERMITS));
         if added.is_err() {
-            panic!(
-                "futex-semaphore: add_permits({n}) would take the count past Semaphore::MAX_PERMITS ({})",
-                Semaphore::MAX_PERMITS
-            );
+            past_max_permits(format_args!("add_permits({n})"));
         }
     }
 
@@ -528,4 +528,15 @@ impl fmt::Debug for Semaphore {
             .field("closed", &self.is_closed())
             .finish()
     }
+}
+
+/// The panic of a `release` or `add_permits` past [`Semaphore::MAX_PERMITS`], naming the call.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn past_max_permits(call: fmt::Arguments<'_>) -> ! {
+    panic!(
+        "futex-semaphore: {call} would take the count past Semaphore::MAX_PERMITS ({})",
+        Semaphore::MAX_PERMITS
+    )
 }

@@ -133,6 +133,19 @@ fn add_permits_past_max_panics() {
     sem.add_permits(2);
 }
 
+/// The panic names the call the caller made.
+#[test]
+fn release_past_max_panics_naming_release() {
+    let sem = Semaphore::new(Semaphore::MAX_PERMITS);
+    let r = std::panic::catch_unwind(|| sem.release());
+    let message = *r.unwrap_err().downcast::<String>().unwrap();
+    assert!(message.contains("release() would take the count past Semaphore::MAX_PERMITS"), "{message}");
+    let r = std::panic::catch_unwind(|| sem.add_permits(3));
+    let message = *r.unwrap_err().downcast::<String>().unwrap();
+    assert!(message.contains("add_permits(3) would take"), "{message}");
+    assert_eq!(sem.available_permits(), Semaphore::MAX_PERMITS);
+}
+
 #[test]
 fn add_permits_past_max_changes_nothing() {
     let sem = Semaphore::new(Semaphore::MAX_PERMITS - 1);

@@ -547,6 +547,22 @@ fn a_tag_naming_slot_field_zero_makes_no_call_panic() {
     drop(sem.try_acquire().unwrap());
 }
 
+#[test]
+fn a_foreign_announcement_in_an_owned_lane_makes_no_call_panic() {
+    // Another process writes an announcement into every owned lane of this process's slot.
+    // Before, a debug build asserted that its own lane was idle, so the next take panicked.
+    let names = Names::new(&["foreign-announce"]);
+    let sem = ProcessSemaphore::create(names.get(0), 2).unwrap();
+    drop(sem.acquire().unwrap()); // slot 0, and a lane of this thread's
+    for lane in 2..6 {
+        poke(names.get(0), lane_at(lane), announced_take(1));
+    }
+    let permit = sem.try_acquire().unwrap();
+    assert_eq!(sem.available_permits(), 1);
+    drop(permit);
+    assert_eq!(sem.available_permits(), 2);
+}
+
 /// The state word keeps the low 14 bits of a lane's sequence in its tag.
 const FORGETS: u32 = (1 << 14) - 1;
 const FORGET_PERMITS: u32 = 20_000;
@@ -1445,4 +1461,29 @@ fn merged_permits_are_given_back_one_at_a_time_and_only_alike_ones_merge() {
     drop(held);
     assert_eq!(sem.available_permits(), 3);
     assert_eq!(sem.recover().unwrap(), 0);
+}
+
+#[test]
+fn a_merge_past_max_permits_is_refused_and_an_emptied_permit_is_not_recoverable() {
+    // A permit gives back all it holds in one step; one past MAX_PERMITS never could (before,
+    // the merge was accepted and the drop's give-back refused: every permit lost).
+    let max = ProcessSemaphore::MAX_PERMITS as u32;
+    let sem = ProcessSemaphore::anonymous(max).unwrap();
+    let a = sem.acquire_many(max).unwrap();
+    sem.add_permits(ProcessSemaphore::MAX_PERMITS).unwrap(); // more than MAX_PERMITS out in all
+    let mut b = sem.acquire_many(max).unwrap();
+    let a = b.merge(a).expect_err("a sum past MAX_PERMITS");
+    assert_eq!((a.num_permits(), b.num_permits()), (max as usize, max as usize));
+    drop(b);
+    assert_eq!(sem.available_permits(), ProcessSemaphore::MAX_PERMITS);
+    drop(a); // past MAX_PERMITS: dropped, as documented
+    assert_eq!(sem.available_permits(), ProcessSemaphore::MAX_PERMITS);
+
+    let sem = ProcessSemaphore::anonymous(1).unwrap();
+    let mut one = sem.try_acquire_many(0).unwrap();
+    assert!(!one.is_recoverable());
+    one = sem.try_acquire().unwrap();
+    assert!(one.is_recoverable());
+    assert!(one.release_one());
+    assert!(!one.is_recoverable(), "an emptied permit holds nothing to recover");
 }

@@ -11,8 +11,8 @@ impl ProcessSemaphore {
     /// Creates a semaphore named `name` with `permits` permits, readable and writable by this
     /// user only (mode `0600`). Fails if one of that name exists.
     ///
-    /// The name is that of a file in `/dev/shm`: not empty, at most 255 bytes, without `/` or
-    /// NUL. The semaphore exists until [`unlink`](ProcessSemaphore::unlink)ed (or the machine
+    /// The name is that of a file in `/dev/shm`: not empty, not `.` or `..`, at most 255 bytes,
+    /// without `/` or NUL. The semaphore exists until [`unlink`](ProcessSemaphore::unlink)ed (or the machine
     /// restarts), whoever has it open. Other processes see it only once it is initialised.
     ///
     /// # Errors
@@ -198,6 +198,7 @@ impl ProcessSemaphore {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `create`, `open_or_create` or `anonymous` is called"]
 pub struct ProcessSemaphoreBuilder {
     pub(super) slots: usize,
     pub(super) mode: u32,

@@ -195,7 +195,8 @@ impl<'a> View<'a> {
     }
 
     /// Gives back `n` permits that `me` holds (untagged for [`UNTRACKED`]) and wakes sleepers
-    /// they can serve. Past `MAX_PERMITS` (a corrupt region) they are dropped.
+    /// they can serve. Past `MAX_PERMITS` (`add_permits` while permits were out, or a corrupt
+    /// region) they are dropped.
     #[inline]
     pub(crate) fn give(&self, me: Holder, n: u32) {
         let Holder { slot: index, nonce } = me;

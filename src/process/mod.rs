@@ -465,7 +465,8 @@ impl ProcessSemaphore {
             // A copy made by `fork`: the permits are another process's.
             return;
         }
-        // Past MAX_PERMITS (a corrupt region) the permits are dropped, and nobody to wake.
+        // Past MAX_PERMITS (`add_permits` while these were out, or a corrupt region) the
+        // permits are dropped, and nobody to wake.
         self.region().give(Holder { slot, nonce }, n);
     }
 }

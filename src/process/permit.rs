@@ -11,7 +11,9 @@ use std::fmt;
 /// (killed, aborted, `exit` without running destructors), the permits are recorded as this
 /// process's and are given back by recovery, unless the holder table was full
 /// ([`is_recoverable`](ProcessPermit::is_recoverable)). A copy of a permit that a child got
-/// through `fork` belongs to the parent: dropping it in the child does nothing.
+/// through `fork` belongs to the parent: dropping it in the child does nothing. Permits whose
+/// give-back would take the count past [`MAX_PERMITS`](ProcessSemaphore::MAX_PERMITS) (possible
+/// only after `add_permits` while they were out, more than `MAX_PERMITS` in all) are dropped.
 ///
 /// # Examples
 /// ```
@@ -75,7 +77,9 @@ impl<'a> ProcessPermit<'a> {
     ///
     /// # Errors
     /// `Err(other)`, unchanged, if they are recorded differently (another semaphore, another
-    /// slot, a copy made by `fork`), or if the sum would not fit in a `u32`.
+    /// slot, a copy made by `fork`), or if the sum would pass
+    /// [`MAX_PERMITS`](ProcessSemaphore::MAX_PERMITS): a permit gives back all it holds in one
+    /// step, and the count can never take more than that at once.
     ///
     /// # Examples
     /// ```
@@ -100,7 +104,11 @@ impl<'a> ProcessPermit<'a> {
             return Ok(());
         }
         let alike = std::ptr::eq(self.sem, other.sem) && self.slot == other.slot && self.nonce == other.nonce;
-        match self.permits.checked_add(other.permits) {
+        match self
+            .permits
+            .checked_add(other.permits)
+            .filter(|&sum| sum as usize <= ProcessSemaphore::MAX_PERMITS)
+        {
             Some(sum) if alike => {
                 self.permits = sum;
                 // Now counted in `self`: `other` has nothing to give back (and no other resource).
@@ -169,7 +177,7 @@ impl<'a> ProcessPermit<'a> {
     /// ```
     #[inline]
     pub fn is_recoverable(&self) -> bool {
-        self.slot != UNTRACKED
+        self.permits > 0 && self.slot != UNTRACKED
     }
 }
 

@@ -267,11 +267,8 @@ impl Lane {
     /// previous operation in it is finished, so the announcement is a plain store.
     #[inline]
     pub fn announce_owned(&self, slot: u32, lane: u32, op: u64, n: u32) -> Announced {
-        debug_assert_eq!(
-            self::op(self.announce.load(Relaxed)),
-            IDLE,
-            "an owned lane in use by another thread"
-        );
+        // No assertion that `announce` is idle: another process can write any value there, and
+        // that must not panic this one (`ProcessSemaphore`'s `# Trust`); the store overwrites it.
         // Relaxed: the last completion of this lane was this thread's own store (or a helper's
         // CAS of the same value), or that of the thread that owned the lane before (whose
         // lease's release this thread's lease acquired), or the settling by the recoverer that
