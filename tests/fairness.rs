@@ -188,7 +188,10 @@ fn a_reservation_holds_back_only_what_its_owner_needs() {
 #[test]
 fn a_reservation_keeps_permits_its_owner_needs_from_others() {
     let mut held_back = 0;
-    for _ in 0..10 {
+    for _ in 0..50 {
+        if held_back > 0 {
+            break;
+        }
         let sem = Semaphore::new(0);
         thread::scope(|s| {
             let owner = s.spawn(|| sem.acquire_many(2).unwrap().forget());
@@ -204,7 +207,36 @@ fn a_reservation_keeps_permits_its_owner_needs_from_others() {
             owner.join().unwrap();
         });
     }
-    assert!(held_back > 0, "no try_acquire was held back by the reservation in 10 rounds");
+    assert!(held_back > 0, "no try_acquire was held back by the reservation in 50 rounds");
+}
+
+/// A reservation claimed again lasts twice as long each time (2, 4, 8, 16 ms, up to about 1 s),
+/// so it comes to outlast any hold. Seen from a thread it holds back, which waits out each lapse:
+/// its fourth wait is for a reservation of 16 ms (one that never grew would lapse after 2 ms).
+#[test]
+fn a_reservation_claimed_again_lasts_longer_each_time() {
+    let sem = Semaphore::new(2);
+    sem.acquire_many(2).unwrap().forget(); // this thread holds both
+    let mut waits = Vec::new();
+    thread::scope(|s| {
+        let owner = s.spawn(|| sem.acquire_many(2).unwrap().forget());
+        wait_for_waiters(&sem, 1);
+        thread::sleep(Duration::from_millis(3)); // the owner starves
+        sem.release(); // claimed for the owner, who needs one more
+        for _ in 0..4 {
+            let asked = Instant::now();
+            let permit = sem.acquire().unwrap(); // held back until the reservation lapses
+            waits.push(asked.elapsed());
+            // Past the 1 ms of barging after a lapse: the owner starves again, and the permit
+            // given back is claimed for it once more.
+            thread::sleep(Duration::from_millis(2));
+            drop(permit);
+        }
+        sem.release(); // the second permit: the owner has both
+        owner.join().unwrap();
+    });
+    assert_eq!(sem.available_permits(), 0);
+    assert!(waits[3] >= Duration::from_millis(6), "the reservation did not grow: waits {waits:?}");
 }
 
 /// A priority that would hold back permits from a waiter that the holders need lapses: code that

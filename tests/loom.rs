@@ -9,7 +9,7 @@
 //! some model names below). `docs/design.md` maps each claim to the model that checks it.
 #![cfg(loom)]
 
-use futex_semaphore::{Semaphore, TryAcquireError};
+use futex_semaphore::{BoundedSemaphore, Semaphore, TryAcquireError};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use loom::thread;
@@ -266,6 +266,24 @@ fn permits_are_conserved() {
         a.join().unwrap();
         b.join().unwrap();
         assert_eq!(sem.available_permits() + forgotten.load(SeqCst), 3);
+    });
+}
+
+/// Releases of a `BoundedSemaphore` that race one permit below its bound: exactly one is
+/// accepted, and the count never passes the bound (its check and its add are one CAS).
+#[test]
+fn racing_bounded_releases_never_pass_the_bound() {
+    model(|| {
+        let sem = Arc::new(BoundedSemaphore::new(2));
+        sem.acquire().unwrap().forget();
+        let other = {
+            let sem = sem.clone();
+            thread::spawn(move || sem.release().is_ok())
+        };
+        let mine = sem.release().is_ok();
+        let theirs = other.join().unwrap();
+        assert!(mine ^ theirs, "exactly one release fits below the bound: {mine} {theirs}");
+        assert_eq!(sem.available_permits(), 2);
     });
 }
 

@@ -74,8 +74,7 @@ fn uncontended_pairs_make_no_futex_call() {
         return;
     }
     let Some(contended) = futex_calls("contended") else {
-        eprintln!("SKIPPED: strace is not installed");
-        return;
+        return common::skip_without("strace");
     };
     // The program itself (thread spawn/join, the test harness) makes a few futex calls. The
     // semaphore must add none for a million uncontended pairs: compare with an empty run.

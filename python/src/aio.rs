@@ -306,6 +306,10 @@ impl Waiter {
 
     /// Asks the waiter's event loop to poll it (a wake came).
     fn schedule(self: Arc<Self>, py: Python<'_>) {
+        // `call_soon_threadsafe` lets the GIL go: at the interpreter's exit, a thread other than
+        // the main one must not take it back in these frames (`shutdown`), and the wake is
+        // dropped (the loop it is for is at its end too).
+        let Some(_pass) = crate::shutdown::enter() else { return };
         let wake = match Py::new(py, Wake { waiter: Arc::clone(&self), ran: AtomicBool::new(false) }) {
             Ok(wake) => wake,
             Err(_) => return self.abandon(py),

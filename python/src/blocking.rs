@@ -45,14 +45,17 @@ pub(crate) fn detached() -> bool {
     DETACHED.with(Cell::get)
 }
 
-/// Runs `f` without the GIL, marked as [`detached`].
+/// Runs `f` without the GIL, marked as [`detached`]. At the interpreter's exit, a thread other
+/// than the main one stays asleep instead of taking the GIL back (`shutdown`).
 fn detach<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
-    py.allow_threads(|| {
+    let (out, pass) = py.allow_threads(|| {
         DETACHED.with(|d| d.set(true));
         let out = f();
         DETACHED.with(|d| d.set(false));
-        out
-    })
+        (out, crate::shutdown::enter_or_sleep())
+    });
+    drop(pass); // the GIL is held again
+    out
 }
 
 /// The `pthread_t` of the thread Python runs signal handlers in (`threading.main_thread()`;
@@ -78,7 +81,7 @@ pub(crate) fn after_fork_in_child() {
 
 /// Whether this is the thread Python runs signal handlers in. A thread-local read (no system
 /// call, unlike comparing `gettid` with `getpid`): it runs before every blocking wait.
-fn in_main_thread() -> bool {
+pub(crate) fn in_main_thread() -> bool {
     // SAFETY: `pthread_self` cannot fail.
     (unsafe { libc::pthread_self() } as u64) == MAIN_THREAD.load(Ordering::Relaxed)
 }
@@ -118,6 +121,12 @@ where
         };
         attempt_asking(deadline, SLICE, &mut keep_waiting)
     });
+    // A signal that came while the wait was being served is handled now, before the permit is
+    // handed over: its handler's exception wins and the permit goes back, as when a handler
+    // raises during the wait (`threading` runs the handler inside the wait it interrupts). Left
+    // for the caller's next bytecode, the exception would come after `acquire()` had returned
+    // `True`, outside the `try` that gives the permit back.
+    let raised = raised.or_else(|| py.check_signals().err());
     if let Some(e) = raised {
         if got {
             give_back(py)?;
@@ -129,13 +138,15 @@ where
 
 /// Waits with `attempt(timeout)` (which takes a permit, waiting at most `timeout` or without
 /// limit for `None`) without the GIL, until it succeeds (`true`) or `timeout` passes (`false`).
-/// In the main thread, waits in slices and raises what a signal handler raises (a permit is
-/// never taken then); `between` runs between slices.
+/// In the main thread, waits in slices and raises what a signal handler raises (a permit taken
+/// meanwhile goes back through `give_back`, as in [`wait_in_place`]); `between` runs between
+/// slices.
 pub(crate) fn wait<F>(
     py: Python<'_>,
     timeout: Option<Duration>,
     attempt: F,
     mut between: impl FnMut(),
+    give_back: impl FnOnce(Python<'_>) -> PyResult<()>,
 ) -> PyResult<bool>
 where
     F: Fn(Option<Duration>) -> bool + Sync,
@@ -147,6 +158,11 @@ where
     loop {
         let slice = deadline.map_or(SLICE, |d| d.saturating_duration_since(Instant::now()).min(SLICE));
         if detach(py, || attempt(Some(slice))) {
+            // As in `wait_in_place`: a signal that came during the slice wins over the permit.
+            if let Err(e) = py.check_signals() {
+                give_back(py)?;
+                return Err(e);
+            }
             return Ok(true);
         }
         py.check_signals()?;

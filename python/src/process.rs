@@ -414,7 +414,12 @@ impl ProcessSemaphore {
         let between = || {
             shared.recover_if_due(py);
         };
-        let got = blocking::wait(py, timeout_from(timeout)?, attempt, between)?;
+        // A signal handler that raised as the permit came: the permit goes back (dropped).
+        let give_back = |_: Python<'_>| {
+            drop(lock(&taken).take());
+            Ok(())
+        };
+        let got = blocking::wait(py, timeout_from(timeout)?, attempt, between, give_back)?;
         if let Some(permit) = lock(&taken).take() {
             shared.keep(py, permit);
         }

@@ -12,6 +12,8 @@ import pytest
 
 import futex_semaphore as fs
 
+import _blocked
+
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
 
@@ -29,9 +31,10 @@ def test_a_fork_child_is_not_stalled_by_the_parents_waiting_thread(cls):
     t = threading.Thread(target=waiter, daemon=True)
     t.start()
     waiting.wait()
-    # Time for it to block in acquire, and to wait past the 1 ms after which the oldest waiter
-    # gets priority (the package has no count of waiters to wait for instead).
-    time.sleep(0.05)
+    # It blocks in acquire (asleep on the futex: queued), and waits past the 1 ms after which the
+    # oldest waiter gets priority, so that a child that still counted it would starve.
+    _blocked.wait_until_blocked(t)
+    time.sleep(0.01)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads, 3.12+
         pid = os.fork()
