@@ -361,16 +361,31 @@ fn a_waiter_recovers_the_permits_of_a_killed_holder_by_itself() {
     waiter.expect("acquired");
     waiter.succeeds();
     assert_eq!(sem.available_permits(), 2);
-    // And this process, too, recovers while it waits.
-    let mut holder = Proc::spawn("hold", &[(NAME, name), (PERMITS, "2")]);
-    holder.expect("acquired");
-    holder.kill_leaving_zombie();
-    let start = Instant::now();
-    let permit = sem.try_acquire_many_for(2, PATIENCE).unwrap();
-    assert!(start.elapsed() < PATIENCE / 2, "took {:?}", start.elapsed());
-    drop(permit);
-    holder.reap();
-    assert_eq!(sem.available_permits(), 2);
+    // And this process, too, recovers while it waits: within about RECOVERY_INTERVAL (100 ms)
+    // of the holder's death, as documented; its first scan comes one interval after it starts
+    // waiting. A scan that came only after a second would fail: 600 ms leaves room for a loaded
+    // machine, and a trial under it is enough (at most 3, each timed from the holder's death).
+    let mut took = Vec::new();
+    for _ in 0..3 {
+        let mut holder = Proc::spawn("hold", &[(NAME, name), (PERMITS, "2")]);
+        holder.expect("acquired");
+        holder.kill_leaving_zombie();
+        let start = Instant::now();
+        let permit = sem.try_acquire_many_for(2, PATIENCE).unwrap();
+        took.push(start.elapsed());
+        drop(permit);
+        holder.reap();
+        assert_eq!(sem.available_permits(), 2);
+        if took.last().unwrap() < &Duration::from_millis(600) {
+            break;
+        }
+    }
+    assert!(
+        took.last().unwrap() < &Duration::from_millis(600),
+        "a waiter recovered a killed holder's permits only after {took:?}, not within about {:?}",
+        ProcessSemaphore::RECOVERY_INTERVAL
+    );
+    println!("a waiter recovered a killed holder's permits in {took:?}");
 }
 
 #[test]
@@ -379,11 +394,14 @@ fn a_killed_waiter_does_not_block_the_others() {
     let name = names.get(0);
     let sem = ProcessSemaphore::create(name, 2).unwrap();
     let mine = sem.acquire_many(2).unwrap();
-    // One waiter for one permit, one for two: both kinds of sleeper are killed asleep.
+    // One waiter for one permit, one for two: both kinds of sleeper are killed asleep (each
+    // seen sleeping in the futex, past its spinning and its registration).
     let mut one = Proc::spawn("wait", &[(NAME, name), (PERMITS, "1")]);
     let mut two = Proc::spawn("wait", &[(NAME, name), (PERMITS, "2")]);
     one.expect("waiting");
     two.expect("waiting");
+    wait_until_asleep(one.child.id() as libc::pid_t);
+    wait_until_asleep(two.child.id() as libc::pid_t);
     one.kill_leaving_zombie();
     two.kill_leaving_zombie();
     one.reap();
@@ -918,7 +936,11 @@ fn fork_task_watcher_role() {
             self.0.store(true, SeqCst);
         }
     }
-    for attempt in 0..20 {
+    // Attempts until one is conclusive (the first, nearly always), up to a cap: a test that
+    // never got a conclusive one has tested nothing, and fails.
+    const ATTEMPTS: u32 = 100;
+    let mut conclusive = false;
+    for attempt in 0..ATTEMPTS {
         let sem = Arc::new(Semaphore::new(2));
         let mine = sem.acquire().unwrap(); // T's first permit
         let held = sem.acquire().unwrap();
@@ -953,8 +975,13 @@ fn fork_task_watcher_role() {
             continue;
         }
         assert_eq!(code, 0, "the child (10: its held-back task watcher never woken)");
+        conclusive = true;
         break;
     }
+    assert!(
+        conclusive,
+        "all {ATTEMPTS} attempts were inconclusive: the parent's timer always fired before the fork"
+    );
     say("done");
 }
 
@@ -1128,6 +1155,67 @@ fn wait(pid: libc::pid_t) -> i32 {
     let got = unsafe { libc::waitpid(pid, &mut status, 0) };
     assert_eq!(got, pid);
     if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -libc::WTERMSIG(status) }
+}
+
+/// Waits until a thread of process `pid` (our child) sleeps in `futex(2)` on a shared word (a
+/// wait without `FUTEX_PRIVATE_FLAG`: a semaphore's sleep; the standard library's locks and
+/// channels wait on private ones), polling `/proc/<pid>/task/*/syscall`; panics if none does
+/// within `PATIENCE / 2` (and kills it). Where that file cannot be read (a kernel that refuses it),
+/// settles for every thread sleeping (state `S` in `.../stat`).
+fn wait_until_asleep(pid: libc::pid_t) {
+    const FUTEX_WAIT: u64 = 0;
+    const FUTEX_WAIT_BITSET: u64 = 9;
+    const FUTEX_PRIVATE_FLAG: u64 = 128;
+    const FUTEX_CLOCK_REALTIME: u64 = 256;
+    let in_shared_futex_wait = |line: &str| {
+        let mut fields = line.split_whitespace();
+        let number = fields.next().and_then(|n| n.parse::<libc::c_long>().ok());
+        let hex = |f: Option<&str>| f.and_then(|f| u64::from_str_radix(f.trim_start_matches("0x"), 16).ok());
+        let (_uaddr, op) = (fields.next(), hex(fields.next()));
+        // 32-bit targets also have `futex_time64`, 422 on every architecture.
+        let futex = [libc::SYS_futex, if cfg!(target_pointer_width = "32") { 422 } else { -1 }];
+        number.is_some_and(|n| futex.contains(&n))
+            && op.is_some_and(|op| {
+                op & FUTEX_PRIVATE_FLAG == 0
+                    && [FUTEX_WAIT, FUTEX_WAIT_BITSET].contains(&(op & !FUTEX_CLOCK_REALTIME))
+            })
+    };
+    let deadline = Instant::now() + PATIENCE / 2;
+    let mut seen = Vec::new();
+    loop {
+        seen.clear();
+        let mut readable = true;
+        let mut all_sleeping = true;
+        let tasks = fs::read_dir(format!("/proc/{pid}/task"));
+        for task in tasks.unwrap_or_else(|e| panic!("process {pid}: /proc/{pid}/task: {e}")) {
+            let task = task.unwrap().path();
+            // A thread that ended meanwhile has no files left: skip it.
+            match fs::read_to_string(task.join("syscall")) {
+                Ok(line) => seen.push(line.trim_end().to_owned()),
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(_) => readable = false,
+            }
+            if let Ok(stat) = fs::read_to_string(task.join("stat")) {
+                // The state follows the command name, which is in parentheses.
+                let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+                all_sleeping &= state == Some("S");
+            }
+        }
+        if seen.iter().any(|line| in_shared_futex_wait(line)) {
+            return;
+        }
+        if !readable && all_sleeping {
+            println!("/proc/{pid}/task/*/syscall unreadable: every thread sleeps, taken as asleep");
+            return;
+        }
+        if Instant::now() >= deadline {
+            // Killed, so that a forked child does not keep the test's output open after it.
+            // SAFETY: signals our own child, not yet reaped.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("process {pid} never slept in futex(2): {seen:?}");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1424,8 +1512,8 @@ fn untracked_sleeper_role() {
         let _ = sem.acquire_many(2);
         30
     });
-    // Let it get past its spinning and into its sleep.
-    std::thread::sleep(Duration::from_millis(50));
+    // Killed past its spinning, asleep in the futex.
+    wait_until_asleep(sleeper);
     // SAFETY: signals our own child, not yet reaped.
     assert_eq!(unsafe { libc::kill(sleeper, libc::SIGKILL) }, 0);
     assert_eq!(wait(sleeper), -libc::SIGKILL);
@@ -1438,7 +1526,9 @@ fn untracked_sleeper_role() {
         Ok(_) => 31,
         Err(_) => 32,
     });
-    std::thread::sleep(Duration::from_millis(20));
+    // Released only once it sleeps, so that it gets the permit by polling (nobody wakes it).
+    // (This process keeps the one slot, so the waiter is untracked either way.)
+    wait_until_asleep(waiter);
     drop(held);
     assert_eq!(wait(waiter), 0);
     say("done");

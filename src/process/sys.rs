@@ -407,7 +407,7 @@ fn map_cell() -> Option<&'static IdentityCell> {
 fn fill(cell: &IdentityCell, pid: u32) -> Identity {
     // `/proc/self/stat` names the pid it describes: if that is not ours, /proc belongs to another
     // pid namespace and its start time would be someone else's (0: unknown).
-    let start = read_stat("self").filter(|s| s.pid == pid).map_or(0, |s| s.start_time);
+    let start = read_stat("self").filter(|s| s.pid == pid).map_or(0, |s| boot_relative(s.start_time));
     // `st_ino` is a `c_ulong` on some targets, hence the cast.
     #[allow(clippy::unnecessary_cast)]
     let pid_ns = rustix::fs::stat("/proc/self/ns/pid").map_or(0, |s| s.st_ino as u64);
@@ -461,6 +461,33 @@ struct ProcStat {
     start_time: u64,
 }
 
+/// A start time read from `/proc/<pid>/stat` as it would read outside any time namespace.
+///
+/// The kernel shows a start time shifted by the boot-time offset of the *reader's* time namespace
+/// (`unshare --time`, checkpoint/restore tools), so a holder and a recoverer in different time
+/// namespaces read different start times for one process, and a recoverer took a live holder for
+/// a reused pid (and gave its permits to others). Kept and compared less the reader's offset, they
+/// agree, to within a clock tick where the offset is not a whole number of ticks
+/// ([`owner::start_matches`]).
+fn boot_relative(start_time: u64) -> u64 {
+    let offset = std::fs::read_to_string("/proc/self/timens_offsets")
+        .ok()
+        .and_then(|text| boottime_offset_ns(&text))
+        .unwrap_or(0);
+    let ticks = i128::from(offset) * i128::from(rustix::param::clock_ticks_per_second()) / 1_000_000_000;
+    start_time.wrapping_sub(ticks as u64)
+}
+
+/// The `boottime` offset in `/proc/self/timens_offsets` (lines of `clock seconds nanoseconds`),
+/// in nanoseconds.
+fn boottime_offset_ns(text: &str) -> Option<i64> {
+    let line = text.lines().find(|l| l.split_whitespace().next() == Some("boottime"))?;
+    let mut fields = line.split_whitespace().skip(1);
+    let secs: i64 = fields.next()?.parse().ok()?;
+    let nanos: i64 = fields.next()?.parse().ok()?;
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
 fn read_stat(pid: &str) -> Option<ProcStat> {
     let text = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
     parse_stat(&text)
@@ -496,7 +523,7 @@ pub(crate) fn is_dead(id: u64) -> bool {
     }
     match read_stat(&pid.to_string()) {
         Some(stat) => {
-            let reused = owner::start(id) != 0 && !owner::start_matches(id, stat.start_time);
+            let reused = owner::start(id) != 0 && !owner::start_matches(id, boot_relative(stat.start_time));
             // A thread-group leader that exited while other threads run is also 'Z', with
             // threads > 1: that process is alive.
             let zombie = matches!(stat.state, b'Z' | b'X') && stat.threads <= 1;
@@ -527,7 +554,7 @@ mod tests {
         assert_eq!(identity(), me);
         assert!(!is_dead(me.id));
         let stat = read_stat("self").unwrap();
-        assert!(owner::start_matches(me.id, stat.start_time));
+        assert!(owner::start_matches(me.id, boot_relative(stat.start_time)));
     }
 
     #[test]
@@ -535,10 +562,24 @@ mod tests {
     fn impossible_pids_are_dead() {
         assert!(is_dead(owner::id(0, 5)));
         assert!(is_dead(owner::id(u32::MAX, 5)));
-        // The same pid with another start time is a reused pid.
+        // The same pid with another start time (more than a tick away) is a reused pid.
         let me = identity();
-        let other_start = owner::start(me.id) ^ 1;
+        let other_start = owner::start(me.id) ^ 0x100;
         assert!(is_dead(owner::id(me.pid(), other_start)));
+    }
+
+    #[test]
+    fn time_namespace_offsets_parse_and_start_times_match_within_a_tick() {
+        let text = "monotonic           0         0\nboottime         1000         5\n";
+        assert_eq!(boottime_offset_ns(text), Some(1_000_000_000_005));
+        assert_eq!(boottime_offset_ns("monotonic 0 0\nboottime -3 0\n"), Some(-3_000_000_000));
+        assert_eq!(boottime_offset_ns("monotonic 0 0\n"), None);
+        let id = owner::id(7, 1000);
+        for (start, matches) in [(999, true), (1000, true), (1001, true), (998, false), (1002, false)] {
+            assert_eq!(owner::start_matches(id, start), matches, "{start}");
+        }
+        // Across the 31 bits kept: 0 and 2^31 - 1 are a tick apart.
+        assert!(owner::start_matches(owner::id(7, (1 << 31) - 1), 1 << 31));
     }
 
     #[test]
