@@ -644,8 +644,7 @@ fn uncontended_acquires_and_releases_make_no_system_call() {
     // Two runs under `strace -c`, of 10 and of 100,000 acquire/release pairs: if the fast paths
     // made any system call (`getpid` included), the second run would make 100,000 more.
     let Some(few) = system_calls(10) else {
-        eprintln!("SKIPPED: strace is not installed");
-        return;
+        return common::skip_without("strace");
     };
     let Some(many) = system_calls(100_000) else { return };
     assert!(many < few + 100, "10 rounds made {few} system calls, 100,000 rounds {many}");
@@ -658,8 +657,7 @@ fn runs_under_valgrind() {
     // read crashed (SIGSEGV) there. Memcheck's exit code tells an invalid access from a pass.
     let out = common::child::command_under("valgrind", &["-q", "--error-exitcode=99"], "clocks").output();
     let Ok(out) = out else {
-        eprintln!("SKIPPED: valgrind is not installed");
-        return;
+        return common::skip_without("valgrind");
     };
     let report = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the child failed under valgrind ({}): {report}", out.status);
