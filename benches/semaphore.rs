@@ -32,7 +32,7 @@ bench_main!();
 mod bench {
     use crate::common;
     use common::report::{criterion_ns, median, quantile};
-    use common::workloads::{TimedRun, check_gate, contend_for, wait_times, wait_times_with};
+    use common::workloads::{Padded, TimedRun, check_gate, contend_for, wait_times, wait_times_with};
     use common::{Args, BETWEEN, Better, Floor, Gate, HOLD, ManyGate, Mode, Report, Row, SpinGate};
     use criterion::measurement::WallTime;
     use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
@@ -99,10 +99,12 @@ mod bench {
 
     fn handoff(c: &mut Criterion, mode: Mode) {
         fn one<G: Gate>(group: &mut BenchmarkGroup<'_, WallTime>, one_cpu: bool) {
-            let (ping, pong) = (G::new(0), G::new(0));
+            // Each on lines of its own, as every gate is measured (`Padded`): side by side, two small
+            // gates would share a line and two large ones not.
+            let (ping, pong) = (Padded(G::new(0)), Padded(G::new(0)));
             let function = if one_cpu { "round_trip_one_cpu" } else { "round_trip" };
             group.bench_function(BenchmarkId::new(function, G::NAME), |b| {
-                b.iter_custom(|iters| common::workloads::handoff(&ping, &pong, iters, one_cpu))
+                b.iter_custom(|iters| common::workloads::handoff(&ping.0, &pong.0, iters, one_cpu))
             });
         }
 
@@ -147,7 +149,7 @@ mod bench {
         outside: u32,
         time: Duration,
     ) -> TimedRun {
-        contend_for(&G::new(permits), threads, inside, outside, time)
+        contend_for(&Padded(G::new(permits)).0, threads, inside, outside, time)
     }
 
     type ContendFn = fn(usize, usize, u32, u32, Duration) -> TimedRun;

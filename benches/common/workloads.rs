@@ -13,6 +13,14 @@ pub const HOLD: u32 = 20;
 /// Work units a thread does between giving a permit back and asking for the next.
 pub const BETWEEN: u32 = 60;
 
+/// A value on a 128-byte block of its own (two cache lines: the adjacent-line prefetcher moves
+/// lines in pairs), so that a word the harness touches in every loop (a stop flag, the other
+/// gate of a handoff) never shares a line with the gate under test. Without it the stack's layout,
+/// which changes with any code change, put some gates' counter on the stop flag's line and not
+/// others': one more line transfer per pair for those, and a different set in every build.
+#[repr(align(128))]
+pub struct Padded<T>(pub T);
+
 /// A little CPU work the optimizer cannot remove: `units` dependent multiply-adds.
 #[inline]
 pub fn work(units: u32) {
@@ -221,7 +229,8 @@ pub fn contend_for<G: Gate>(
     duration: Duration,
 ) -> TimedRun {
     let barrier = Barrier::new(threads + 1);
-    let stop = AtomicBool::new(false);
+    let stop = Padded(AtomicBool::new(false));
+    let stop = &stop.0;
     thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
