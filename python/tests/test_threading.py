@@ -1,6 +1,7 @@
 """Semaphore / BoundedSemaphore beyond CPython's lock_tests: the GIL, Ctrl-C, and details of
 threading's API."""
 
+import inspect
 import re
 import signal
 import subprocess
@@ -229,7 +230,26 @@ def bounded_with_its_permit_taken():
     return sem
 
 
-@pytest.mark.parametrize(
+def acquire_interrupted(sem, handler, interrupt):
+    """Blocks this (the main) thread in `sem.acquire(timeout=10)`, with `handler` for SIGUSR1 and
+    `interrupt` running in another thread; the acquire must raise `Raised`."""
+    previous = signal.signal(signal.SIGUSR1, handler)
+    interrupter = threading.Thread(target=interrupt, daemon=True)
+    try:
+        interrupter.start()
+        with pytest.raises(Raised):
+            sem.acquire(timeout=10)  # ACQUIRE_LINE
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        interrupter.join(10)
+
+
+# The line of the acquire in `acquire_interrupted`, where a handler may check it runs.
+_LINES, _FIRST = inspect.getsourcelines(acquire_interrupted)
+ACQUIRE_LINE = _FIRST + next(i for i, line in enumerate(_LINES) if line.rstrip().endswith("# ACQUIRE_LINE"))
+
+# Each class with no permit free, and how to read its count.
+WITHOUT_A_FREE_PERMIT = pytest.mark.parametrize(
     "make,value",
     [
         (lambda: fs.Semaphore(0), lambda sem: sem._value),
@@ -238,6 +258,9 @@ def bounded_with_its_permit_taken():
     ],
     ids=["Semaphore", "BoundedSemaphore", "ProcessSemaphore"],
 )
+
+
+@WITHOUT_A_FREE_PERMIT
 def test_a_permit_that_comes_as_a_signal_handler_raises_is_not_lost(make, value):
     # The main thread, blocked in acquire(), runs signal handlers between its sleeps. This
     # handler releases a permit and then raises. Semaphore and BoundedSemaphore wait in one piece
@@ -248,14 +271,12 @@ def test_a_permit_that_comes_as_a_signal_handler_raises_is_not_lost(make, value)
     assert threading.current_thread() is threading.main_thread()
     main = threading.main_thread()
     sem = make()
-    code = sys._getframe().f_code
-    acquire_line = None  # the line of the acquire() below
     outside = []  # handlers that ran before the acquire waited (the signal is sent again)
     handled = threading.Event()
 
     def handler(signum, frame):
         try:
-            if frame.f_code is not code or frame.f_lineno != acquire_line:
+            if frame.f_code is not acquire_interrupted.__code__ or frame.f_lineno != ACQUIRE_LINE:
                 outside.append(frame.f_lineno)
                 return
             sem.release()
@@ -274,30 +295,13 @@ def test_a_permit_that_comes_as_a_signal_handler_raises_is_not_lost(make, value)
                 return
             outside.clear()
 
-    previous = signal.signal(signal.SIGUSR1, handler)
-    interrupter = threading.Thread(target=interrupt, daemon=True)
-    try:
-        interrupter.start()
-        acquire_line = sys._getframe().f_lineno + 2
-        with pytest.raises(Raised):
-            sem.acquire(timeout=10)
-    finally:
-        signal.signal(signal.SIGUSR1, previous)
-        interrupter.join(10)
+    acquire_interrupted(sem, handler, interrupt)
     assert value(sem) == 1, "the permit released by the handler was lost"
     assert sem.acquire(timeout=0)
     assert value(sem) == 0
 
 
-@pytest.mark.parametrize(
-    "make,value",
-    [
-        (lambda: fs.Semaphore(0), lambda sem: sem._value),
-        (bounded_with_its_permit_taken, lambda sem: sem._value),
-        (lambda: fs.ProcessSemaphore(0), lambda sem: sem.get_value()),
-    ],
-    ids=["Semaphore", "BoundedSemaphore", "ProcessSemaphore"],
-)
+@WITHOUT_A_FREE_PERMIT
 def test_a_signal_that_came_before_the_permit_wins_over_it(make, value):
     # A signal arrives while the main thread waits, and a permit right after it, before the
     # wait's next look for signals (every 50 ms). `threading` runs the handler inside the wait,
@@ -315,15 +319,7 @@ def test_a_signal_that_came_before_the_permit_wins_over_it(make, value):
         signal.pthread_kill(main.ident, signal.SIGUSR1)
         sem.release()
 
-    previous = signal.signal(signal.SIGUSR1, handler)
-    interrupter = threading.Thread(target=interrupt, daemon=True)
-    try:
-        interrupter.start()
-        with pytest.raises(Raised):
-            sem.acquire(timeout=10)
-    finally:
-        signal.signal(signal.SIGUSR1, previous)
-        interrupter.join(10)
+    acquire_interrupted(sem, handler, interrupt)
     assert value(sem) == 1, "the permit that came after the signal was lost"
 
 
