@@ -58,6 +58,16 @@ fn close_wakes_every_waiter_with_an_error() {
         let timed = s.spawn(|| sem.try_acquire_for(Duration::from_secs(3600)).map(drop));
         wait_for_waiters(sem, 5);
         sem.close();
+        // A waiter that close left asleep fails the test instead of hanging it: after PATIENCE,
+        // permits wake it (it then sees the close) and the test fails.
+        let start = std::time::Instant::now();
+        while !(waiters.iter().all(|w| w.is_finished()) && timed.is_finished()) {
+            if start.elapsed() > PATIENCE {
+                sem.add_permits(100);
+                panic!("close left a waiter asleep for {PATIENCE:?}");
+            }
+            thread::yield_now();
+        }
         for w in waiters {
             assert_eq!(w.join().unwrap(), Err(AcquireError));
         }
