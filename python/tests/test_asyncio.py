@@ -435,10 +435,10 @@ def test_an_async_acquire_driven_by_send_ends_in_stop_iteration(call, cls):
     # The coroutine protocol, as a pure-Python task (asyncio's `_PyTask`) or a `yield from`
     # with a value drives it: a step that finishes raises `StopIteration` carrying the result
     # (`True` for an acquire, `None` for `__aenter__`), never returns.
-    native = asyncio.Semaphore(1)
     expected = {"acquire": True, "__aenter__": None}
 
     async def main():
+        native = asyncio.Semaphore(1)  # in the loop: Python 3.9's binds to the loop it is made in
         sem = cls(1)
         made = call(sem)
         with pytest.raises(StopIteration) as stop:
