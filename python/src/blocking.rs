@@ -3,14 +3,15 @@
 //!
 //! Python runs signal handlers only in the main thread, and only when that thread runs Python
 //! code: a wait that never returns would make Ctrl-C wait with it. So the main thread looks for
-//! signals at least every [`SLICE`] while it waits, and `KeyboardInterrupt` is raised at most
-//! [`SLICE`] after Ctrl-C, with no permit lost. `Semaphore` and `BoundedSemaphore` wait in one
+//! signals at least every [`SLICE`] while it waits, and once more when the wait ends, and
+//! `KeyboardInterrupt` is raised at most [`SLICE`] after Ctrl-C, with no permit lost (a permit
+//! the wait took meanwhile goes back). `Semaphore` and `BoundedSemaphore` wait in one
 //! piece, asked between sleeps whether to go on ([`wait_in_place`], on the crate's
 //! `try_acquire_many_while`), so the main thread keeps its place in the queue and the crate's
 //! starvation bound covers its whole wait; `ProcessSemaphore`, which has no queue order to keep,
 //! waits in slices of the crate's timed acquire ([`wait`]; a slice that ends takes nothing).
-//! Other threads get no signals; they wait in one piece (so a daemon thread blocked here at
-//! interpreter exit stays asleep instead of waking up to a finalizing interpreter).
+//! Other threads get no signals; they wait in one piece, and one woken at the interpreter's exit
+//! does not take the GIL back (it stays asleep: `shutdown`).
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
