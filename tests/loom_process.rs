@@ -566,6 +566,56 @@ fn a_recoverer_never_takes_over_a_slot_claimed_again_by_the_same_identity() {
     });
 }
 
+/// After an `exec`, the new image of P1 (same pid and start time, nonce N2) recovers the slot its
+/// earlier image (nonce N1) claimed, as `recover_slot` judges it: its own identity, another
+/// nonce, not under recovery (`holders.rs`, `is_earlier_image`); `/proc` is not asked, it says
+/// P1 lives. Two of its threads recover at once (a claim's and a `recover()`'s), and a third
+/// claims the slot again once freed: the earlier image's slot is taken over exactly once, and
+/// never once claimed again by this image.
+#[test]
+fn an_image_after_exec_takes_over_its_earlier_images_slot_once() {
+    model(|| {
+        use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+        let table = Arc::new(Table {
+            owner: AtomicU64::new(P1),
+            nonce: AtomicU64::new(N1),
+            born: AtomicBool::new(true),
+            claimed: AtomicBool::new(false),
+        });
+        let took = Arc::new(AtomicUsize::new(0));
+        let recover = |table: &Table, took: &AtomicUsize| {
+            let seen = owners::look(&table.owner, &table.nonce);
+            let earlier_image = seen.owner == P1 && seen.nonce != 0 && seen.nonce != N2;
+            if earlier_image && owners::take_over(&table.owner, &table.nonce, seen, P1, || unreachable!()) {
+                took.fetch_add(1, SeqCst);
+                owners::free(&table.owner, &table.nonce);
+            }
+        };
+        let other = {
+            let (table, took) = (table.clone(), took.clone());
+            thread::spawn(move || recover(&table, &took))
+        };
+        let claimer = {
+            let table = table.clone();
+            thread::spawn(move || {
+                if owners::claim(&table.owner, &table.nonce, P1, N2) {
+                    table.claimed.store(true, SeqCst);
+                }
+            })
+        };
+        recover(&table, &took);
+        other.join().unwrap();
+        claimer.join().unwrap();
+        let (owner, nonce) = (table.owner.load(SeqCst), table.nonce.load(SeqCst));
+        assert_eq!(took.load(SeqCst), 1, "the earlier image's slot taken over exactly once");
+        if table.claimed.load(SeqCst) {
+            assert_eq!((owner, nonce), (P1, N2), "the claim by this image stands");
+        } else {
+            assert_eq!(owner, 0, "freed");
+        }
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // The sleep protocol across processes (`src/process/protocol/parking.rs` via `Parking`).
 

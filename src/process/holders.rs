@@ -102,20 +102,50 @@ impl<'a> View<'a> {
         self.slot(index).is_some_and(|s| s.nonce.load(Relaxed) == me.nonce && s.owner.load(Relaxed) == me.id)
     }
 
+    /// Whether slot `index` was claimed by an earlier image of this process, before an `exec`:
+    /// its pid and start time, another nonce (a nonce is drawn per image). Nothing of that
+    /// image runs any more: it is dead for recovery, whatever `/proc` says of the pid.
+    fn is_earlier_image(&self, index: u32, me: &Identity) -> bool {
+        // Relaxed: a hint; `recover_slot` looks again, with the orderings of `owners.rs`.
+        self.slot(index).is_some_and(|s| {
+            let nonce = s.nonce.load(Relaxed);
+            s.owner.load(Relaxed) == me.id && nonce != 0 && nonce != me.nonce
+        })
+    }
+
     /// This process's slot: the one it has, or a free one claimed now, or [`UNTRACKED`].
     pub(crate) fn claim_slot(&self, me: &Identity) -> u32 {
         if !self.tracks(me) {
             return UNTRACKED;
         }
         let _claiming = ClaimGuard::lock(me);
-        if let Some(own) = (0..self.slots.len() as u32).find(|&i| self.is_mine(i, me)) {
-            return own;
+        if let Some(own) =
+            (0..self.slots.len() as u32).find(|&i| self.is_earlier_image(i, me) || self.is_mine(i, me))
+        {
+            if self.is_mine(own, me) {
+                return own;
+            }
+            // The slots of this process's images before an `exec`: what they held comes back now,
+            // and the slots are free again (else each image took one more, until the table was
+            // full and the process untracked).
+            let mut returned = 0;
+            for i in 0..self.slots.len() as u32 {
+                if self.is_earlier_image(i, me) {
+                    returned += self.recover_slot(i, me, Scope::All);
+                }
+            }
+            if returned > 0 {
+                self.parking.wake(&self.state, returned);
+            }
         }
         if let Some(free) = self.claim_free(me) {
             return free;
         }
         // Full: free the slots of the dead, then try once more.
-        self.recover(me, Scope::All);
+        let returned = self.recover(me, Scope::All);
+        if returned > 0 {
+            self.parking.wake(&self.state, returned);
+        }
         self.claim_free(me).unwrap_or(UNTRACKED)
     }
 
@@ -246,7 +276,12 @@ impl<'a> View<'a> {
         // The owner word and the nonce of the incarnation judged (`owners.rs`, invariant 2).
         let seen = owners::look(&slot.owner, &slot.nonce);
         let subject = seen.subject();
-        if seen.is_free() || subject == me.id {
+        // A slot of this process's pid and start time is its own, unless another nonce says an
+        // earlier image claimed it (before an `exec`, or a namesake of the same clock tick, dead).
+        // No nonce yet: a thread of this process is claiming it now. Under `RECOVERING`, the nonce
+        // is the dead holder's, and the recoverer may be a thread of this image: left alone.
+        let earlier_image = seen.owner == me.id && seen.nonce != 0 && seen.nonce != me.nonce;
+        if seen.is_free() || (subject == me.id && !earlier_image) {
             return 0;
         }
         if scope == Scope::Holding
@@ -257,7 +292,7 @@ impl<'a> View<'a> {
         {
             return 0;
         }
-        if !sys::is_dead(subject) {
+        if !earlier_image && !sys::is_dead(subject) {
             return 0;
         }
         // Exactly once: of all who saw this owner dead, one takes the slot over, unless it was

@@ -80,8 +80,9 @@ use std::time::{Duration, Instant};
 ///   creates none.
 /// - All processes must share one pid namespace (that of the creator) and see it in `/proc`.
 ///   A process in another namespace is untracked and never recovers anyone.
-/// - `exec` keeps the pid and start time: permits held across `exec` come back when the process
-///   exits, not at `exec`.
+/// - `exec` keeps the pid and start time: permits held across `exec` come back when the new
+///   image first acquires through a handle (it recovers the earlier image's holder slot), or when
+///   the process exits.
 ///
 /// # `fork`
 /// A handle (named or anonymous) stays usable in a child made by `fork`: the child is a process
