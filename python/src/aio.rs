@@ -229,7 +229,28 @@ pub(crate) struct Waiter {
     /// Queued or scheduled for a poll, not yet polled: a second wake adds nothing.
     scheduled: AtomicBool,
     engine: Arc<Engine>,
-    event_loop: PyObject,
+    /// Dropped by hand (`Drop`): it may have to wait for the GIL.
+    event_loop: std::mem::ManuallyDrop<PyObject>,
+}
+
+/// The Python objects of waiters freed on a thread in a blocking wait (the last reference to a
+/// waker dropped by a wake its engine section sent), where PyO3 counts the GIL as held though
+/// it is not (`shutdown::Detached`) and would free them without it: freed by the next delivery.
+static ORPHANS: Mutex<Vec<PyObject>> = Mutex::new(Vec::new());
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        // SAFETY: taken once, here, and never used after.
+        let event_loop = unsafe { std::mem::ManuallyDrop::take(&mut self.event_loop) };
+        if crate::blocking::detached() {
+            let future = self.state.get_mut().ok().and_then(|s| s.future.take());
+            let mut orphans = lock(&ORPHANS);
+            orphans.push(event_loop);
+            orphans.extend(future);
+            // Release: the next delivery, which looks at QUEUED, sees the orphans.
+            QUEUED.store(true, Ordering::Release);
+        }
+    }
 }
 
 impl std::task::Wake for Waiter {
@@ -306,15 +327,16 @@ impl Waiter {
 
     /// Asks the waiter's event loop to poll it (a wake came).
     fn schedule(self: Arc<Self>, py: Python<'_>) {
-        // `call_soon_threadsafe` lets the GIL go: at the interpreter's exit, a thread other than
-        // the main one must not take it back in these frames (`shutdown`), and the wake is
-        // dropped (the loop it is for is at its end too).
-        let Some(_pass) = crate::shutdown::enter() else { return };
         let wake = match Py::new(py, Wake { waiter: Arc::clone(&self), ran: AtomicBool::new(false) }) {
             Ok(wake) => wake,
             Err(_) => return self.abandon(py),
         };
-        if self.event_loop.call_method1(py, "call_soon_threadsafe", (wake,)).is_err() {
+        // `call_soon_threadsafe` lets the GIL go and takes it back: once the interpreter
+        // finalizes, Python may end this thread there (`shutdown`).
+        let event_loop = self.event_loop.bind(py);
+        if crate::shutdown::call_method1_sleeping_at_exit(event_loop, "call_soon_threadsafe", wake.into_any().into_bound(py))
+            .is_err()
+        {
             // The loop is closed: its task will never run. Pass the wake on.
             self.abandon(py);
         }
@@ -487,7 +509,7 @@ impl Acquiring {
             }),
             scheduled: AtomicBool::new(false),
             engine: Arc::clone(&self.engine),
-            event_loop,
+            event_loop: std::mem::ManuallyDrop::new(event_loop),
         });
         // The first poll registers the waiter with the engine (or takes a permit freed meanwhile).
         if let Polled::Acquired(_) = waiter.poll(py) {
@@ -704,6 +726,9 @@ fn deliver_slow(_py: Python<'_>) {
 }
 
 fn deliver_batches(py: Python<'_>) {
+    // With the GIL: the Python objects of waiters freed without it (freed after the lock).
+    let orphans = std::mem::take(&mut *lock(&ORPHANS));
+    drop(orphans);
     loop {
         let batch = {
             let mut queue = lock(&QUEUE);

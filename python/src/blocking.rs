@@ -10,8 +10,8 @@
 //! `try_acquire_many_while`), so the main thread keeps its place in the queue and the crate's
 //! starvation bound covers its whole wait; `ProcessSemaphore`, which has no queue order to keep,
 //! waits in slices of the crate's timed acquire ([`wait`]; a slice that ends takes nothing).
-//! Other threads get no signals; they wait in one piece, and one woken at the interpreter's exit
-//! does not take the GIL back (it stays asleep: `shutdown`).
+//! Other threads get no signals; they wait in one piece, and one woken once the interpreter
+//! finalizes does not take the GIL back (it stays asleep: `shutdown`).
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -46,16 +46,24 @@ pub(crate) fn detached() -> bool {
     DETACHED.with(Cell::get)
 }
 
-/// Runs `f` without the GIL, marked as [`detached`]. At the interpreter's exit, a thread other
-/// than the main one stays asleep instead of taking the GIL back (`shutdown`).
+/// Runs `f` without the GIL, marked as [`detached`]. A thread other than the main one that
+/// Python would end on taking the GIL back (the interpreter finalizing) stays asleep instead
+/// (`shutdown`): it lets the GIL go and takes it back itself, where PyO3's `allow_threads` takes
+/// it back at a call that cannot unwind. `f` calls no Python there (only the main thread's wait
+/// looks for signals), and what the engine's wakes drop meanwhile keeps its Python objects for
+/// the next delivery (`aio`'s `Waiter`).
 fn detach<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
-    let (out, pass) = py.allow_threads(|| {
-        DETACHED.with(|d| d.set(true));
-        let out = f();
-        DETACHED.with(|d| d.set(false));
-        (out, crate::shutdown::enter_or_sleep())
-    });
-    drop(pass); // the GIL is held again
+    if in_main_thread() {
+        return py.allow_threads(|| detached_run(f));
+    }
+    let _attached_again = crate::shutdown::Detached::new(py);
+    detached_run(f)
+}
+
+fn detached_run<T>(f: impl FnOnce() -> T) -> T {
+    DETACHED.with(|d| d.set(true));
+    let out = f();
+    DETACHED.with(|d| d.set(false));
     out
 }
 
@@ -130,7 +138,10 @@ where
     let raised = raised.or_else(|| py.check_signals().err());
     if let Some(e) = raised {
         if got {
-            give_back(py)?;
+            // Refused only by a `BoundedSemaphore` already at its bound (the handler released a
+            // permit it did not hold): every permit is free then, and the one taken is surplus.
+            // The handler's exception is what the caller sees either way.
+            let _ = give_back(py);
         }
         return Err(e);
     }

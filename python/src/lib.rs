@@ -13,9 +13,9 @@
 //! - `aio`: waiting from asyncio: the crate's `acquire_async` future, driven from the event loop.
 //! - `threading`, `asyncio`, `process`: the Python classes.
 //! - `args`: the constructors' arguments, as Python classes (and their subclasses) take them.
-//! - `shutdown`: at the interpreter's exit, threads other than the main one do not take the GIL
-//!   back in the package's frames (before 3.14, Python ends such a thread in a way that aborts
-//!   the process when Rust frames are on its stack).
+//! - `shutdown`: once the interpreter finalizes, threads other than the main one do not take the
+//!   GIL back in the package's frames (before 3.14, Python ends such a thread in a way that
+//!   aborts the process when Rust frames are on its stack).
 //! - `fastcall`: their hot methods as the package's own C methods, installed over PyO3's
 //!   (`METH_NOARGS`, or vectorcall with a branch for a call without arguments): PyO3's
 //!   abi3-py39 methods cost more than the semaphore.
@@ -77,7 +77,6 @@ fn futex_semaphore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(process::_unlink_created, m)?)?;
     m.add_function(wrap_pyfunction!(process::_unlink_if_created, m)?)?;
     blocking::init(m.py())?;
-    shutdown::install(m)?;
     process::install_hooks(m)?;
     fastcall::install_all(m)?;
     Ok(())

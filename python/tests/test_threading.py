@@ -383,3 +383,58 @@ def test_daemon_event_loops_at_exit_do_not_abort_the_process():
     for _ in range(10):
         out = subprocess.run([sys.executable, "-c", EXIT_WITH_A_DAEMON_LOOP], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, (out.returncode, out.stderr)
+
+
+def test_a_bounded_semaphore_whose_handler_released_raises_the_handlers_exception():
+    # As above, with a handler that releases the semaphore before it raises: the permit the
+    # wait took cannot go back past the bound (every permit is free already). The handler's
+    # exception must still be what comes out (it was a ValueError about the give-back).
+    main = threading.main_thread()
+    sem = bounded_with_its_permit_taken()
+
+    def handler(signum, frame):
+        sem.release()
+        raise Raised
+
+    def interrupt():
+        _blocked.wait_until_blocked(main)
+        signal.pthread_kill(main.ident, signal.SIGUSR1)
+        try:
+            sem.release()
+        except ValueError:
+            pass  # the handler ran first, inside the wait, and its release served it
+
+    acquire_interrupted(sem, handler, interrupt)
+    assert sem._value == 1
+
+
+LATE_EXIT_HOOK = """
+import atexit, threading
+
+def stop():
+    # Registered before the package is imported, so it runs after any exit hook of the
+    # package's: the interpreter is still fully alive, and a thread it wakes must run.
+    sem.release()
+    waiter.join(10)
+    print("joined" if not waiter.is_alive() else "stuck", flush=True)
+
+atexit.register(stop)
+import futex_semaphore as fs
+sem = {make}
+waiter = threading.Thread(target=sem.acquire, daemon=True)
+waiter.start()
+import time
+time.sleep(0.05)  # likely asleep by now; the join above holds either way
+"""
+
+
+@pytest.mark.parametrize("make", ["fs.Semaphore(0)", "fs.ProcessSemaphore(0)"])
+def test_a_thread_woken_by_an_exit_hook_runs(make):
+    # A first fix for the aborts above closed a gate from an atexit hook, too early: a hook
+    # registered before the import ran after it, and the daemon thread it woke slept for good
+    # (the join hung: 20 of 20 runs of a review's reproducer).
+    out = subprocess.run(
+        [sys.executable, "-c", LATE_EXIT_HOOK.format(make=make)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, (out.returncode, out.stderr)
+    assert out.stdout.strip() == "joined", out.stdout
