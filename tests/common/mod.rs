@@ -10,8 +10,6 @@ use std::time::{Duration, Instant};
 /// hanging CI). Generous: the machine is a shared 2-core box.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
-/// Waits until `n` waiters are queued on `sem`: then they are past spinning and about to sleep
-/// (or asleep), so what wakes them next goes through the queue.
 /// A test that cannot run here without `tool` (strace, valgrind) passes with a `SKIPPED` line,
 /// except on CI (`CI=true`, as `.ci/run` runs there), where the tool is part of the machine and
 /// its absence would let the test pass without looking.
@@ -24,6 +22,8 @@ pub fn skip_without(tool: &str) {
     eprintln!("SKIPPED: {tool} is not installed");
 }
 
+/// Waits until `n` waiters are queued on `sem`: then they are past spinning and about to sleep
+/// (or asleep), so what wakes them next goes through the queue.
 pub fn wait_for_waiters(sem: &Semaphore, n: usize) {
     let start = Instant::now();
     while sem.queued_waiters() != n {
