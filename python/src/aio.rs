@@ -243,7 +243,7 @@ impl Drop for Waiter {
         // SAFETY: taken once, here, and never used after.
         let event_loop = unsafe { std::mem::ManuallyDrop::take(&mut self.event_loop) };
         if crate::blocking::detached() {
-            let future = self.state.get_mut().ok().and_then(|s| s.future.take());
+            let future = self.state.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).future.take();
             let mut orphans = lock(&ORPHANS);
             orphans.push(event_loop);
             orphans.extend(future);
@@ -334,9 +334,11 @@ impl Waiter {
         // `call_soon_threadsafe` lets the GIL go and takes it back: once the interpreter
         // finalizes, Python may end this thread there (`shutdown`).
         let event_loop = self.event_loop.bind(py);
-        if crate::shutdown::call_method1_sleeping_at_exit(event_loop, "call_soon_threadsafe", wake.into_any().into_bound(py))
-            .is_err()
-        {
+        let args = match PyTuple::new(py, [wake]) {
+            Ok(args) => args,
+            Err(_) => return self.abandon(py),
+        };
+        if crate::shutdown::call_method_sleeping_at_exit(event_loop, "call_soon_threadsafe", args).is_err() {
             // The loop is closed: its task will never run. Pass the wake on.
             self.abandon(py);
         }
@@ -384,7 +386,8 @@ impl Drop for Wake {
 /// `throw` or the awaitable's drop gives the permit back).
 fn resolve(py: Python<'_>, future: &Bound<'_, PyAny>) -> PyResult<()> {
     if !future.call_method0("done")?.is_truthy()? {
-        future.call_method1("set_result", (py.None(),))?;
+        // `set_result` runs the loop's `call_soon` (see `shutdown`).
+        crate::shutdown::call_method_sleeping_at_exit(future, "set_result", PyTuple::new(py, [py.None()])?)?;
     }
     Ok(())
 }
@@ -408,7 +411,12 @@ impl Waiter {
             }
         }
         // A new future each time the task sleeps (the first time, or after a spurious resume).
-        let future = self.event_loop.call_method0(py, "create_future")?;
+        let future = crate::shutdown::call_method_sleeping_at_exit(
+            self.event_loop.bind(py),
+            "create_future",
+            PyTuple::empty(py),
+        )?
+        .unbind();
         future.setattr(py, "_asyncio_future_blocking", true)?;
         let mut state = lock(&self.state);
         if state.acquired {
@@ -726,15 +734,16 @@ fn deliver_slow(_py: Python<'_>) {
 }
 
 fn deliver_batches(py: Python<'_>) {
-    // With the GIL: the Python objects of waiters freed without it (freed after the lock).
-    let orphans = std::mem::take(&mut *lock(&ORPHANS));
-    drop(orphans);
     loop {
         let batch = {
             let mut queue = lock(&QUEUE);
             QUEUED.store(false, Ordering::Relaxed);
             std::mem::take(&mut *queue)
         };
+        // With the GIL: the Python objects of waiters freed without it (after QUEUED is
+        // cleared, so that one freed from now on sets it again; freed after the lock).
+        let orphans = std::mem::take(&mut *lock(&ORPHANS));
+        drop(orphans);
         if batch.is_empty() {
             return;
         }

@@ -61,10 +61,16 @@ fn detach<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
 }
 
 fn detached_run<T>(f: impl FnOnce() -> T) -> T {
+    /// Clears the mark however `f` ends (a panic too).
+    struct Unmark;
+    impl Drop for Unmark {
+        fn drop(&mut self) {
+            DETACHED.with(|d| d.set(false));
+        }
+    }
     DETACHED.with(|d| d.set(true));
-    let out = f();
-    DETACHED.with(|d| d.set(false));
-    out
+    let _unmark = Unmark;
+    f()
 }
 
 /// The `pthread_t` of the thread Python runs signal handlers in (`threading.main_thread()`;
@@ -120,13 +126,18 @@ where
     let mut raised = None;
     let got = detach(py, || {
         let mut keep_waiting = || {
-            Python::with_gil(|py| match py.check_signals() {
-                Ok(()) => true,
-                Err(e) => {
-                    raised = Some(e);
-                    false
-                }
-            })
+            // Unchecked: PyO3's first `with_gil` of a process asserts that the interpreter is
+            // initialized, which a wait made during finalization (a `__del__`) is not any more.
+            // SAFETY: this thread is in a call from Python, which goes on after this wait.
+            unsafe {
+                Python::with_gil_unchecked(|py| match py.check_signals() {
+                    Ok(()) => true,
+                    Err(e) => {
+                        raised = Some(e);
+                        false
+                    }
+                })
+            }
         };
         attempt_asking(deadline, SLICE, &mut keep_waiting)
     });

@@ -8,11 +8,13 @@
 //! (`call_soon_threadsafe` writes to the loop's socket without the GIL).
 //!
 //! So where a thread other than the main one takes the GIL back in the package's frames, it does
-//! so through a declaration that may unwind, with [`SleepOnUnwind`] on its stack: the forced
-//! unwind runs its destructor, which sleeps until the process ends, as Python 3.14 leaves such
-//! threads (and as PyO3 guards its own `PyGILState_Ensure`). A blocking wait lets the GIL go and
-//! takes it back itself ([`Detached`]); a wake for another loop calls it through
-//! [`call_method1_sleeping_at_exit`].
+//! so through a call that may unwind, with [`SleepOnUnwind`] on its stack: the forced unwind runs
+//! its destructor, which sleeps until the process ends, as Python 3.14 leaves such threads (and
+//! as PyO3 guards its own `PyGILState_Ensure`). A blocking wait lets the GIL go and takes it back
+//! itself ([`Detached`]); the calls into asyncio that may let it go (a wake for a loop, a
+//! future's `set_result`, a loop's `create_future`) go through [`call_method_sleeping_at_exit`].
+//! Not covered: `ProcessSemaphore`'s calls into `multiprocessing` (its resource tracker writes a
+//! pipe) from a thread other than the main one at exit.
 //!
 //! An earlier form (2026-12-07, the same day) closed a gate from an `atexit` hook instead, which
 //! closed it too early: hooks registered before the package's import run after the package's,
@@ -35,19 +37,35 @@ impl Drop for SleepOnUnwind {
     }
 }
 
-unsafe extern "C-unwind" {
-    /// `PyEval_RestoreThread`, declared as able to unwind (see the module's docs).
-    #[link_name = "PyEval_RestoreThread"]
-    fn restore_thread_unwinding(tstate: *mut ffi::PyThreadState);
+/// `f`, an `extern "C"` function of Python's, as one that may unwind, behind a pointer the
+/// optimizer cannot see through. Not a second declaration of the symbol as `"C-unwind"`: LLVM
+/// keeps one declaration per symbol in a unit, and where PyO3's `"C"` one (which cannot unwind)
+/// shares it, the call loses its landing pad and the guard with it (a review built the package
+/// with one codegen unit: aborts again in 6-12 of 40 runs).
+fn unwinding<F: Copy>(f: F) -> F {
+    std::hint::black_box(f)
+}
 
-    /// `PyObject_Call`, declared as able to unwind: a call that lets the GIL go takes it back
-    /// inside.
-    #[link_name = "PyObject_Call"]
-    fn object_call_unwinding(
-        callable: *mut ffi::PyObject,
-        args: *mut ffi::PyObject,
-        kwargs: *mut ffi::PyObject,
-    ) -> *mut ffi::PyObject;
+/// `PyEval_RestoreThread`, callable as able to unwind (see the module's docs).
+type RestoreThread = unsafe extern "C-unwind" fn(*mut ffi::PyThreadState);
+
+fn restore_thread_unwinding() -> RestoreThread {
+    let f: unsafe extern "C" fn(*mut ffi::PyThreadState) = ffi::PyEval_RestoreThread;
+    // SAFETY: the same function and calling convention; "C-unwind" only lets it unwind.
+    unwinding(unsafe { std::mem::transmute::<unsafe extern "C" fn(*mut ffi::PyThreadState), RestoreThread>(f) })
+}
+
+/// The unwinding form of a call `PyObject_Call(callable, args, kwargs)`: a call that lets the
+/// GIL go takes it back inside.
+type ObjectCall =
+    unsafe extern "C-unwind" fn(*mut ffi::PyObject, *mut ffi::PyObject, *mut ffi::PyObject) -> *mut ffi::PyObject;
+type ObjectCallC =
+    unsafe extern "C" fn(*mut ffi::PyObject, *mut ffi::PyObject, *mut ffi::PyObject) -> *mut ffi::PyObject;
+
+fn object_call_unwinding() -> ObjectCall {
+    let f: ObjectCallC = ffi::PyObject_Call;
+    // SAFETY: as above.
+    unwinding(unsafe { std::mem::transmute::<ObjectCallC, ObjectCall>(f) })
 }
 
 /// This thread without the GIL, from [`new`](Detached::new) until dropped; the drop takes it
@@ -65,27 +83,29 @@ impl Detached {
 
 impl Drop for Detached {
     fn drop(&mut self) {
+        let restore = restore_thread_unwinding();
         let guard = SleepOnUnwind;
         // SAFETY: the thread state `PyEval_SaveThread` returned, on the thread that saved it.
-        unsafe { restore_thread_unwinding(self.0) };
+        unsafe { restore(self.0) };
         std::mem::forget(guard);
     }
 }
 
-/// `obj.name(arg)`, for a call that may let the GIL go and take it back: where Python ends the
-/// thread there, it sleeps instead of aborting the process.
-pub(crate) fn call_method1_sleeping_at_exit<'py>(
+/// `obj.name(*args)`, for a call into asyncio that may let the GIL go and take it back (a write
+/// to a loop's socket, or whatever a loop's `call_soon` runs): where Python ends the thread
+/// there, it sleeps instead of aborting the process.
+pub(crate) fn call_method_sleeping_at_exit<'py>(
     obj: &Bound<'py, PyAny>,
     name: &str,
-    arg: Bound<'py, PyAny>,
-) -> PyResult<()> {
+    args: Bound<'py, pyo3::types::PyTuple>,
+) -> PyResult<Bound<'py, PyAny>> {
     let py = obj.py();
     let method = obj.getattr(name)?;
-    let args = pyo3::types::PyTuple::new(py, [arg])?;
+    let call = object_call_unwinding();
     let guard = SleepOnUnwind;
     // SAFETY: the GIL is held (`py`); `method` and `args` are live objects; no keywords.
-    let result = unsafe { object_call_unwinding(method.as_ptr(), args.as_ptr(), std::ptr::null_mut()) };
+    let result = unsafe { call(method.as_ptr(), args.as_ptr(), std::ptr::null_mut()) };
     std::mem::forget(guard);
     // SAFETY: a new reference, or NULL with an exception set.
-    unsafe { Bound::from_owned_ptr_or_err(py, result) }.map(drop)
+    unsafe { Bound::from_owned_ptr_or_err(py, result) }
 }
