@@ -119,34 +119,29 @@ impl<'a> View<'a> {
             return UNTRACKED;
         }
         let _claiming = ClaimGuard::lock(me);
-        if let Some(own) =
-            (0..self.slots.len() as u32).find(|&i| self.is_earlier_image(i, me) || self.is_mine(i, me))
-        {
-            if self.is_mine(own, me) {
-                return own;
-            }
-            // The slots of this process's images before an `exec`: what they held comes back now,
-            // and the slots are free again (else each image took one more, until the table was
-            // full and the process untracked).
-            let mut returned = 0;
-            for i in 0..self.slots.len() as u32 {
-                if self.is_earlier_image(i, me) {
-                    returned += self.recover_slot(i, me, Scope::All);
-                }
-            }
-            if returned > 0 {
-                self.parking.wake(&self.state, returned);
-            }
+        let slots = 0..self.slots.len() as u32;
+        if let Some(own) = slots.clone().find(|&i| self.is_mine(i, me)) {
+            return own;
         }
+        // The slots of this process's images before an `exec`: what they held comes back now,
+        // and the slots are free again (else each image took one more, until the table was full
+        // and the process untracked).
+        let earlier =
+            slots.filter(|&i| self.is_earlier_image(i, me)).map(|i| self.recover_slot(i, me, Scope::All));
+        self.wake_for_recovered(earlier.sum());
         if let Some(free) = self.claim_free(me) {
             return free;
         }
         // Full: free the slots of the dead, then try once more.
-        let returned = self.recover(me, Scope::All);
-        if returned > 0 {
-            self.parking.wake(&self.state, returned);
-        }
+        self.wake_for_recovered(self.recover(me, Scope::All));
         self.claim_free(me).unwrap_or(UNTRACKED)
+    }
+
+    /// Wakes sleepers for `n` permits recovery gave back (`recover`'s caller's duty).
+    fn wake_for_recovered(&self, n: u64) {
+        if n > 0 {
+            self.parking.wake(&self.state, n);
+        }
     }
 
     fn claim_free(&self, me: &Identity) -> Option<u32> {
