@@ -130,6 +130,24 @@ def async_with(make):
     return best(lambda: asyncio.run(main()), count)
 
 
+def async_contended(make):
+    """100 tasks on one loop share 4 permits, each holding one across a loop turn: most acquires
+    wait, and each release wakes a waiter on the same loop."""
+    tasks, rounds = 100, n(200)
+
+    async def main():
+        sem = make()
+
+        async def worker():
+            for _ in range(rounds):
+                async with sem:
+                    await asyncio.sleep(0)
+
+        await asyncio.gather(*(worker() for _ in range(tasks)))
+
+    return best(lambda: asyncio.run(main()), tasks * rounds)
+
+
 def _echo(ping, pong, rounds):
     for _ in range(rounds):
         ping.acquire()
@@ -188,6 +206,11 @@ def main():
             ("asyncio.Semaphore", one(asyncio.Semaphore)),
             ("futex_semaphore.AsyncSemaphore", one(fs.AsyncSemaphore)),
             ("futex_semaphore.Semaphore", one(fs.Semaphore)),
+        ]),
+        ("asyncio: 100 tasks on 4 permits (async with sem: await asyncio.sleep(0))", async_contended, [
+            ("asyncio.Semaphore", lambda: asyncio.Semaphore(4)),
+            ("futex_semaphore.AsyncSemaphore", lambda: fs.AsyncSemaphore(4)),
+            ("futex_semaphore.Semaphore", lambda: fs.Semaphore(4)),
         ]),
         ("cross-process handoff (round trip, fork)", cross_process, [
             ("multiprocessing.Semaphore", zero(mp.Semaphore)),

@@ -15,11 +15,14 @@
 //! The engine wakes a waiter through its `Waker`, from whichever thread gives a permit back, and
 //! possibly while it holds its own locks. So the waker runs no Python: it queues the waiter
 //! (`QUEUE`, a leaf lock). The queue is emptied right after every engine call this module
-//! makes with the GIL ([`deliver_wakes`]), which for each waiter asks its event loop, with
-//! `call_soon_threadsafe`, to run a [`Wake`]: that polls the engine future again on the loop's
-//! thread, and, if it took the permit, resolves the asyncio future. A waker called on a thread
-//! without the GIL (a blocking acquire that timed out and passed a wake on) rouses a helper
-//! thread that empties the queue with the GIL.
+//! makes with the GIL ([`deliver_wakes`]). A waiter whose event loop runs on the delivering
+//! thread (a release or a cancel in one of that loop's tasks or callbacks, the usual case) is
+//! polled there at once: if that took the permit, its asyncio future is resolved, as
+//! `asyncio.Semaphore.release` resolves its waiter's, and the task runs on the loop's next turn.
+//! For any other waiter, its loop is asked with `call_soon_threadsafe` to run a [`Wake`], which
+//! does the same on the loop's thread. A waker called on a thread without the GIL (a blocking
+//! acquire that timed out and passed a wake on) rouses a helper thread that empties the queue
+//! with the GIL.
 //!
 //! # Invariants
 //! 1. A [`Waiter`]'s state lock is only taken with the GIL held, and no Python code runs while
@@ -50,6 +53,7 @@
 use crate::engine::Engine;
 use futex_semaphore::Acquire;
 use pyo3::exceptions::{PyBaseException, PyRuntimeError, PyStopIteration, PyTypeError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::{GILOnceCell, GILProtected};
 use pyo3::types::{PyTraceback, PyTuple, PyType};
@@ -243,7 +247,8 @@ impl Drop for Waiter {
         // SAFETY: taken once, here, and never used after.
         let event_loop = unsafe { std::mem::ManuallyDrop::take(&mut self.event_loop) };
         if crate::blocking::detached() {
-            let future = self.state.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).future.take();
+            let future =
+                self.state.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).future.take();
             let mut orphans = lock(&ORPHANS);
             orphans.push(event_loop);
             orphans.extend(future);
@@ -304,8 +309,16 @@ impl Waiter {
     }
 
     /// Ends the wait without handing a permit over: gives back one taken for the task
-    /// (invariant 2) and drops the engine future (invariant 3).
+    /// (invariant 2) and drops the engine future (invariant 3); then delivers the wakes that
+    /// passed on.
     fn abandon(&self, py: Python<'_>) {
+        self.give_up();
+        deliver_wakes(py);
+    }
+
+    /// [`abandon`](Self::abandon), leaving the wakes it passed on queued for the caller's
+    /// delivery.
+    fn give_up(&self) {
         let (give_back, pending, future) = {
             let mut state = lock(&self.state);
             if state.done {
@@ -322,11 +335,21 @@ impl Waiter {
             let _ = self.engine.release(1, "");
         }
         drop(future);
-        deliver_wakes(py);
     }
 
-    /// Asks the waiter's event loop to poll it (a wake came).
+    /// Asks the waiter's event loop to poll it (a wake came): at once where that loop runs this
+    /// call (a release or a cancel in one of its tasks or callbacks), else through
+    /// `call_soon_threadsafe`.
     fn schedule(self: Arc<Self>, py: Python<'_>) {
+        if self.loop_runs_here(py) {
+            if let Err(err) = self.poll_woken(py) {
+                // Not expected: the loop runs, so it is not closed. The task would never learn
+                // of the permit: it goes to the next waiter.
+                err.write_unraisable(py, None);
+                self.abandon(py);
+            }
+            return;
+        }
         let wake = match Py::new(py, Wake { waiter: Arc::clone(&self), ran: AtomicBool::new(false) }) {
             Ok(wake) => wake,
             Err(_) => return self.abandon(py),
@@ -345,6 +368,56 @@ impl Waiter {
     }
 }
 
+impl Waiter {
+    /// Whether this thread runs the waiter's event loop now: then a wake can poll at once, as
+    /// `asyncio.Semaphore.release` resolves its waiter's future, and the task runs on the loop's
+    /// next turn, not one turn later after a callback. asyncio's loops keep the thread that runs
+    /// them in `_thread_id` (`None` while stopped): one attribute read. For another loop,
+    /// `asyncio._get_running_loop()`, which costs a `getpid` system call (about 150 ns here).
+    fn loop_runs_here(&self, py: Python<'_>) -> bool {
+        let event_loop = self.event_loop.bind(py);
+        if let Ok(id) = event_loop.getattr(intern!(py, "_thread_id")) {
+            // SAFETY: no preconditions; it reads the calling thread's id.
+            let here = unsafe { PyThread_get_thread_ident() };
+            return id.extract::<std::ffi::c_ulong>().is_ok_and(|id| id == here);
+        }
+        let running = RUNNING_LOOP.get_or_try_init(py, || {
+            Ok::<_, PyErr>(py.import("asyncio")?.getattr("_get_running_loop")?.unbind())
+        });
+        running.and_then(|f| f.call0(py)).is_ok_and(|running| running.is(event_loop))
+    }
+
+    /// On the waiter's loop: polls the engine future and, if it took the permit, resolves the
+    /// asyncio future the task sleeps on. If that future was cancelled, the task's step will
+    /// only raise: the permit goes back at once and the wake on to the next waiter (asyncio's
+    /// `release` passes over a cancelled waiter), queued for the caller's delivery.
+    fn poll_woken(self: &Arc<Self>, py: Python<'_>) -> PyResult<()> {
+        // Release: a wake from now on queues again; it pairs with the swap in `wake_by_ref`.
+        self.scheduled.store(false, Ordering::Release);
+        if let Polled::Acquired(Some(future)) = self.poll(py) {
+            let future = future.bind(py);
+            if future.call_method0("done")?.is_truthy()? {
+                self.give_up();
+            } else {
+                // `set_result` runs the loop's `call_soon` (see `shutdown`).
+                crate::shutdown::call_method_sleeping_at_exit(
+                    future,
+                    "set_result",
+                    PyTuple::new(py, [py.None()])?,
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+static RUNNING_LOOP: GILOnceCell<PyObject> = GILOnceCell::new();
+
+unsafe extern "C" {
+    /// CPython's id of the calling thread (`threading.get_ident()`; the stable ABI has it).
+    fn PyThread_get_thread_ident() -> std::ffi::c_ulong;
+}
+
 /// The callback a wake schedules on the waiter's event loop: polls the engine future and, if it
 /// took the permit, resolves the asyncio future the task sleeps on. Freed without having run
 /// (the loop was closed with it queued), it ends the wait as `Waiter::schedule` does for a
@@ -360,11 +433,7 @@ pub(crate) struct Wake {
 impl Wake {
     fn __call__(&self, py: Python<'_>) -> PyResult<()> {
         self.ran.store(true, Ordering::Relaxed);
-        // Release: a wake from now on queues again; it pairs with the swap in `wake_by_ref`.
-        self.waiter.scheduled.store(false, Ordering::Release);
-        if let Polled::Acquired(Some(future)) = self.waiter.poll(py) {
-            resolve(py, future.bind(py))?;
-        }
+        self.waiter.poll_woken(py)?;
         deliver_wakes(py);
         Ok(())
     }
@@ -380,16 +449,6 @@ impl Drop for Wake {
             Python::with_gil(|py| crate::keeping_exception(py, || waiter.abandon(py)));
         }
     }
-}
-
-/// Resolves the asyncio future a task sleeps on, unless it was cancelled (then the task's
-/// `throw` or the awaitable's drop gives the permit back).
-fn resolve(py: Python<'_>, future: &Bound<'_, PyAny>) -> PyResult<()> {
-    if !future.call_method0("done")?.is_truthy()? {
-        // `set_result` runs the loop's `call_soon` (see `shutdown`).
-        crate::shutdown::call_method_sleeping_at_exit(future, "set_result", PyTuple::new(py, [py.None()])?)?;
-    }
-    Ok(())
 }
 
 impl Waiter {

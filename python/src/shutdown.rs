@@ -52,13 +52,18 @@ type RestoreThread = unsafe extern "C-unwind" fn(*mut ffi::PyThreadState);
 fn restore_thread_unwinding() -> RestoreThread {
     let f: unsafe extern "C" fn(*mut ffi::PyThreadState) = ffi::PyEval_RestoreThread;
     // SAFETY: the same function and calling convention; "C-unwind" only lets it unwind.
-    unwinding(unsafe { std::mem::transmute::<unsafe extern "C" fn(*mut ffi::PyThreadState), RestoreThread>(f) })
+    unwinding(unsafe {
+        std::mem::transmute::<unsafe extern "C" fn(*mut ffi::PyThreadState), RestoreThread>(f)
+    })
 }
 
 /// The unwinding form of a call `PyObject_Call(callable, args, kwargs)`: a call that lets the
 /// GIL go takes it back inside.
-type ObjectCall =
-    unsafe extern "C-unwind" fn(*mut ffi::PyObject, *mut ffi::PyObject, *mut ffi::PyObject) -> *mut ffi::PyObject;
+type ObjectCall = unsafe extern "C-unwind" fn(
+    *mut ffi::PyObject,
+    *mut ffi::PyObject,
+    *mut ffi::PyObject,
+) -> *mut ffi::PyObject;
 type ObjectCallC =
     unsafe extern "C" fn(*mut ffi::PyObject, *mut ffi::PyObject, *mut ffi::PyObject) -> *mut ffi::PyObject;
 

@@ -170,13 +170,37 @@ def test_cancel_after_release_passes_the_wakeup_on():
     run(main())
 
 
+@pytest.mark.parametrize("cls", [fs.AsyncSemaphore, fs.Semaphore])
+def test_a_release_on_the_waiters_loop_hands_it_the_permit_at_once(cls):
+    """As asyncio's release: the waiter's future is resolved in the release, so the releasing
+    task cannot take the permit back before the waiter runs, and the waiter runs next turn."""
+
+    async def main():
+        sem = cls(1)
+        acquire = sem.acquire if cls is fs.AsyncSemaphore else sem.acquire_async
+        assert await acquire() is True
+        waiter = asyncio.create_task(acquire())
+        await settle()
+        sem.release()
+        assert sem._value == 0  # the waiter's already
+        if cls is fs.Semaphore:
+            assert sem.acquire(blocking=False) is False
+        else:
+            assert sem.locked()
+        await asyncio.sleep(0)
+        assert waiter.done() and waiter.result() is True
+        sem.release()
+        assert sem._value == 1
+
+    run(main())
+
+
 def test_cancel_after_the_permit_arrived_gives_it_back():
     async def main():
         sem = fs.AsyncSemaphore(0)
         t1 = asyncio.create_task(sem.acquire())
         await settle()
-        sem.release()
-        await asyncio.sleep(0)  # the wake runs: t1's future is resolved, t1 has not run yet
+        sem.release()  # on t1's loop: resolves t1's future at once, as asyncio's; t1 has not run
         t1.cancel()
         with pytest.raises(asyncio.CancelledError):
             await t1

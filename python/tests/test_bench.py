@@ -10,7 +10,7 @@ BENCH = os.path.join(os.path.dirname(__file__), "..", "bench.py")
 def test_bench_quick_run_prints_every_scenario():
     out = subprocess.run([sys.executable, BENCH, "--quick"], capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr
-    for title in ["uncontended", "with sem", "two-thread handoff", "8 threads", "asyncio", "cross-process"]:
+    for title in ["uncontended", "with sem", "two-thread handoff", "8 threads", "asyncio", "100 tasks on 4 permits", "cross-process"]:
         assert title in out.stdout, out.stdout
 
 
