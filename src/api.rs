@@ -109,7 +109,8 @@ fn too_large(n: u32, ty: &'static str) -> ! {
 /// - `max`: the path of the `MAX_PERMITS` that limits a request (for the docs);
 /// - `new`: how the examples create one with `N` permits: the call before `(N)` and what
 ///   follows it (`?` where it is fallible), and the examples' last, hidden line;
-/// - `acquire_note`: an optional paragraph for `acquire`'s docs.
+/// - `acquire_note`: an optional paragraph for `acquire`'s docs;
+/// - `try_note`: an optional sentence for the `# Errors` of `try_acquire` and `try_acquire_many`.
 macro_rules! acquire_methods {
     (
         type: $Type:ident,
@@ -118,6 +119,7 @@ macro_rules! acquire_methods {
         max: $max:literal,
         new: $new:literal, $after:literal, $last:literal,
         $(acquire_note: $note:literal,)?
+        $(try_note: $try_note:literal,)?
     ) => {
         /// Takes one permit, blocking until one is available.
         $(#[doc = ""] #[doc = $note])?
@@ -175,6 +177,7 @@ macro_rules! acquire_methods {
         ///
         /// # Errors
         /// [`TryAcquireError::NoPermits`] if none is, [`TryAcquireError::Closed`] if closed.
+        $(#[doc = $try_note])?
         ///
         /// # Examples
         /// ```
@@ -194,6 +197,7 @@ macro_rules! acquire_methods {
         ///
         /// # Errors
         /// [`TryAcquireError::NoPermits`] if fewer are, [`TryAcquireError::Closed`] if closed.
+        $(#[doc = $try_note])?
         ///
         /// # Panics
         #[doc = concat!("If `n` is more than [`MAX_PERMITS`](", $max, ").")]

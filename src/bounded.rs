@@ -71,6 +71,9 @@ impl BoundedSemaphore {
         permit: Permit, |sem, n, ()| Permit::new(&sem.sem, n),
         max: "Semaphore::MAX_PERMITS",
         new: "BoundedSemaphore::new", "", "",
+        try_note: "While a waiter has priority, the permits held for it do not count as available \
+                   here, though `available_permits` counts them ([`Semaphore`'s \
+                   Fairness](crate::Semaphore#fairness)).",
     }
 
     /// Takes `n` permits, waiting until `deadline` for as long as `keep_waiting` says, calling it

@@ -27,13 +27,14 @@ use std::task::{Context, Poll};
 /// A pending future that is leaked (`mem::forget`, or a task that is never polled or dropped
 /// again) keeps its place in the queue. Nothing is unsafe, but it costs the others as a leaked
 /// [`Permit`] would: if a release had woken it, later releases count its request as on its way
-/// to it and wake that many permits' worth fewer waiters (a waiter asleep behind it gets
-/// permits by barging, or when more come back); and once it has waited 1 ms at the head of the
-/// queue it gets priority, and the next permits to come back are taken for it, up to its
-/// request, and are lost with it. It does not stall a thread that a priority holds back with it:
-/// threads, not tasks, see priorities lapse wherever they can (a task held back with it, with no
-/// thread, waits for the next release or acquire to see the lapse). Drop futures you stop
-/// polling (tokio's semaphore, FIFO, blocks every later waiter behind a leaked one).
+/// to it and wake that many permits' worth fewer tasks (a task asleep behind it gets permits by
+/// barging, or when more come back; threads do not count it, and are woken for permits that are
+/// free); and once it has waited 1 ms at the head of the queue it gets priority: where no thread
+/// waits, the next permits to come back are taken for it, up to its request, and are lost with
+/// it; where threads wait, they are held for it until the priority lapses. A waiter held back
+/// with it sees the lapse (a thread sleeps until then; a task is woken then by the crate's
+/// timer), after which barging resumes. Drop futures you stop polling (tokio's semaphore, FIFO,
+/// blocks every later waiter behind a leaked one).
 ///
 /// # Panics
 /// Polling it again after it completed panics.

@@ -49,7 +49,13 @@ use std::time::{Duration, Instant};
 /// the same waiter, doubling up to about 1 s), and barging resumes for 1 ms before it is given
 /// again: a program in which holders need more permits before they give any back keeps
 /// progressing, as it would under plain barging (unless it leaks pending futures: see
-/// [`Acquire`](crate::Acquire)'s "Leaking it"). Measured figures are in `docs/benchmarks.md`.
+/// [`Acquire`](crate::Acquire)'s "Leaking it"), but more slowly: a waiter whose permits come back
+/// late (a request for more than is ever free at once, a holder that keeps its permits for
+/// seconds) holds the others back for up to about 1 s at a time (a review measured 1-2 % of the
+/// acquires a second that a Mutex + Condvar gate made in such a program; `docs/design.md`, "What
+/// the doubling costs"). A FIFO semaphore such as tokio's holds them for the whole wait. A task
+/// with priority is served when it runs, where threads wait too: one of them may be blocking its
+/// executor's only worker. Measured figures are in `docs/benchmarks.md`.
 ///
 /// The bound counts from the start of one wait: a loop of short timed acquires starts over at
 /// each one and may never get priority. A wait that must look at something now and then (a
@@ -207,6 +213,9 @@ impl Semaphore {
         permit: Permit, |sem, n, ()| Permit::new(sem, n),
         max: "Semaphore::MAX_PERMITS",
         new: "Semaphore::new", "", "",
+        try_note: "While a waiter has priority, the permits held for it do not count as available \
+                   here, though `available_permits` counts them ([`Semaphore`'s \
+                   Fairness](crate::Semaphore#fairness)).",
     }
 
     /// Takes one permit like [`acquire`](Semaphore::acquire), for a semaphore in an [`Arc`]; the

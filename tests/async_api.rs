@@ -271,7 +271,7 @@ fn a_single_permit_task_is_woken_while_a_multi_permit_task_waits_ahead() {
         assert!(many.poll().is_pending());
         return;
     }
-    println!("SKIPPED: in 50 rounds the release never came within 1 ms of queueing (a slow machine)");
+    common::say_skipped("in 50 rounds the release never came within 1 ms of queueing (a slow machine)");
 }
 
 /// What a leaked pending future costs (`Acquire`'s "Leaking it"): once it has waited 1 ms at

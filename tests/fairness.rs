@@ -327,12 +327,11 @@ fn a_sleeper_held_back_while_a_stalled_task_watches_sees_the_lapse() {
         // Then one more section, after the head could starve again. If the reservation lapsed
         // unseen before a release (claimed early, by the sleeper's arrival on a loaded host, or
         // the main thread preempted between the releases), that release's walk saw the lapse
-        // itself and woke the stalled task as a plain waiter, counted as on its way to its
-        // permit for ever (it is never polled again); the sleeper, needing
-        // that permit too, is not woken until the next release or acquire (`Acquire`'s "Leaking
-        // it"), whose walk claims a reservation for the head again and gives the sleeper the
-        // watch (invariant 2: a woken task's request does not keep a thread from counting as
-        // held back). Otherwise this section is harmless.
+        // itself and woke the stalled task as a plain waiter, whose request (it is never polled
+        // again) counts as on its way for tasks but not for threads: the same walk woke the
+        // sleeper too where the permits fit it, and else this section's walk claims a
+        // reservation for the head again and gives the sleeper the watch (invariant 2).
+        // Otherwise this section is harmless.
         thread::sleep(Duration::from_millis(3));
         sem.add_permits(0);
         let served = sleeper.join().unwrap();
@@ -343,4 +342,62 @@ fn a_sleeper_held_back_while_a_stalled_task_watches_sees_the_lapse() {
     });
     assert!(got.is_ok(), "the sleeper was not served within {PATIENCE:?}");
     assert!(waited < BOUND * 10, "the sleeper waited {waited:?}");
+}
+
+/// A blocking acquire on the only worker of an executor whose task waits ahead of it on the same
+/// semaphore: under plain barging the thread takes a permit when they come back and returns, and
+/// then the task runs. Here the task's wake must not count against the thread as permits on
+/// their way (it is never polled while the thread sleeps), nor may its priority (claimed when
+/// the holder is slow) give it the permits while a thread waits: either left the thread asleep
+/// for good with the permits free or granted (a review's reproducer, 10/10 hangs each).
+fn a_blocking_acquire_on_the_worker_of_a_waiting_task_gets_in(release_after: Duration) {
+    use std::sync::{Arc, mpsc};
+    let sem = Arc::new(Semaphore::new(2));
+    sem.acquire_many(2).unwrap().forget();
+    let (done, finished) = mpsc::channel();
+    let worker = {
+        let sem = Arc::clone(&sem);
+        thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+            runtime.block_on(async {
+                let task = tokio::spawn({
+                    let sem = Arc::clone(&sem);
+                    async move { sem.acquire_many_async(2).await.map(|p| p.num_permits()) }
+                });
+                tokio::task::yield_now().await; // the task runs: it queues for 2
+                let releaser = {
+                    let sem = Arc::clone(&sem);
+                    thread::spawn(move || {
+                        wait_for_waiters(&sem, 2);
+                        thread::sleep(release_after);
+                        sem.add_permits(2);
+                    })
+                };
+                let permit = sem.acquire().unwrap(); // blocks the runtime's only worker
+                drop(permit);
+                releaser.join().unwrap();
+                assert_eq!(task.await.unwrap(), Ok(2));
+            });
+            done.send(()).unwrap();
+        })
+    };
+    let outcome = finished.recv_timeout(PATIENCE);
+    assert!(
+        outcome.is_ok(),
+        "the blocking acquire never returned ({} available, {} queued)",
+        sem.available_permits(),
+        sem.queued_waiters()
+    );
+    worker.join().unwrap();
+    assert_eq!(sem.available_permits(), 2);
+}
+
+#[test]
+fn a_blocking_acquire_on_the_worker_of_a_woken_task_gets_in() {
+    a_blocking_acquire_on_the_worker_of_a_waiting_task_gets_in(Duration::ZERO);
+}
+
+#[test]
+fn a_blocking_acquire_on_the_worker_of_a_task_with_priority_gets_in() {
+    a_blocking_acquire_on_the_worker_of_a_waiting_task_gets_in(Duration::from_millis(5));
 }

@@ -778,6 +778,30 @@ fn a_thread_does_not_wait_for_a_woken_task_never_polled_again() {
     });
 }
 
+/// A task with priority at the head, never polled again (its executor's only worker may be this
+/// very thread, blocked in the acquire), when a release brings back all it asked for while a
+/// thread waits behind it: the permits are held for the task, which is woken, not granted to it,
+/// so the thread, held back, watches, sees the lapse and takes one. Granted, the thread slept on
+/// for good. (Without a priority, the release wakes the thread for the permits free: the unit
+/// test `a_release_wakes_a_thread_behind_a_woken_task_for_the_same_permits`; under loom the
+/// clock claims a priority before any release here.)
+#[test]
+fn a_task_with_priority_is_not_granted_permits_while_a_thread_waits() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let mut stalled = sem.acquire_many_async(2);
+        assert!(!poll_once(&mut stalled)); // queued, never polled again
+        let sleeper = spawn_acquire_many(&sem, 1);
+        wait_for_waiters(&sem, 2);
+        sem.add_permits(0); // passes the head over: the next walk claims for it
+        sem.add_permits(2); // claims for the task and holds both for it; the sleeper watches
+        assert_eq!(sleeper.join().unwrap(), 1); // and kept
+        drop(stalled);
+        assert!(no_waiters(&sem));
+        assert_eq!(sem.available_permits(), 1);
+    });
+}
+
 /// As the model below, with a task queued before the sleeper: a walk that chooses the watcher
 /// among them chooses the thread, sure to see the lapse, over the task, which is never polled
 /// again.

@@ -1,13 +1,17 @@
-//! A task's waker whose `wake` panics (an executor's bug). The queue sends its wakes after its
-//! lock, in whichever thread's section chose them: such a panic must not escape into that thread
-//! (a release, a drop, another task's poll, a blocking wait), where it would strand the permits
-//! the section took or the thread's queue entry, nor stop the wakes sent after it.
-use futex_semaphore::Semaphore;
+//! Executors' wakers that do more than wake. A task's waker whose `wake` panics (an executor's
+//! bug): the queue sends its wakes after its lock, in whichever thread's section chose them, and
+//! such a panic must not escape into that thread (a release, a drop, another task's poll, a
+//! blocking wait), where it would strand the permits the section took or the thread's queue
+//! entry, nor stop the wakes sent after it. And a waker whose drop frees its task, and with it a
+//! permit of the same semaphore (an executor whose waker owns its task, which owns its future):
+//! the queue drops the wakers it lets go of after its lock, or that permit's release would lock
+//! it again in the same thread.
+use futex_semaphore::{OwnedPermit, Semaphore};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -153,4 +157,63 @@ fn a_blocking_wait_whose_section_wakes_a_panicking_waker_leaves_nothing_behind()
     drop((a, owner));
     assert_eq!(sem.queued_waiters(), 0, "an entry of a wait that has ended is still queued");
     assert_eq!(sem.available_permits(), 2);
+}
+
+/// A task whose last reference is its waker and that owns a permit of the semaphore: when the
+/// last clone of its waker goes, the permit is given back.
+struct TaskOwningAPermit(#[allow(dead_code)] Mutex<Option<OwnedPermit>>); // held, for its drop
+
+impl Wake for TaskOwningAPermit {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// Runs `f` (a scenario whose failure is a hang) on a thread, failing after [`PATIENCE`].
+fn within_patience(f: impl FnOnce() + Send + 'static) {
+    let (done, finished) = mpsc::channel();
+    let runner = thread::spawn(move || {
+        f();
+        done.send(()).unwrap();
+    });
+    let outcome = finished.recv_timeout(PATIENCE);
+    assert_ne!(
+        outcome,
+        Err(mpsc::RecvTimeoutError::Timeout),
+        "hung: a waker dropped under the queue's lock?"
+    );
+    runner.join().unwrap(); // a panic of `f` comes out here
+}
+
+/// A future queued by one task and then, its waker the last reference to that task, polled by
+/// another (`set_waker` replaces the waker) or dropped (its entry leaves): in both, the task's
+/// permit comes back through the semaphore's queue, in the same thread (a review reproduced
+/// both hangs 5/5).
+fn a_waker_let_go_of_frees_a_task_holding_a_permit(then_poll: bool) {
+    within_patience(move || {
+        let sem = Arc::new(Semaphore::new(1));
+        let permit = Arc::clone(&sem).acquire_owned().unwrap();
+        let task = Arc::new(TaskOwningAPermit(Mutex::new(Some(permit))));
+        let mut fut = Arc::clone(&sem).acquire_owned_async();
+        assert!(poll(&mut fut, &Waker::from(Arc::clone(&task))).is_pending());
+        drop(task); // the queue's clone of its waker is the last reference to it
+        if then_poll {
+            // Moved to another task: the waker is replaced, the old one's drop gives the permit back.
+            let (_, waker) = flag();
+            assert!(poll(&mut fut, &waker).is_pending());
+            let (_, waker) = flag();
+            assert!(matches!(poll(&mut fut, &waker), Poll::Ready(Ok(_))), "the permit given back");
+        } else {
+            drop(fut);
+        }
+        assert_eq!(sem.available_permits(), 1);
+    });
+}
+
+#[test]
+fn a_waker_replaced_under_the_lock_is_dropped_after_it() {
+    a_waker_let_go_of_frees_a_task_holding_a_permit(true);
+}
+
+#[test]
+fn a_leaving_entrys_waker_is_dropped_after_the_lock() {
+    a_waker_let_go_of_frees_a_task_holding_a_permit(false);
 }

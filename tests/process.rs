@@ -163,8 +163,8 @@ impl Proc {
             line.clear();
             let read = self.stdout.read_line(&mut line).unwrap();
             assert!(read > 0, "child {} ended before reporting done", self.child.id());
-            if line.starts_with("SKIPPED:") {
-                println!("{}", line.trim_end());
+            if let Some(why) = line.strip_prefix("SKIPPED: ") {
+                common::say_skipped(why.trim_end());
                 return;
             }
             if let Some(at) = line.find("@@") {
@@ -1222,7 +1222,9 @@ fn wait_until_asleep(pid: libc::pid_t) {
 /// Forks a child that gets pid `target` (forced through `/proc/sys/kernel/ns_last_pid`, which
 /// needs root) and runs `f` there; `None` if that pid could not be had.
 fn fork_with_pid(target: libc::pid_t, f: impl Fn() -> i32) -> Option<libc::pid_t> {
-    for _ in 0..50 {
+    // Another process may take the pid between the write and the fork (the tests of this file
+    // run in parallel, and fork): each attempt costs a fork, so try many times.
+    for _ in 0..500 {
         let mut last = OpenOptions::new().write(true).open("/proc/sys/kernel/ns_last_pid").ok()?;
         if last.write_all(format!("{}", target - 1).as_bytes()).is_err() {
             return None;

@@ -238,10 +238,10 @@ fn a_recoverer_never_takes_over_a_live_process_that_reused_the_dead_ones_pid_and
             }
             Err(reason) if reason.starts_with("the clock") => why = reason,
             Err(reason) => {
-                println!("SKIPPED: {reason}");
+                common::say_skipped(reason);
                 return;
             }
         }
     }
-    println!("SKIPPED: {why} in every attempt ({arranged} arranged)");
+    common::say_skipped(&format!("{why} in every attempt ({arranged} arranged)"));
 }

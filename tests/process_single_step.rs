@@ -10,6 +10,8 @@
 //! from the test thread, and the harness's main thread only waits meanwhile.
 #![cfg(all(not(loom), target_os = "linux", target_arch = "x86_64"))]
 
+mod common;
+
 use futex_semaphore::ProcessSemaphore;
 
 /// The state word's tag keeps the low 14 bits of a lane's sequence.
@@ -142,12 +144,12 @@ fn stop_at_every_instruction(mode: Mode) -> Option<Vec<(usize, usize, usize)>> {
 #[test]
 fn operations_after_many_forgets_stopped_at_every_instruction_are_settled_exactly() {
     if cfg!(debug_assertions) {
-        println!("SKIPPED: a debug build has too many instructions to step through (use --release)");
+        common::say_skipped("a debug build has too many instructions to step through (use --release)");
         return;
     }
     for mode in [Mode::Take, Mode::Give, Mode::Live] {
         let Some(bad) = stop_at_every_instruction(mode) else {
-            println!("SKIPPED: ptrace is refused here");
+            common::say_skipped("ptrace is refused here");
             return;
         };
         assert!(

@@ -64,7 +64,7 @@ fn a_holder_in_another_time_namespace_is_not_taken_for_dead() {
         let status = child.wait().unwrap();
         let mut err = String::new();
         let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
-        println!("SKIPPED: no time namespace here ({status}: {})", err.trim());
+        common::say_skipped(&format!("no time namespace here ({status}: {})", err.trim()));
         let _ = ProcessSemaphore::unlink(&name);
         return;
     }

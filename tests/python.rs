@@ -4,9 +4,10 @@
 //!
 //! The environment lives in cargo's `target/tmp/python/`; it is built again only when the sources
 //! of the package or of the crate change (a hash of them is kept beside it), and the package's
-//! cargo build directory is kept there too, so a rebuild is incremental. Where `python3` or its
-//! `venv` module is missing, the test prints `SKIPPED: python: <why>` and passes (and fails on
-//! CI, `CI=true`).
+//! cargo build directory is kept there too, so a rebuild is incremental. The first build fetches
+//! maturin and pytest from PyPI (pip's build isolation): offline, it fails. Where `python3` or
+//! its `venv` module is missing, the test prints `SKIPPED: python: <why>` and passes (and fails
+//! on CI, `CI=true`).
 //!
 //! Set `PYTHON` to use another interpreter than `python3`.
 
@@ -138,7 +139,10 @@ fn python_package_passes_its_pytest_suite() {
                 .env("PIP_NO_INPUT", "1"),
             INSTALL_LIMIT,
         );
-        assert!(installed, "pip install ./python pytest failed (see above)");
+        assert!(
+            installed,
+            "pip install ./python pytest failed (see above; it fetches maturin and pytest from PyPI)"
+        );
         fs::write(&stamp, &hash).expect("write the stamp");
         say(&format!("python: built in {:.0?}", start.elapsed()));
     }

@@ -14,9 +14,11 @@
 //! 2. `inflight` is the sum of the requests of the entries marked `notified`: woken and not yet
 //!    run; `inflight_tasks` the part of it that tasks' entries ask for. A walk counts those
 //!    permits as spoken for, so a release wakes nobody for permits an earlier wake is already on
-//!    its way to take. Choosing a reservation's watcher (invariant 5), it counts a thread as held
-//!    back by the permits free but for threads' wakes: a woken task may never be polled (a
-//!    leaked future, a stopped executor), and the thread would sleep on without a timeout.
+//!    its way to take; but for threads it counts only threads' wakes, and, choosing a
+//!    reservation's watcher (invariant 5), it counts a thread as held back by the permits free but
+//!    for threads' wakes: a woken task may never be polled (a leaked future, a stopped executor,
+//!    its executor's only worker blocked in this very thread's acquire), and the thread would
+//!    sleep on without a timeout.
 //! 3. [`RESERVED`] is set exactly while `reservation` is `Some`; its owner is in the queue.
 //! 4. A waiter decides to sleep in a locked section, after un-marking itself, and every section
 //!    ends with a walk: a wake that was spent on a waiter that then found nothing (robbed by a
@@ -43,7 +45,9 @@
 //! on costs no clock read: [`Locked::gave_back`]): takers other than the owner may only take
 //! permits beyond what the owner still needs, and the first walk that finds enough free grants
 //! them to the owner (taken for it in the CAS that ends the reservation, so they never sit idle
-//! while it is scheduled). A reservation lapses after the owner's `lapse` (first [`FIRST_LAPSE`], doubled at each claim up to [`MAX_LAPSE`]),
+//! while it is scheduled), unless the owner is a task and threads wait: then it is woken and its
+//! permits stay held for it until it takes them or the reservation lapses (a thread may be what
+//! its executor waits for, and granted permits would never come back to it). A reservation lapses after the owner's `lapse` (first [`FIRST_LAPSE`], doubled at each claim up to [`MAX_LAPSE`]),
 //! seen by the first walk that reads the clock while the owner still cannot be served; its owner's
 //! starvation clock starts again, so it cannot be claimed again for `STARVE_AFTER`, and barging
 //! resumes meanwhile. That keeps every program that progresses under barging progressing: permits
@@ -223,6 +227,11 @@ struct Inner {
     skip: Skip,
     /// How many entries are threads' (a walk looks for one to watch a reservation only if any).
     threads: usize,
+    /// Wakers this section let go of (a leaving entry's, a replaced one, a cancelled timer
+    /// wake's), dropped after the lock is released, with the wakes: dropping a waker runs its
+    /// executor's code, which may free a task whose permit's drop releases into this semaphore
+    /// (and so takes this lock). Kept, with its capacity, from section to section.
+    graveyard: Vec<Waker>,
     /// The fork generation of the process whose threads are queued here (`None` until the first
     /// section): a section in a child made by `fork` finds it older ("After a fork").
     forks: Option<u64>,
@@ -286,8 +295,10 @@ pub(crate) struct Locked<'a> {
 impl Queue {
     /// Starts a locked section over `state`, the semaphore's state word.
     pub(crate) fn lock<'a>(&'a self, state: &'a AtomicU64) -> Locked<'a> {
-        // The lock is never held across user code or a panic point that leaves `Inner` broken,
-        // so a poisoned lock (a panic in a waker's `clone`) still holds a consistent queue.
+        // The lock is held across no executor code but a waker's `clone` (wakes are sent, and
+        // wakers let go of are dropped, after it: `Inner::graveyard`), nor across a panic point
+        // that leaves `Inner` broken, so a poisoned lock (a panic in a waker's `clone`) still
+        // holds a consistent queue.
         let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if inner.forks != Some(fork::generation()) && inner.after_fork() {
             self.spin.after_fork(); // a copied thread may have held the spinner's turn
@@ -497,7 +508,7 @@ impl Locked<'_> {
     pub(crate) fn watch_until(&mut self, until: Instant, waker: &Waker) -> bool {
         let Some(token) = wake_at(until, waker) else { return false };
         if let Some(old) = self.inner().watch_timer.replace(token).filter(|&old| old != token) {
-            cancel(old);
+            self.inner().graveyard.extend(cancel(old));
         }
         true
     }
@@ -507,9 +518,15 @@ impl Locked<'_> {
         let hint =
             self.found.map(|(_, i)| i).filter(|&i| self.inner().entries.get(i).is_some_and(|e| e.id == me));
         if let Some(i) = hint.or_else(|| self.inner().index(me)) {
-            match &mut self.inner().entries[i].wake {
+            let inner = self.inner();
+            match &mut inner.entries[i].wake {
                 Wake::Task(Some(w)) if w.will_wake(waker) => {}
-                slot => *slot = Wake::Task(Some(waker.clone())),
+                slot => {
+                    // The old waker is dropped after the lock (`Inner::graveyard`).
+                    if let Wake::Task(Some(old)) = std::mem::replace(slot, Wake::Task(Some(waker.clone()))) {
+                        inner.graveyard.push(old);
+                    }
+                }
             }
         }
     }
@@ -606,9 +623,21 @@ impl Locked<'_> {
             }
         }
         let mut budget = permits(s).saturating_sub(inner.inflight);
+        // What threads may be woken for: they count only threads' wakes as on their way
+        // (invariant 2).
+        let mut thread_budget = inner.thread_budget(permits(s));
         if let Some(&Reservation { owner, n, .. }) = inner.reservation.as_ref() {
             let i = inner.index(owner).expect("the owner is queued (invariant 3)");
-            if permits(s) >= n {
+            if permits(s) >= n && inner.threads > 0 && !inner.is_thread(i) {
+                // A task owner, with threads waiting: its permits are held for it and it is
+                // woken, not granted them. One of those threads may be what its executor waits
+                // for (a blocking acquire on its only worker), and a grant would leave that
+                // thread asleep for good; held, they are the owner's until the reservation
+                // lapses, which a thread held back sees (invariant 5).
+                inner.notify(i, wakes);
+                budget = permits(s).saturating_sub(inner.inflight);
+                thread_budget = (permits(s) - n).saturating_sub(inner.inflight - inner.inflight_tasks);
+            } else if permits(s) >= n {
                 // Serve it directly: its permits leave the state in the CAS that ends the
                 // reservation, so they never sit reserved while it is on its way.
                 let mut s = s;
@@ -625,24 +654,25 @@ impl Locked<'_> {
                     inner.end_reservation();
                     inner.grant(i, wakes);
                     budget = (permits(s) - n).saturating_sub(inner.inflight);
+                    thread_budget = inner.thread_budget(permits(s) - n);
                 } else {
-                    budget = 0;
+                    (budget, thread_budget) = (0, 0);
                 }
             } else {
-                budget = 0; // everything free is the owner's
+                (budget, thread_budget) = (0, 0); // everything free is the owner's
             }
         }
         // In arrival order from where invariant 6 allows; the smallest request passed over bounds
         // what the next walk may skip.
         let (mut i, fits) = match inner.skip {
-            Skip { at, fits } if budget <= fits => (at.min(inner.entries.len()), fits),
+            Skip { at, fits } if budget.max(thread_budget) <= fits => (at.min(inner.entries.len()), fits),
             _ => (0, u64::MAX),
         };
         let mut smallest_passed = u64::MAX;
-        while budget > 0 {
+        while budget > 0 || thread_budget > 0 {
             // An iterator over the ring's slices: cheaper per entry than indexing it.
             let serves = |e: &Entry| {
-                let serves = !e.notified && e.n() <= budget;
+                let serves = !e.notified && e.n() <= if e.is_thread() { thread_budget } else { budget };
                 if !e.notified && !serves {
                     smallest_passed = smallest_passed.min(e.n());
                 }
@@ -652,7 +682,12 @@ impl Locked<'_> {
                 i = inner.entries.len();
                 break;
             };
-            budget -= inner.entries[i + k].n();
+            // A task's wake is on its way for the others, not for threads (invariant 2).
+            let e = &inner.entries[i + k];
+            budget = budget.saturating_sub(e.n());
+            if e.is_thread() {
+                thread_budget -= e.n();
+            }
             inner.notify(i + k, wakes);
             i += k + 1;
         }
@@ -711,6 +746,11 @@ impl Drop for Locked<'_> {
     fn drop(&mut self) {
         self.sync_flags();
         self.walk();
+        let Locked { inner, wakes, .. } = self;
+        let inner = inner.as_mut().expect("the lock is held until drop");
+        if !inner.graveyard.is_empty() {
+            inner.graveyard.drain(..).for_each(|waker| wakes.push(Outgoing::Drop(waker)));
+        }
         drop(self.inner.take());
         self.wakes.wake_all();
     }
@@ -837,6 +877,15 @@ impl Inner {
         (e[lo].id == id).then_some(lo)
     }
 
+    /// What of `permits` a walk may wake threads for: all but threads' wakes on their way
+    /// (invariant 2); 0 where no thread waits (a herd of tasks walks no further for it).
+    fn thread_budget(&self, permits: u64) -> u64 {
+        if self.threads == 0 {
+            return 0;
+        }
+        permits.saturating_sub(self.inflight - self.inflight_tasks)
+    }
+
     /// Takes entry `i` out of the queue, and out of `skip` (invariant 6), `inflight` (invariant
     /// 2) and the count of threads.
     fn detach(&mut self, i: usize) -> Entry {
@@ -858,6 +907,9 @@ impl Inner {
     /// reservation (invariant 3) with it.
     fn remove_at(&mut self, i: usize) {
         let e = self.detach(i);
+        if let Wake::Task(Some(waker)) = e.wake {
+            self.graveyard.push(waker); // dropped after the lock
+        }
         if self.watcher == Some(e.id) {
             self.set_watcher(None);
         }
@@ -898,7 +950,7 @@ impl Inner {
         if self.watcher != watcher {
             self.watcher = watcher;
             if let Some(token) = self.watch_timer.take() {
-                cancel(token);
+                self.graveyard.extend(cancel(token));
             }
         }
     }
@@ -949,10 +1001,12 @@ impl Entry {
     }
 }
 
-/// A wake chosen under the lock, to send after it.
+/// A wake chosen under the lock, to send after it, or a waker let go of under it, to drop after it
+/// (`Inner::graveyard`).
 enum Outgoing {
     Thread(Arc<Slot>),
     Task(Waker),
+    Drop(Waker),
 }
 
 /// Wakes chosen under the lock and sent after it: two inline (most sections send none, one, or
@@ -993,6 +1047,10 @@ impl Outgoing {
             // marked woken (invariant 2). The timer thread ignores such a panic too.
             Outgoing::Task(waker) => {
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
+            }
+            // Likewise for a waker's drop.
+            Outgoing::Drop(waker) => {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(waker)));
             }
         }
     }
@@ -1066,6 +1124,31 @@ mod tests {
         (queue, me)
     }
 
+    /// A release wakes a thread queued behind a task it wakes for the same permits, and not a
+    /// task behind them: a woken task's request is on its way for other tasks, not for threads
+    /// (invariant 2), as the task may never be polled (its executor's only worker blocked in that
+    /// thread's acquire, say). Counted for threads, the thread slept on with the permits free.
+    /// (Under loom the clock claims a priority first: `tests/loom.rs` models the walk with one.)
+    #[test]
+    fn a_release_wakes_a_thread_behind_a_woken_task_for_the_same_permits() {
+        let state = AtomicU64::new(0);
+        let queue = Queue::default();
+        let far = Instant::now() + Duration::from_secs(3600);
+        for (n, thread) in [(2, false), (1, true), (1, false)] {
+            let mut me = None;
+            let wake = move || if thread { Wake::Thread } else { Wake::Task(Some(Waker::noop().clone())) };
+            let short = queue.lock(&state).take_or_queue(&mut me, n, &Slot::fresh(), wake);
+            assert!(matches!(short, Take::Short { held_back_until: None }));
+            queue.inner.lock().unwrap().entries.iter_mut().for_each(|e| e.starve_at = far);
+        }
+        state.fetch_add(2, Release);
+        drop(queue.lock(&state)); // the release's walk
+        let inner = queue.inner.lock().unwrap();
+        assert!(inner.reservation.is_none());
+        let woken: Vec<bool> = inner.entries.iter().map(|e| e.notified).collect();
+        assert_eq!(woken, [true, true, false], "woken: the task for 2, the thread for 1, the task for 1");
+    }
+
     /// A thread woken for a permit that a barger took before it looked gets the reservation in
     /// the section of that look, its clock notwithstanding: the next permit is its (`robbed`).
     #[test]
@@ -1129,11 +1212,16 @@ mod tests {
         for step in 0..if cfg!(miri) { 300 } else { 20_000 } {
             // What a walk over the whole queue, as it stands before this section's walk, wakes.
             let expected = |inner: &Inner, permits: u64| {
+                // Threads count only threads' wakes as on their way (invariant 2).
                 let mut budget = permits.saturating_sub(inner.inflight);
+                let mut thread_budget = inner.thread_budget(permits);
                 let mut woken = Vec::new();
                 for e in inner.entries.iter().filter(|e| !e.notified) {
-                    if e.n() <= budget {
-                        budget -= e.n();
+                    if e.n() <= if e.is_thread() { thread_budget } else { budget } {
+                        budget = budget.saturating_sub(e.n());
+                        if e.is_thread() {
+                            thread_budget -= e.n();
+                        }
                         woken.push(e.id);
                     }
                 }

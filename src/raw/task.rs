@@ -138,9 +138,13 @@ impl AsyncWaiter {
                     locked.lapse_at(until);
                     continue;
                 }
-                // Sleep until the lapse, as a held-back thread does; yield if there is no timer.
+                // Sleep until the lapse, as a held-back thread does; yield if there is no timer
+                // (woken after the lock: an executor may poll it from inside `wake_by_ref`).
                 if !locked.watch_until(until, cx.waker()) {
+                    self.state = State::Queued { id, slot, held_back: true };
+                    drop(locked);
                     cx.waker().wake_by_ref();
+                    return Poll::Pending;
                 }
             }
             self.state = State::Queued { id, slot, held_back: held_back_until.is_some() };

@@ -59,7 +59,9 @@ pub(crate) fn wake_at(_at: Instant, _waker: &std::task::Waker) -> Option<Token> 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Token;
 #[cfg(loom)]
-pub(crate) fn cancel(_token: Token) {}
+pub(crate) fn cancel(_token: Token) -> Option<std::task::Waker> {
+    None
+}
 
 /// Passed to [`Park::wake`] to wake every thread blocked on the word.
 pub(crate) const WAKE_ALL: u32 = u32::MAX;

@@ -101,14 +101,14 @@ fn timer_thread() -> Option<Thread> {
     }
 }
 
-/// Drops a pending wake that is no longer needed (if it has not fired yet).
-pub(crate) fn cancel(token: Token) {
+/// Takes back a pending wake that is no longer needed (if it has not fired yet), returning its
+/// waker for the caller to drop where no lock is held: dropping a waker runs the executor's code.
+#[must_use = "the waker is to be dropped after the caller's locks"]
+pub(crate) fn cancel(token: Token) -> Option<Waker> {
     let mut timer = lock();
-    if let Some(i) = timer.due.iter().position(|(_, t, _)| *t == token) {
-        let (.., waker) = timer.due.swap_remove(i);
-        drop(timer);
-        drop(waker); // outside the lock: dropping a waker runs the executor's code
-    }
+    let i = timer.due.iter().position(|(_, t, _)| *t == token)?;
+    let (.., waker) = timer.due.swap_remove(i);
+    Some(waker)
 }
 
 /// The timer; no executor code runs under its lock (wakers are cloned before it and dropped
@@ -239,7 +239,7 @@ mod tests {
             let at = now + Duration::from_millis(50);
             let token = wake_at(at, &cancelled).unwrap();
             wake_at(now + Duration::from_millis(100), &later).unwrap();
-            cancel(token);
+            drop(cancel(token));
             let in_time = Instant::now() < at;
             // The later wake firing means the timer has passed the cancelled one's instant.
             assert_eq!(rx_later.recv_timeout(PATIENCE), Ok(4));

@@ -19,7 +19,15 @@ pub fn skip_without(tool: &str) {
         Ok("true"),
         "{tool} is not installed, and CI=true requires it"
     );
-    eprintln!("SKIPPED: {tool} is not installed");
+    say_skipped(&format!("{tool} is not installed"));
+}
+
+/// Prints `SKIPPED: <why>` past the test harness's capture (libtest keeps to itself what
+/// `println!` and `eprintln!` print in a test that passes), so that a skip shows in a plain
+/// `cargo test` run.
+pub fn say_skipped(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
 }
 
 /// Waits until `n` waiters are queued on `sem`: then they are past spinning and about to sleep
