@@ -364,6 +364,15 @@ impl Waiter {
         if crate::shutdown::call_method_sleeping_at_exit(event_loop, "call_soon_threadsafe", args).is_err() {
             // The loop is closed: its task will never run. Pass the wake on.
             self.abandon(py);
+        } else if event_loop
+            .call_method0(intern!(py, "is_closed"))
+            .is_ok_and(|c| c.is_truthy().unwrap_or(false))
+        {
+            // Closed by another thread meanwhile: asyncio's `close` marks the loop closed, then
+            // clears its queue, and `call_soon_threadsafe` checks, then queues, so a callback
+            // queued in between never runs (nor is freed). Pass the wake on; if the callback did
+            // run first, the wait is over and this does nothing.
+            self.abandon(py);
         }
     }
 }
@@ -469,6 +478,14 @@ impl Waiter {
                 return Ok(Stepped::Finished);
             }
         }
+        // A second task stepping it while the first sleeps on its future (one awaitable awaited
+        // twice): refused, as a coroutine refuses it; the first waits on.
+        let sleeping = lock(&self.state).future.as_ref().map(|f| f.clone_ref(py));
+        if let Some(sleeping) = sleeping {
+            if !sleeping.call_method0(py, intern!(py, "done"))?.is_truthy(py)? {
+                return Ok(Stepped::Busy);
+            }
+        }
         // A new future each time the task sleeps (the first time, or after a spurious resume).
         let future = crate::shutdown::call_method_sleeping_at_exit(
             self.event_loop.bind(py),
@@ -498,6 +515,8 @@ enum Stepped {
     Finished,
     /// The task sleeps on this asyncio future.
     Sleep(PyObject),
+    /// Another task sleeps on its future: this step is refused, and that wait goes on.
+    Busy,
 }
 
 /// The error of a step of a finished awaitable: a coroutine's.
@@ -597,6 +616,7 @@ impl Acquiring {
         let Some(waiter) = self.waiter.get() else { return Err(reused()) };
         match waiter.step(py) {
             Ok(Stepped::Sleep(future)) => Ok(Some(future)),
+            Ok(Stepped::Busy) => Err(PyRuntimeError::new_err("coroutine is being awaited already")),
             Ok(Stepped::Finished) => {
                 self.step.store(DONE, Ordering::Relaxed);
                 finish(self.value.load(Ordering::Relaxed))
