@@ -15,8 +15,8 @@
 //! The engine wakes a waiter through its `Waker`, from whichever thread gives a permit back, and
 //! possibly while it holds its own locks. So the waker runs no Python: it queues the waiter
 //! (`QUEUE`, a leaf lock). The queue is emptied right after every engine call this module
-//! makes with the GIL ([`deliver_wakes`]). A waiter whose event loop runs on the delivering
-//! thread (a release or a cancel in one of that loop's tasks or callbacks, the usual case) is
+//! makes with the GIL ([`deliver_wakes`]). A waiter whose event loop runs one of its tasks on
+//! the delivering thread (a release or a cancel in a task of that loop, the usual case) is
 //! polled there at once: if that took the permit, its asyncio future is resolved, as
 //! `asyncio.Semaphore.release` resolves its waiter's, and the task runs on the loop's next turn.
 //! For any other waiter, its loop is asked with `call_soon_threadsafe` to run a [`Wake`], which
@@ -338,7 +338,7 @@ impl Waiter {
     }
 
     /// Asks the waiter's event loop to poll it (a wake came): at once where that loop runs this
-    /// call (a release or a cancel in one of its tasks or callbacks), else through
+    /// call in one of its tasks (a release or a cancel there), else through
     /// `call_soon_threadsafe`.
     fn schedule(self: Arc<Self>, py: Python<'_>) {
         if self.loop_runs_here(py) {
@@ -378,22 +378,34 @@ impl Waiter {
 }
 
 impl Waiter {
-    /// Whether this thread runs the waiter's event loop now: then a wake can poll at once, as
-    /// `asyncio.Semaphore.release` resolves its waiter's future, and the task runs on the loop's
-    /// next turn, not one turn later after a callback. asyncio's loops keep the thread that runs
-    /// them in `_thread_id` (`None` while stopped): one attribute read. For another loop,
-    /// `asyncio._get_running_loop()`, which costs a `getpid` system call (about 150 ns here).
+    /// Whether this thread runs the waiter's event loop now, inside one of its tasks: then a wake
+    /// can poll at once, as `asyncio.Semaphore.release` resolves its waiter's future, and the
+    /// task runs on the loop's next turn, not one turn later after a callback. asyncio's loops
+    /// keep the thread that runs them in `_thread_id` (`None` while stopped): one attribute read.
+    /// For another loop, `asyncio._get_running_loop()`, which costs a `getpid` system call (about
+    /// 150 ns here).
     fn loop_runs_here(&self, py: Python<'_>) -> bool {
         let event_loop = self.event_loop.bind(py);
-        if let Ok(id) = event_loop.getattr(intern!(py, "_thread_id")) {
+        let here = if let Ok(id) = event_loop.getattr(intern!(py, "_thread_id")) {
             // SAFETY: no preconditions; it reads the calling thread's id.
-            let here = unsafe { PyThread_get_thread_ident() };
-            return id.extract::<std::ffi::c_ulong>().is_ok_and(|id| id == here);
+            let me = unsafe { PyThread_get_thread_ident() };
+            id.extract::<std::ffi::c_ulong>().is_ok_and(|id| id == me)
+        } else {
+            let running = RUNNING_LOOP.get_or_try_init(py, || {
+                Ok::<_, PyErr>(py.import("asyncio")?.getattr("_get_running_loop")?.unbind())
+            });
+            running.and_then(|f| f.call0(py)).is_ok_and(|running| running.is(event_loop))
+        };
+        // And one of its tasks runs: the loop then goes on to its ready callbacks without a wake.
+        // Elsewhere on its thread (a `signal.signal` handler run while the loop waits in
+        // `select`, say) a callback queued with `call_soon` alone would wait for the loop's next
+        // event, where `call_soon_threadsafe` wakes it.
+        here && {
+            let current = CURRENT_TASK.get_or_try_init(py, || {
+                Ok::<_, PyErr>(py.import("asyncio")?.getattr("current_task")?.unbind())
+            });
+            current.and_then(|f| f.call1(py, (event_loop,))).is_ok_and(|task| !task.is_none(py))
         }
-        let running = RUNNING_LOOP.get_or_try_init(py, || {
-            Ok::<_, PyErr>(py.import("asyncio")?.getattr("_get_running_loop")?.unbind())
-        });
-        running.and_then(|f| f.call0(py)).is_ok_and(|running| running.is(event_loop))
     }
 
     /// On the waiter's loop: polls the engine future and, if it took the permit, resolves the
@@ -421,6 +433,7 @@ impl Waiter {
 }
 
 static RUNNING_LOOP: GILOnceCell<PyObject> = GILOnceCell::new();
+static CURRENT_TASK: GILOnceCell<PyObject> = GILOnceCell::new();
 
 unsafe extern "C" {
     /// CPython's id of the calling thread (`threading.get_ident()`; the stable ABI has it).
@@ -479,10 +492,13 @@ impl Waiter {
             }
         }
         // A second task stepping it while the first sleeps on its future (one awaitable awaited
-        // twice): refused, as a coroutine refuses it; the first waits on.
+        // twice): refused, as a coroutine refuses it; the first waits on. The first task is
+        // resumed by `send` only once its future has a result (a cancelled one resumes it with
+        // `throw`), so a `send` while that future is pending or cancelled is another task's.
         let sleeping = lock(&self.state).future.as_ref().map(|f| f.clone_ref(py));
         if let Some(sleeping) = sleeping {
-            if !sleeping.call_method0(py, intern!(py, "done"))?.is_truthy(py)? {
+            let pending = !sleeping.call_method0(py, intern!(py, "done"))?.is_truthy(py)?;
+            if pending || sleeping.call_method0(py, intern!(py, "cancelled"))?.is_truthy(py)? {
                 return Ok(Stepped::Busy);
             }
         }

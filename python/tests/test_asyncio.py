@@ -752,3 +752,74 @@ def test_one_acquire_awaited_by_two_tasks_raises_in_the_second(cls):
         assert sem._value == 0
 
     run(main())
+
+
+@pytest.mark.parametrize("cls", [fs.AsyncSemaphore, asyncio.Semaphore])
+def test_a_second_await_while_the_first_task_is_being_cancelled_raises(cls):
+    """The same, with the first task cancelled just before the second's first step: its future
+    is cancelled (done), but its task has not run yet; the second's step is still another
+    task's (it slept for good, 2026-12-07)."""
+
+    async def main():
+        sem = cls(0)
+        shared = sem.acquire()
+
+        async def await_it():
+            return await shared
+
+        first = asyncio.create_task(await_it())
+        await settle()
+        second = asyncio.create_task(await_it())  # its first step is queued first ...
+        first.cancel()  # ... then the first's wakeup
+        with pytest.raises(RuntimeError, match="being awaited already"):
+            await second
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        sem.release()
+        assert sem._value == 1
+
+    run(main())
+
+
+def test_a_release_in_a_signal_handler_wakes_the_idle_loop():
+    """A `signal.signal` handler runs on the loop's thread while the loop waits in `select`: the
+    wake must write to the loop's self-pipe (`call_soon_threadsafe`), as it is not inside one of
+    the loop's tasks (a wake queued with `call_soon` alone waited for the loop's next event:
+    3 s in a review's run, where it took 0.05 s before)."""
+    import signal
+
+    async def main():
+        sem = fs.AsyncSemaphore(0)
+        previous = signal.signal(signal.SIGALRM, lambda *_: sem.release())
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0.05)
+            start = time.monotonic()
+            assert await asyncio.wait_for(sem.acquire(), LIMIT) is True
+            return time.monotonic() - start
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+    assert run(main()) < 1.0
+
+
+def test_a_release_in_a_callback_before_the_loop_closes_passes_the_permit_on():
+    """A `call_soon` callback (not a task) releases, then stops the loop, which is closed without
+    running again: the wake, queued as a callback, is freed with the loop's queue and passes the
+    permit on (a wake delivered at once left it with the task that never runs)."""
+    loop = asyncio.new_event_loop()
+    sem = fs.AsyncSemaphore(0)
+    task = loop.create_task(sem.acquire())
+    loop.run_until_complete(asyncio.sleep(0))
+
+    def release_and_stop():
+        sem.release()
+        loop.stop()
+
+    loop.call_soon(release_and_stop)
+    loop.run_forever()
+    loop.close()
+    gc.collect()
+    assert sem._value == 1
+    assert asyncio.run(asyncio.wait_for(sem.acquire(), LIMIT)) is True
+    del task  # never run: its loop is closed (asyncio logs it as destroyed while pending)

@@ -32,10 +32,11 @@
 //!    that entry, and one that leaves before it moves it back by one.
 //!
 //! # Who is woken ([`Locked::walk`])
-//! If a reservation holds, its owner first: served (see below) if the free permits cover it, and
-//! otherwise everything free is held for it and nobody else is woken. Then, with `budget` =
-//! available permits − `inflight`, in arrival order, every un-woken entry whose request fits in
-//! what is left. A request that does not fit is passed over, not waited for: no head-of-line
+//! If a reservation holds, its owner first: served (see below) if the free permits cover it
+//! (granted them, or, a task while threads wait, woken with them held for it), and otherwise
+//! everything free is held for it and nobody else is woken. Then, with `budget` = available
+//! permits − `inflight` for tasks and − threads' part of `inflight` for threads (invariant 2),
+//! in arrival order, every un-woken entry whose request fits in what is left. A request that does not fit is passed over, not waited for: no head-of-line
 //! blocking.
 //!
 //! # The reservation (the bound on every wait)
