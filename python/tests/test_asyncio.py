@@ -729,36 +729,13 @@ def test_a_release_racing_the_waiters_loop_close_passes_the_permit_on(cls):
 
 
 @pytest.mark.parametrize("cls", [fs.AsyncSemaphore, asyncio.Semaphore])
-def test_one_acquire_awaited_by_two_tasks_raises_in_the_second(cls):
+@pytest.mark.parametrize("cancel_first", [False, True])
+def test_one_acquire_awaited_by_two_tasks_raises_in_the_second(cls, cancel_first):
     """As a coroutine: the second task that awaits it while the first waits gets
-    `RuntimeError('coroutine is being awaited already')`, and the first waits on (it hung,
-    its future replaced by the second's, before 2026-12-07)."""
-
-    async def main():
-        sem = cls(0)
-        shared = sem.acquire()
-
-        async def await_it():
-            return await shared
-
-        first = asyncio.create_task(await_it())
-        await settle()
-        second = asyncio.create_task(await_it())
-        await settle()
-        with pytest.raises(RuntimeError, match="being awaited already"):
-            await second
-        sem.release()
-        assert await asyncio.wait_for(first, LIMIT) is True
-        assert sem._value == 0
-
-    run(main())
-
-
-@pytest.mark.parametrize("cls", [fs.AsyncSemaphore, asyncio.Semaphore])
-def test_a_second_await_while_the_first_task_is_being_cancelled_raises(cls):
-    """The same, with the first task cancelled just before the second's first step: its future
-    is cancelled (done), but its task has not run yet; the second's step is still another
-    task's (it slept for good, 2026-12-07)."""
+    `RuntimeError('coroutine is being awaited already')`, and the first waits on (it hung, its
+    future replaced by the second's, before 2026-12-07). Also where the first is cancelled just
+    before the second's first step: its future is cancelled (done), but its task has not run yet,
+    so the step is still another task's (the second slept for good)."""
 
     async def main():
         sem = cls(0)
@@ -770,13 +747,20 @@ def test_a_second_await_while_the_first_task_is_being_cancelled_raises(cls):
         first = asyncio.create_task(await_it())
         await settle()
         second = asyncio.create_task(await_it())  # its first step is queued first ...
-        first.cancel()  # ... then the first's wakeup
+        if cancel_first:
+            first.cancel()  # ... then the first's wakeup
+        else:
+            await settle()
         with pytest.raises(RuntimeError, match="being awaited already"):
             await second
-        with pytest.raises(asyncio.CancelledError):
-            await first
         sem.release()
-        assert sem._value == 1
+        if cancel_first:
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            assert sem._value == 1
+        else:
+            assert await asyncio.wait_for(first, LIMIT) is True
+            assert sem._value == 0
 
     run(main())
 
