@@ -36,7 +36,9 @@ use std::time::{Duration, Instant};
 /// of arrival, threads and tasks in one queue, each with the size of its request. A release wakes,
 /// in that order, the waiters its permits can serve, whatever their sizes: a request larger than
 /// what is free is passed over rather than waited for (no head-of-line blocking), and no more
-/// waiters are woken than the free permits cover, counting those already woken and on their way.
+/// waiters are woken than the free permits cover, counting those already woken and on their way
+/// (except that a thread does not count a woken task's request: the task may be one that cannot
+/// run until the thread's acquire returns, on the same executor thread).
 ///
 /// Every waiter's wait is bounded. Once the waiter at the head of the queue (of any size, thread
 /// or task) has waited 1 ms, it gets priority from the next release (or the next waiter's
