@@ -36,8 +36,8 @@
 //! (granted them, or, a task while threads wait, woken with them held for it), and otherwise
 //! everything free is held for it and nobody else is woken. Then, with `budget` = available
 //! permits − `inflight` for tasks and − threads' part of `inflight` for threads (invariant 2),
-//! in arrival order, every un-woken entry whose request fits in what is left. A request that does not fit is passed over, not waited for: no head-of-line
-//! blocking.
+//! in arrival order, every un-woken entry whose request fits in what is left. A request that
+//! does not fit is passed over, not waited for: no head-of-line blocking.
 //!
 //! # The reservation (the bound on every wait)
 //! When the queue's head has waited [`STARVE_AFTER`] (a thread sooner, if it was woken and
@@ -48,8 +48,10 @@
 //! them to the owner (taken for it in the CAS that ends the reservation, so they never sit idle
 //! while it is scheduled), unless the owner is a task and threads wait: then it is woken and its
 //! permits stay held for it until it takes them or the reservation lapses (a thread may be what
-//! its executor waits for, and granted permits would never come back to it). A reservation lapses after the owner's `lapse` (first [`FIRST_LAPSE`], doubled at each claim up to [`MAX_LAPSE`]),
-//! seen by the first walk that reads the clock while the owner still cannot be served; its owner's
+//! its executor waits for, and granted permits would never come back to it). A reservation
+//! lapses after the owner's `lapse` (first [`FIRST_LAPSE`], doubled at each claim up to
+//! [`MAX_LAPSE`]), seen by the first walk that reads the clock while the owner still cannot be
+//! served (or, where its permits are held for it, by the watcher alone); its owner's
 //! starvation clock starts again, so it cannot be claimed again for `STARVE_AFTER`, and barging
 //! resumes meanwhile. That keeps every program that progresses under barging progressing: permits
 //! held back from a waiter whose progress the holders need come free after the lapse. The lapse
