@@ -639,7 +639,7 @@ impl Locked<'_> {
                 // lapses, which a thread held back sees (invariant 5).
                 inner.notify(i, wakes);
                 budget = permits(s).saturating_sub(inner.inflight);
-                thread_budget = (permits(s) - n).saturating_sub(inner.inflight - inner.inflight_tasks);
+                thread_budget = inner.thread_budget(permits(s) - n);
             } else if permits(s) >= n {
                 // Serve it directly: its permits leave the state in the CAS that ends the
                 // reservation, so they never sit reserved while it is on its way.
