@@ -22,11 +22,6 @@ __all__ = [
     "ProcessSemaphore",
     "Ready",
     "Acquiring",
-    "Wake",
-    "_open_process_semaphore",
-    "_after_fork_in_child",
-    "_unlink_created",
-    "_unlink_if_created",
 ]
 
 class Semaphore:
@@ -115,6 +110,11 @@ class ProcessSemaphore:
         tb: TracebackType | None = None,
     ) -> None: ...
     def __reduce__(self) -> tuple[Any, ...]: ...
+    @classmethod
+    def _open(
+        cls, name: str, recover: bool, subclass: type[ProcessSemaphore] | None = None
+    ) -> ProcessSemaphore:
+        """Internal: what a pickled `ProcessSemaphore` is unpickled with."""
 
 @final
 class Acquiring(Coroutine[Any, Any, _T_co], Generic[_T_co]):
@@ -141,17 +141,3 @@ class Ready(Coroutine[Any, Any, None]):
     def send(self, _value: Any) -> Any: ...
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any: ...
     def close(self) -> None: ...
-
-@final
-class Wake:
-    """The callback a release schedules on a waiting task's event loop (internal)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> None: ...
-
-# Internal: used by `ProcessSemaphore`'s pickling and by its handlers at fork and exit.
-def _open_process_semaphore(
-    name: str, recover: bool, cls: type[ProcessSemaphore] | None = None
-) -> ProcessSemaphore: ...
-def _after_fork_in_child() -> None: ...
-def _unlink_created() -> None: ...
-def _unlink_if_created(name: str) -> None: ...

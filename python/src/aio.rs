@@ -443,8 +443,8 @@ unsafe extern "C" {
 /// The callback a wake schedules on the waiter's event loop: polls the engine future and, if it
 /// took the permit, resolves the asyncio future the task sleeps on. Freed without having run
 /// (the loop was closed with it queued), it ends the wait as `Waiter::schedule` does for a
-/// loop closed already.
-#[pyclass(module = "futex_semaphore", frozen)]
+/// loop closed already. Not in the module: Python sees it only as `_Wake`, a callback in a loop.
+#[pyclass(module = "futex_semaphore", name = "_Wake", frozen)]
 pub(crate) struct Wake {
     waiter: Arc<Waiter>,
     /// It was called. Relaxed: set and read with the GIL held.

@@ -71,13 +71,8 @@ fn futex_semaphore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<process::ProcessSemaphore>()?;
     m.add_class::<aio::Ready>()?;
     m.add_class::<aio::Acquiring>()?;
-    m.add_class::<aio::Wake>()?;
-    m.add_function(wrap_pyfunction!(process::_open_process_semaphore, m)?)?;
-    m.add_function(wrap_pyfunction!(process::_after_fork_in_child, m)?)?;
-    m.add_function(wrap_pyfunction!(process::_unlink_created, m)?)?;
-    m.add_function(wrap_pyfunction!(process::_unlink_if_created, m)?)?;
     blocking::init(m.py())?;
-    process::install_hooks(m)?;
+    process::install_hooks(m.py())?;
     fastcall::install_all(m)?;
     Ok(())
 }

@@ -324,7 +324,7 @@ fn tracker(py: Python<'_>, what: &str, name: &str) -> PyResult<()> {
 /// process's exit. Priority -1: after `multiprocessing` has joined the children, which may not
 /// have opened the name yet (0 and above run before).
 fn finalize_at_exit(py: Python<'_>, name: &str) -> PyResult<PyObject> {
-    let unlink = py.import("futex_semaphore")?.getattr("_unlink_if_created")?;
+    let unlink = wrap_pyfunction!(_unlink_if_created, py)?;
     let kwargs = pyo3::types::PyDict::new(py);
     kwargs.set_item("exitpriority", -1)?;
     let finalize = py.import("multiprocessing.util")?.getattr("Finalize")?;
@@ -451,7 +451,7 @@ impl ProcessSemaphore {
     ) -> PyResult<Self> {
         let py = cls.py();
         if let Some(opened) = UNPICKLING.get(py).take() {
-            // `_open_process_semaphore` makes an instance of a subclass.
+            // `open_pickled` makes an instance of a subclass.
             return Ok(opened);
         }
         let own = py.get_type::<ProcessSemaphore>();
@@ -556,7 +556,8 @@ impl ProcessSemaphore {
     /// A subclass's instance is unpickled as one of its class, with its attributes.
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
         let py = slf.py();
-        let open = py.import("futex_semaphore")?.getattr("_open_process_semaphore")?;
+        // A class method bound to the class pickles as `getattr(ProcessSemaphore, "_open")`.
+        let open = py.get_type::<ProcessSemaphore>().getattr(pyo3::intern!(py, "_open"))?;
         let shared = &slf.get().shared;
         let (name, recover) = (shared.name.clone(), shared.recover);
         let cls = slf.get_type();
@@ -575,18 +576,29 @@ impl ProcessSemaphore {
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         Ok(format!("<{}(value={})>", slf.get_type().name()?, slf.get().shared.region.available_permits()))
     }
+
+    /// Internal: what a pickled `ProcessSemaphore` is unpickled with (`__reduce__`); opens the
+    /// semaphore named `name`, as an instance of `subclass` if given.
+    #[classmethod]
+    #[pyo3(signature = (name, recover, subclass = None))]
+    fn _open<'py>(
+        cls: &Bound<'py, PyType>,
+        name: &str,
+        recover: bool,
+        subclass: Option<&Bound<'py, PyType>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        open_pickled(cls.py(), name, recover, subclass)
+    }
 }
 
-/// A handle `_open_process_semaphore` opened for a subclass, for the base class's `__new__`
+/// A handle `open_pickled` opened for a subclass, for the base class's `__new__`
 /// (PyO3 makes an instance of a subclass only there): set and taken with the GIL held, around
 /// that one call.
 static UNPICKLING: GILProtected<Cell<Option<ProcessSemaphore>>> = GILProtected::new(Cell::new(None));
 
 /// Unpickles a `ProcessSemaphore` (an instance of `cls`, a subclass, if given): the handle this
 /// process has open under that name, or the region opened by name.
-#[pyfunction]
-#[pyo3(signature = (name, recover, cls = None))]
-pub fn _open_process_semaphore<'py>(
+fn open_pickled<'py>(
     py: Python<'py>,
     name: &str,
     recover: bool,
@@ -667,15 +679,14 @@ pub fn _unlink_created() {
     }
 }
 
-/// Registers the `atexit` and `fork` hooks. `_forget_held` is registered as a function object,
-/// not a module attribute (the module's names are lib.rs's).
-pub(crate) fn install_hooks(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
+/// Registers the `atexit` and `fork` hooks, as function objects: none is a module attribute (the
+/// module's names are the public ones, lib.rs's).
+pub(crate) fn install_hooks(py: Python<'_>) -> PyResult<()> {
     let atexit = py.import("atexit")?;
-    atexit.call_method1("register", (m.getattr("_unlink_created")?,))?;
+    atexit.call_method1("register", (wrap_pyfunction!(_unlink_created, py)?,))?;
     atexit.call_method1("register", (wrap_pyfunction!(_forget_held, py)?,))?;
     let kwargs = pyo3::types::PyDict::new(py);
-    kwargs.set_item("after_in_child", m.getattr("_after_fork_in_child")?)?;
+    kwargs.set_item("after_in_child", wrap_pyfunction!(_after_fork_in_child, py)?)?;
     py.import("os")?.call_method("register_at_fork", (), Some(&kwargs))?;
     Ok(())
 }

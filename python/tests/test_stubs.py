@@ -46,6 +46,15 @@ def test_the_stub_names_what_the_module_exports():
     assert stub == set(fs.__all__) | {"__all__"}
 
 
+def test_a_star_import_takes_the_public_names_only():
+    # The module has no name of its own for pickling, `fork` and exit hooks: an installed
+    # package re-exports the extension's names with `from .futex_semaphore import *`.
+    assert [n for n in fs.__all__ if n.startswith("_")] == ["__version__"]
+    scope = {}
+    exec("from futex_semaphore import *", scope)
+    assert set(scope) - {"__builtins__"} == set(fs.__all__)
+
+
 def test_each_class_has_the_stubs_bases_and_members():
     for name, node in stub_classes().items():
         runtime = getattr(fs, name)
@@ -124,5 +133,4 @@ def test_the_module_and_every_public_member_have_a_docstring():
             doc = getattr(inspect.getattr_static(runtime, member), "__doc__", None)
             if not doc or doc.startswith(("Return repr", "Call self")):
                 undocumented.append(f"{name}.{member}")
-    # A slot's wrapper has CPython's docstring; `Wake` is the module's own callback.
-    assert undocumented == ["Wake.__call__"]
+    assert undocumented == []
