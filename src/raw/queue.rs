@@ -1152,6 +1152,57 @@ mod tests {
         assert_eq!(woken, [true, true, false], "woken: the task for 2, the thread for 1, the task for 1");
     }
 
+    /// A waker whose drop looks whether the queue's lock is free, as a task that owns a permit
+    /// of the semaphore would lock it (its permit's release) when its last waker goes.
+    struct DropLooksAtTheLock {
+        queue: Arc<Queue>,
+        dropped_under_the_lock: Arc<AtomicU64>,
+    }
+
+    impl std::task::Wake for DropLooksAtTheLock {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    impl Drop for DropLooksAtTheLock {
+        fn drop(&mut self) {
+            if self.queue.inner.try_lock().is_err() {
+                self.dropped_under_the_lock.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// The timer's clone of a watcher's waker, the last one, is dropped after the queue's lock
+    /// when the watch is taken back: replaced by a watch for another lapse, or ended with the
+    /// watcher (`timer::cancel` hands it back; `Inner::graveyard`). Dropped under the lock, a
+    /// task that owned a permit would have locked the queue again in its release and hung.
+    #[test]
+    fn a_cancelled_watchs_waker_is_dropped_after_the_lock() {
+        let state = AtomicU64::new(0);
+        let queue = Arc::new(Queue::default());
+        let under = Arc::new(AtomicU64::new(0));
+        let far = Instant::now() + Duration::from_secs(3600);
+        for end_the_watcher in [false, true] {
+            let waker = Waker::from(Arc::new(DropLooksAtTheLock {
+                queue: Arc::clone(&queue),
+                dropped_under_the_lock: Arc::clone(&under),
+            }));
+            let mut locked = queue.lock(&state);
+            assert!(locked.watch_until(far, &waker), "no timer thread");
+            locked.inner().watcher = Some(7);
+            drop(waker); // the timer's clone is the last
+            if end_the_watcher {
+                locked.inner().set_watcher(None);
+            } else {
+                assert!(locked.watch_until(far + Duration::from_secs(1), Waker::noop()));
+            }
+            drop(locked);
+            assert_eq!(Arc::strong_count(&queue), 1, "the cancelled watch's waker was kept");
+            assert_eq!(under.load(Relaxed), 0, "dropped under the lock (end_the_watcher: {end_the_watcher})");
+            locked = queue.lock(&state);
+            locked.inner().set_watcher(None);
+        }
+    }
+
     /// A thread woken for a permit that a barger took before it looked gets the reservation in
     /// the section of that look, its clock notwithstanding: the next permit is its (`robbed`).
     #[test]
