@@ -359,14 +359,13 @@ fn join_within<T: Send + 'static>(handle: thread::JoinHandle<T>, limit: Duration
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod processes {
     use super::{PATIENCE, Rng, common};
+    use common::shared_cells::SharedCells;
     use futex_semaphore::ProcessSemaphore;
-    use rustix::mm::{MapFlags, ProtFlags};
     use std::env;
-    use std::fs::{self, OpenOptions};
+    use std::fs;
     use std::io::Read;
     use std::os::unix::process::ExitStatusExt;
     use std::process::{Child, Stdio};
-    use std::ptr::{NonNull, null_mut};
     use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
     use std::thread;
     use std::time::{Duration, Instant};
@@ -392,62 +391,27 @@ mod processes {
     const PHASES: [&str; 4] = ["idle", "acquiring", "holding", "releasing"];
 
     /// Per child: its phase and how many acquires it completed, in a shared mapping of a file.
-    struct Cells {
-        ptr: NonNull<AtomicU32>,
-    }
-
-    const CELLS_BYTES: usize = 4096;
+    struct Cells(SharedCells);
 
     impl Cells {
         fn create(path: &str) -> Cells {
-            let file = OpenOptions::new().read(true).write(true).create_new(true).open(path).unwrap();
-            file.set_len(CELLS_BYTES as u64).unwrap();
-            Cells::open(path)
+            Cells(SharedCells::create(path, 2 * CHILDREN))
         }
 
         fn open(path: &str) -> Cells {
-            let file = OpenOptions::new().read(true).write(true).open(path).unwrap();
-            assert_eq!(file.metadata().unwrap().len(), CELLS_BYTES as u64);
-            // SAFETY: a new shared mapping at an address the kernel picks; the file has
-            // CELLS_BYTES bytes, all of it backed.
-            let ptr = unsafe {
-                rustix::mm::mmap(
-                    null_mut(),
-                    CELLS_BYTES,
-                    ProtFlags::READ | ProtFlags::WRITE,
-                    MapFlags::SHARED,
-                    &file,
-                    0,
-                )
-            }
-            .unwrap();
-            Cells { ptr: NonNull::new(ptr.cast()).unwrap() }
-        }
-
-        fn cell(&self, i: usize) -> &AtomicU32 {
-            assert!(i < 2 * CHILDREN);
-            // SAFETY: within the mapping (2 * CHILDREN * 4 < CELLS_BYTES), aligned (page-aligned
-            // base), and only ever accessed atomically, here and in the other processes.
-            unsafe { &*self.ptr.as_ptr().add(i) }
+            Cells(SharedCells::open(path, 2 * CHILDREN))
         }
 
         fn phase(&self, child: usize) -> &AtomicU32 {
-            self.cell(2 * child)
+            self.0.cell(2 * child)
         }
 
         fn progress(&self, child: usize) -> &AtomicU32 {
-            self.cell(2 * child + 1)
+            self.0.cell(2 * child + 1)
         }
 
         fn total_progress(&self) -> u64 {
             (0..CHILDREN).map(|c| u64::from(self.progress(c).load(SeqCst))).sum()
-        }
-    }
-
-    impl Drop for Cells {
-        fn drop(&mut self) {
-            // SAFETY: the mapping made in `open`; the references from `cell` borrow `self`.
-            let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), CELLS_BYTES) };
         }
     }
 
@@ -691,7 +655,6 @@ mod processes {
     /// The kills stop after this (or `FUTEX_SEM_STORM_SECS`), however many were made (CI budget
     /// on a shared 2-core box).
     const STORM_BUDGET: Duration = Duration::from_secs(15);
-    const STORM_BYTES: usize = 4096;
     // What a storm thread is doing, in its phase cell.
     const S_IDLE: u32 = 0;
     const S_ACQUIRING: u32 = 1; // blocking: spinning or asleep
@@ -705,43 +668,26 @@ mod processes {
     /// written after it acquired and cleared before it gives them back, so never more than it
     /// holds), then per thread its phase and progress, then the violation count and the most
     /// holders seen at once.
-    struct StormCells {
-        ptr: NonNull<u8>,
-    }
+    struct StormCells(SharedCells);
+
+    /// Its cells: 2 for the holders word, and the rest.
+    const STORM_CELLS: usize = 2 + 2 * STORM_CHILDREN * STORM_THREADS + 3;
 
     impl StormCells {
         fn create(path: &str) -> StormCells {
-            let file = OpenOptions::new().read(true).write(true).create_new(true).open(path).unwrap();
-            file.set_len(STORM_BYTES as u64).unwrap();
-            StormCells::open(path)
+            StormCells(SharedCells::create(path, STORM_CELLS))
         }
 
         fn open(path: &str) -> StormCells {
-            let file = OpenOptions::new().read(true).write(true).open(path).unwrap();
-            // SAFETY: a new shared mapping at an address the kernel picks, of the whole file.
-            let ptr = unsafe {
-                rustix::mm::mmap(
-                    null_mut(),
-                    STORM_BYTES,
-                    ProtFlags::READ | ProtFlags::WRITE,
-                    MapFlags::SHARED,
-                    &file,
-                    0,
-                )
-            }
-            .unwrap();
-            StormCells { ptr: NonNull::new(ptr.cast()).unwrap() }
+            StormCells(SharedCells::open(path, STORM_CELLS))
         }
 
         fn holders(&self) -> &AtomicU64 {
-            // SAFETY: the first 8 bytes of the page-aligned mapping, only accessed atomically.
-            unsafe { &*self.ptr.as_ptr().cast::<AtomicU64>() }
+            self.0.pair(0)
         }
 
         fn cell(&self, i: usize) -> &AtomicU32 {
-            assert!(8 + 4 * (i + 1) <= STORM_BYTES);
-            // SAFETY: within the mapping, 4-aligned, only accessed atomically.
-            unsafe { &*self.ptr.as_ptr().add(8 + 4 * i).cast::<AtomicU32>() }
+            self.0.cell(2 + i)
         }
 
         fn phase(&self, thread: usize) -> &AtomicU32 {
@@ -766,16 +712,6 @@ mod processes {
 
         fn child_progress(&self, child: usize) -> u32 {
             (0..STORM_THREADS).map(|t| self.progress(child * STORM_THREADS + t).load(SeqCst)).sum()
-        }
-    }
-
-    // SAFETY: the mapping is shared memory reached only through atomics (`holders`, `cell`).
-    unsafe impl Sync for StormCells {}
-
-    impl Drop for StormCells {
-        fn drop(&mut self) {
-            // SAFETY: the mapping made in `open`; the references handed out borrow `self`.
-            let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), STORM_BYTES) };
         }
     }
 

@@ -9,15 +9,14 @@
 mod common;
 
 use common::child::fork;
+use common::shared_cells::SharedCells;
 
 use futex_semaphore::{ProcessSemaphore, TryAcquireError};
-use rustix::mm::{MapFlags, ProtFlags};
 use std::env;
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, ChildStdin, ChildStdout, Stdio};
-use std::ptr::{NonNull, null_mut};
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
@@ -244,62 +243,27 @@ impl Drop for Names {
 }
 
 /// Three counters in a shared mapping of a file: processes inside, the most at once, entries.
-struct Counter {
-    ptr: NonNull<AtomicU32>,
-}
-
-const COUNTER_BYTES: usize = 4096;
+struct Counter(SharedCells);
 
 impl Counter {
     fn create(path: &str) -> Counter {
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(path).unwrap();
-        file.set_len(COUNTER_BYTES as u64).unwrap();
-        Counter::open(path)
+        Counter(SharedCells::create(path, 3))
     }
 
     fn open(path: &str) -> Counter {
-        let file = OpenOptions::new().read(true).write(true).open(path).unwrap();
-        assert_eq!(file.metadata().unwrap().len(), COUNTER_BYTES as u64);
-        // SAFETY: a new shared mapping at an address the kernel picks; the file has
-        // COUNTER_BYTES bytes, all of it backed.
-        let ptr = unsafe {
-            rustix::mm::mmap(
-                null_mut(),
-                COUNTER_BYTES,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED,
-                &file,
-                0,
-            )
-        }
-        .unwrap();
-        Counter { ptr: NonNull::new(ptr.cast()).unwrap() }
-    }
-
-    fn cell(&self, i: usize) -> &AtomicU32 {
-        assert!(i < 3);
-        // SAFETY: within the mapping (3 * 4 < COUNTER_BYTES), aligned (page-aligned base), and
-        // only ever accessed atomically, here and in the other processes.
-        unsafe { &*self.ptr.as_ptr().add(i) }
+        Counter(SharedCells::open(path, 3))
     }
 
     fn inside(&self) -> &AtomicU32 {
-        self.cell(0)
+        self.0.cell(0)
     }
 
     fn max(&self) -> &AtomicU32 {
-        self.cell(1)
+        self.0.cell(1)
     }
 
     fn entries(&self) -> &AtomicU32 {
-        self.cell(2)
-    }
-}
-
-impl Drop for Counter {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `open`; the references from `cell` borrow `self`.
-        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), COUNTER_BYTES) };
+        self.0.cell(2)
     }
 }
 

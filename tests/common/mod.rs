@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod shared_cells;
 
 use futex_semaphore::Semaphore;
 use std::time::{Duration, Instant};
