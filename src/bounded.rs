@@ -49,6 +49,11 @@ impl BoundedSemaphore {
         #[track_caller]
         #[must_use]
         pub fn new(permits: usize) -> BoundedSemaphore {
+            if permits > Semaphore::MAX_PERMITS {
+                panic!(
+                    "futex-semaphore: BoundedSemaphore::new: more permits than Semaphore::MAX_PERMITS (2^31 - 1)"
+                );
+            }
             BoundedSemaphore { sem: Semaphore::new(permits), initial: permits }
         }
     }

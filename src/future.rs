@@ -20,8 +20,9 @@ use std::task::{Context, Poll};
 /// # Cancellation
 /// Dropping it before it completes is safe at any point: it holds no permits until it returns
 /// them in a [`Permit`], and dropping it takes it out of the waiter queue; if a release had
-/// already woken it, or it had priority, the wake and the priority pass to the waiters behind it,
-/// so nobody is left waiting on free permits. That makes it fit for `select!` and timeouts.
+/// already woken it, the wake passes to the waiters behind it, and if it had priority, the
+/// priority ends (the next waiter to have waited 1 ms at the head gets it), so nobody is left
+/// waiting on free permits. That makes it fit for `select!` and timeouts.
 ///
 /// # Leaking it
 /// A pending future that is leaked (`mem::forget`, or a task that is never polled or dropped
@@ -30,8 +31,9 @@ use std::task::{Context, Poll};
 /// to it and wake that many permits' worth fewer tasks (a task asleep behind it gets permits by
 /// barging, or when more come back; threads do not count it, and are woken for permits that are
 /// free); and once it has waited 1 ms at the head of the queue it gets priority: where no thread
-/// waits, the next permits to come back are taken for it, up to its request, and are lost with
-/// it; where threads wait, they are held for it until the priority lapses. A waiter held back
+/// waits, the next permits to come back are granted to it, up to its request, and are lost with
+/// it unless a thread runs short of permits before the priority's lapse and takes them back then;
+/// where threads wait, they are held for it until the priority lapses. A waiter held back
 /// with it sees the lapse (a thread sleeps until then; a task is woken then by the crate's
 /// timer), after which barging resumes. Drop futures you stop polling (tokio's semaphore, FIFO,
 /// blocks every later waiter behind a leaked one).

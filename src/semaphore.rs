@@ -57,7 +57,9 @@ use std::time::{Duration, Instant};
 /// acquires a second that a Mutex + Condvar gate made in such a program; `docs/design.md`, "What
 /// the doubling costs"). A FIFO semaphore such as tokio's holds them for the whole wait. A task
 /// with priority is served when it runs, where threads wait too: one of them may be blocking its
-/// executor's only worker. Measured figures are in `docs/benchmarks.md`.
+/// executor's only worker; and permits granted to a task are taken back by a thread that runs
+/// short of them before the task has run, at the priority's lapse (as for a thread held back).
+/// Measured figures are in `docs/benchmarks.md`.
 ///
 /// The bound counts from the start of one wait: a loop of short timed acquires starts over at
 /// each one and may never get priority. A wait that must look at something now and then (a
@@ -418,7 +420,9 @@ impl Semaphore {
     }
 
     /// Removes up to `n` of the available permits for good; returns how many it removed.
-    /// Held permits are not affected.
+    /// Held permits are not affected. Permits held back for a waiter with priority count as
+    /// available here: taken, that waiter waits for others to come back (its bound, in
+    /// "Fairness", counts permits given back, not permits removed).
     ///
     /// # Examples
     /// ```

@@ -21,9 +21,16 @@ fn max_permits_is_at_least_two_to_the_thirty() {
 }
 
 #[test]
-#[should_panic(expected = "MAX_PERMITS")]
+#[should_panic(expected = "Semaphore::new: more permits than Semaphore::MAX_PERMITS")]
 fn new_panics_above_max_permits() {
     let _ = Semaphore::new(Semaphore::MAX_PERMITS + 1);
+}
+
+/// It names the constructor the caller called (it used to say `Semaphore::new`).
+#[test]
+#[should_panic(expected = "BoundedSemaphore::new: more permits than Semaphore::MAX_PERMITS")]
+fn bounded_new_panics_above_max_permits_naming_itself() {
+    let _ = futex_semaphore::BoundedSemaphore::new(usize::MAX);
 }
 
 #[test]

@@ -401,3 +401,83 @@ fn a_blocking_acquire_on_the_worker_of_a_woken_task_gets_in() {
 fn a_blocking_acquire_on_the_worker_of_a_task_with_priority_gets_in() {
     a_blocking_acquire_on_the_worker_of_a_waiting_task_gets_in(Duration::from_millis(5));
 }
+
+/// As above, but the permits come back (to a task with priority: it has waited 5 ms) before the
+/// thread asks, while the task's worker is busy in the thread's code: under plain barging the
+/// thread takes one of the permits the release left free. Granted to the task, which cannot run
+/// until the thread returns, they never came back (a stress test's seeds hung 6 in 70; its
+/// reproducer 1/1).
+#[test]
+fn a_blocking_acquire_on_the_worker_of_a_task_served_with_priority_gets_in() {
+    use std::sync::{Arc, mpsc};
+    let sem = Arc::new(Semaphore::new(2));
+    sem.acquire_many(2).unwrap().forget();
+    let released = Arc::new(AtomicBool::new(false));
+    let (done, finished) = mpsc::channel();
+    let worker = {
+        let (sem, released) = (Arc::clone(&sem), Arc::clone(&released));
+        thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+            runtime.block_on(async {
+                let task = tokio::spawn({
+                    let sem = Arc::clone(&sem);
+                    async move { sem.acquire_many_async(2).await.map(|p| p.num_permits()) }
+                });
+                tokio::task::yield_now().await; // the task runs: it queues for 2
+                while !released.load(SeqCst) {
+                    thread::yield_now(); // busy in this thread's code: the task cannot run
+                }
+                let permit = sem.acquire().unwrap();
+                drop(permit);
+                assert_eq!(task.await.unwrap(), Ok(2));
+            });
+            done.send(()).unwrap();
+        })
+    };
+    wait_for_waiters(&sem, 1);
+    thread::sleep(Duration::from_millis(5)); // the task's wait passes STARVE_AFTER
+    sem.add_permits(2);
+    released.store(true, SeqCst);
+    let outcome = finished.recv_timeout(PATIENCE);
+    let stuck = format!("{} available, {} queued", sem.available_permits(), sem.queued_waiters());
+    if outcome.is_err() {
+        sem.add_permits(1); // let the worker finish, so that the test ends
+    }
+    assert!(outcome.is_ok(), "the blocking acquire never returned ({stuck})");
+    worker.join().unwrap();
+    assert_eq!(sem.available_permits(), 2);
+}
+
+/// A thread in its `keep_waiting` (user code, here 300 ms) does not watch a reservation, nor is
+/// it chosen to: another waiter held back by it sees the lapse (a few ms). Chosen, it delayed the
+/// lapse for everyone held back by as long as its check ran (a review: 295 ms, 3 of 3 runs).
+#[test]
+fn a_thread_in_its_check_does_not_hold_up_the_lapse() {
+    let sem = Semaphore::new(2);
+    let (first, second) = (sem.acquire().unwrap(), sem.acquire().unwrap());
+    let checking = AtomicBool::new(false);
+    thread::scope(|s| {
+        let big = s.spawn(|| sem.acquire_many(2).map(|p| p.forget()));
+        wait_for_waiters(&sem, 1);
+        let checker = s.spawn(|| {
+            sem.try_acquire_many_while(1, None, Duration::from_micros(500), || {
+                checking.store(true, SeqCst);
+                thread::sleep(Duration::from_millis(300)); // slow user code: I/O, say
+                false
+            })
+            .map(drop) // permits that came meanwhile are taken, and given back
+        });
+        while !checking.load(SeqCst) {
+            thread::yield_now();
+        }
+        thread::sleep(Duration::from_millis(5)); // the big request's wait passes STARVE_AFTER
+        drop(second); // it gets priority, and the permit is held for it
+        let start = Instant::now();
+        let third = sem.acquire().unwrap(); // held back by the priority until its lapse
+        let waited = start.elapsed();
+        drop((first, third));
+        let _ = checker.join().unwrap();
+        big.join().unwrap().unwrap();
+        assert!(waited < BOUND, "held back {waited:?}: the lapse waited for the check");
+    });
+}

@@ -11,7 +11,7 @@
 
 use futex_semaphore::{BoundedSemaphore, Semaphore, TryAcquireError};
 use loom::sync::Arc;
-use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use loom::thread;
 use std::time::Duration;
 
@@ -381,6 +381,45 @@ fn a_checked_waiter_waits_on_across_a_check() {
         let got = checked.join().unwrap();
         assert_eq!(sem.available_permits(), if got { 0 } else { 1 });
         assert_eq!(sem.queued_waiters(), 0);
+    });
+}
+
+/// A thread in its check (`keep_waiting`: user code, which may run long) is not chosen to watch a
+/// reservation: the thread held back after it becomes the watcher and sees the lapse. Chosen, the
+/// checker was woken to watch, the other slept without a timeout, and the check here waits for
+/// that other thread to get in: a loom livelock.
+#[test]
+fn a_thread_in_its_check_is_not_chosen_to_watch() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(2));
+        let (first, second) = (sem.acquire().unwrap(), sem.acquire().unwrap());
+        let owner = spawn_acquire_many(&sem, 2);
+        wait_for_waiters(&sem, 1);
+        let (in_check, got_in) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let checked = {
+            let (sem, in_check, got_in) = (sem.clone(), in_check.clone(), got_in.clone());
+            thread::spawn(move || {
+                let keep_waiting = || {
+                    in_check.store(true, SeqCst);
+                    while !got_in.load(SeqCst) {
+                        thread::yield_now();
+                    }
+                    false
+                };
+                sem.try_acquire_many_while(1, None, LONG, keep_waiting).map(drop).is_ok()
+            })
+        };
+        while !in_check.load(SeqCst) {
+            thread::yield_now();
+        }
+        sem.add_permits(0); // passes the owner over: the next walk claims for it
+        drop(second); // claims for it, and holds the permit for it
+        let third = sem.acquire().unwrap(); // held back: it watches, and sees the lapse
+        got_in.store(true, SeqCst);
+        drop((first, third));
+        let _ = checked.join().unwrap();
+        assert_eq!(owner.join().unwrap(), 2);
+        assert!(no_waiters(&sem));
     });
 }
 
@@ -799,6 +838,64 @@ fn a_task_with_priority_is_not_granted_permits_while_a_thread_waits() {
         drop(stalled);
         assert!(no_waiters(&sem));
         assert_eq!(sem.available_permits(), 1);
+    });
+}
+
+/// A task with priority whose permits come back while this thread (its executor's only worker,
+/// say) is busy, and that then asks for one with a blocking acquire, before or after the
+/// release: queued before, it holds the permits back for the task (the rule of the model below);
+/// after, they were granted to the task, and the thread, short, sleeps until the grant's lapse and
+/// takes them back (invariant 7), as under plain barging it would have taken them. Not taken back,
+/// they never came back (the task runs only after this acquire returns): a loom livelock.
+#[test]
+fn a_task_with_priority_is_not_granted_permits_a_thread_may_ask_for_before_it_runs() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let mut task = sem.acquire_async();
+        assert!(!poll_once(&mut task)); // queued
+        let releaser = {
+            let sem = sem.clone();
+            thread::spawn(move || {
+                sem.add_permits(0); // passes the head over: the next walk claims for it
+                sem.add_permits(1);
+            })
+        };
+        let permit = sem.acquire().unwrap();
+        releaser.join().unwrap();
+        drop(permit);
+        assert!(poll_once(&mut task), "the task did not get the permit back");
+        assert!(no_waiters(&sem));
+    });
+}
+
+/// A grant to a task, its claim by the task's poll and a thread that takes it back at its lapse,
+/// racing: exactly one of the two has the permit (the task's claim and the revocation are each
+/// one RMW of the grant; a task that finds its entry gone under the lock claims it there), the
+/// other gets it when it comes back, and none is made.
+#[test]
+fn a_tasks_claim_of_its_grant_races_a_thread_taking_it_back() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let mut task = sem.acquire_async();
+        assert!(!poll_once(&mut task)); // queued
+        let releaser = {
+            let sem = sem.clone();
+            thread::spawn(move || {
+                sem.add_permits(0);
+                sem.add_permits(1);
+            })
+        };
+        let thread = {
+            let sem = sem.clone();
+            thread::spawn(move || drop(sem.acquire().unwrap()))
+        };
+        while !poll_once(&mut task) {
+            thread::yield_now(); // its permit, once it has it, is given back at once
+        }
+        releaser.join().unwrap();
+        thread.join().unwrap();
+        assert!(no_waiters(&sem));
+        assert_eq!(sem.available_permits(), 1, "a permit made or lost");
     });
 }
 

@@ -132,7 +132,9 @@ impl RawSemaphore {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return self.try_acquire_slow(n);
         }
-        if let Some(result) = self.spin(u64::from(n)).or_else(|| self.long_spin(u64::from(n), deadline)) {
+        if let Some(result) =
+            self.spin(u64::from(n), deadline).or_else(|| self.long_spin(u64::from(n), deadline))
+        {
             return result;
         }
         self.wait(u64::from(n), deadline)
@@ -153,7 +155,9 @@ impl RawSemaphore {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return self.try_acquire_slow(n);
         }
-        if let Some(result) = self.spin(u64::from(n)).or_else(|| self.long_spin(u64::from(n), deadline)) {
+        if let Some(result) =
+            self.spin(u64::from(n), deadline).or_else(|| self.long_spin(u64::from(n), deadline))
+        {
             return result;
         }
         let slot = Slot::fresh();
@@ -196,7 +200,11 @@ impl RawSemaphore {
                     return Ok(());
                 }
                 Take::Closed => return Err(TryAcquireError::Closed),
-                Take::Short { held_back_until } => held_back_until,
+                // Invariant 7: no longer than a grant to a task that may not run before this
+                // thread does (its executor's only worker), which it then takes back.
+                Take::Short { held_back_until } => {
+                    held_back_until.into_iter().chain(locked.unclaimed_grant_lapse()).min()
+                }
             };
             drop(locked);
             // Held back by a reservation: sleep no longer than it lasts (queue: "The reservation").
@@ -214,18 +222,24 @@ impl RawSemaphore {
             if outcome == WaitOutcome::TimedOut && check_due.is_some() {
                 let check = check.as_mut().expect("a check is due only where there is one");
                 // Without the lock (user code), still queued: its place and its starvation clock
-                // stay. Permits a walk grants meanwhile are found by the look below. A panic
-                // leaves the queue first (giving back permits granted meanwhile): an entry left
-                // behind would be served one day, and those permits lost.
+                // stay. Permits a walk grants meanwhile are found by the look below. It watches
+                // no reservation meanwhile (invariant 5): user code may run long. A panic leaves
+                // the queue first (giving back permits granted meanwhile): an entry left behind
+                // would be served one day, and those permits lost.
+                self.lock().checking(me, true);
                 let keep_waiting = match panic::catch_unwind(AssertUnwindSafe(&mut *check.keep_waiting)) {
                     Ok(keep_waiting) => keep_waiting,
                     Err(payload) => {
-                        self.lock().leave(&mut me, n);
+                        let mut locked = self.lock();
+                        locked.checking(me, false);
+                        locked.leave(&mut me, n);
+                        drop(locked);
                         panic::resume_unwind(payload);
                     }
                 };
                 next_check = Instant::now().checked_add(check.every);
                 locked = self.lock();
+                locked.checking(me, false);
                 if keep_waiting {
                     continue;
                 }

@@ -26,10 +26,19 @@
 //! 5. While a reservation holds back permits that would serve another waiter, one such waiter is
 //!    its `watcher`, or has been woken to become it, or is a task the timer wakes at the lapse:
 //!    someone sees the lapse. A held-back thread is preferred (a task may never be polled again):
-//!    a walk chooses one before a task, and gives one the watch over from a task watcher.
+//!    a walk chooses one before a task, and gives one the watch over from a task watcher. A
+//!    thread running its `keep_waiting` (user code, which may run long) is neither the watcher
+//!    nor chosen to be (`checking`).
 //! 6. No entry before `skip.at` is both un-woken and of at most `skip.fits` permits ([`Skip`]):
 //!    a walk sets it from what it passed over; an un-marked entry before it moves it back to
 //!    that entry, and one that leaves before it moves it back by one.
+//! 7. A grant to a task that its task has not claimed is in `task_grants`, with the lapse of the
+//!    reservation it served; a thread short of permits sleeps no longer than the earliest such
+//!    lapse, and then takes those grants back ([`Locked::lapse_at`]): their permits return to
+//!    the state, and each task's id goes to `forgotten`, so that it queues again when next
+//!    polled. A task claims its grant, and a thread takes one back, each by one RMW of the
+//!    slot's flag ([`Slot::claim`]): exactly one of them finds it there. A task that finds its
+//!    entry gone under the lock claims it there ([`Inner::claimed`]).
 //!
 //! # Who is woken ([`Locked::walk`])
 //! If a reservation holds, its owner first: served (see below) if the free permits cover it
@@ -48,7 +57,10 @@
 //! them to the owner (taken for it in the CAS that ends the reservation, so they never sit idle
 //! while it is scheduled), unless the owner is a task and threads wait: then it is woken and its
 //! permits stay held for it until it takes them or the reservation lapses (a thread may be what
-//! its executor waits for, and granted permits would never come back to it). A reservation
+//! its executor waits for, and granted permits would never come back to it). A grant to a task
+//! where no thread waited is taken back by a thread that runs short of permits before the task
+//! claims it, at the reservation's lapse (invariant 7): the same bound, as a thread held back by
+//! held permits would take them then, and no cost where no thread comes. A reservation
 //! lapses after the owner's `lapse` (first [`FIRST_LAPSE`], doubled at each claim up to
 //! [`MAX_LAPSE`]), seen by the first walk that reads the clock while the owner still cannot be
 //! served (or, where its permits are held for it, by the watcher alone); its owner's
@@ -77,8 +89,9 @@
 //!
 //! # Served waiters
 //! A walk that serves the reservation takes the owner's permits for it, removes its entry and sets
-//! its [`Slot`]'s flag: the owner is done without taking the lock again. A waiter that finds its
-//! entry gone under the lock was served (nothing else removes another's entry).
+//! its [`Slot`]'s flag: the owner is done without taking the lock again (a task claims the grant,
+//! invariant 7). A waiter that finds its entry gone under the lock was served (nothing else
+//! removes another's entry; a fork's child and a revoked grant put the id in `forgotten`).
 
 use super::state::*;
 use crate::sync::{
@@ -160,11 +173,31 @@ impl Slot {
     }
 
     /// Whether a walk served this waiter: its permits are taken for it and it is out of the queue.
+    /// A thread's look; a task claims its grant instead ([`claim`](Self::claim)).
     #[inline]
     pub(crate) fn granted(&self) -> bool {
         // Acquire: pairs with the Release store in `Inner::grant`, after the CAS that took the
         // permits for this waiter (itself an Acquire on the releases that gave them back).
         self.granted.load(Acquire) != 0
+    }
+
+    /// A task's look: takes the grant a walk made it, unless a thread revoked it first
+    /// (invariant 7); exactly one of the two RMWs finds it there.
+    #[inline]
+    pub(crate) fn claim(&self) -> bool {
+        // Acquire: as in `granted`.
+        self.granted.compare_exchange(1, 0, Acquire, Relaxed).is_ok()
+    }
+
+    /// Takes back a grant that its task has not claimed (invariant 7): whether it was there.
+    fn revoke(&self) -> bool {
+        // Relaxed: under the queue's lock; the permits go back by the caller's Release RMW.
+        self.granted.compare_exchange(1, 0, Relaxed, Relaxed).is_ok()
+    }
+
+    /// Whether a grant is there, unclaimed and not revoked.
+    fn outstanding(&self) -> bool {
+        self.granted.load(Relaxed) == 1
     }
 }
 
@@ -239,12 +272,27 @@ struct Inner {
     /// section): a section in a child made by `fork` finds it older ("After a fork").
     forks: Option<u64>,
     /// Entries taken out in a fork's child, whose waiter may still ask (the forking thread
-    /// itself, if it forked inside its `keep_waiting`; a task polled there since): it then
-    /// queues again.
+    /// itself, if it forked inside its `keep_waiting`; a task polled there since), and tasks
+    /// whose grant a thread revoked (invariant 7): such a waiter queues again.
     forgotten: Vec<Id>,
-    /// `next_id` at the last fork: only a waiter queued before it may be in `forgotten` (the
-    /// others skip the look).
+    /// `next_id` at the last fork or revocation: only a waiter queued before it may be in
+    /// `forgotten` (the others skip the look).
     forgotten_below: Id,
+    /// Grants to tasks made while no thread waited, that their task may not have claimed yet
+    /// (invariant 7); pruned of claimed ones when looked at.
+    task_grants: Vec<TaskGrant>,
+    /// Threads running their `keep_waiting` (user code, which may run long): none watches a
+    /// reservation meanwhile (invariant 5).
+    checking: Vec<Id>,
+}
+
+/// A grant to a task that a thread may take back at its lapse (invariant 7).
+struct TaskGrant {
+    id: Id,
+    n: u64,
+    /// The lapse of the reservation it served.
+    until: Instant,
+    slot: Arc<Slot>,
 }
 
 /// What the last walks learnt about the front of the queue, so that the next does not look at
@@ -353,7 +401,9 @@ impl Locked<'_> {
         let mut at = None;
         if let Some(id) = me {
             let Some(i) = self.inner().index(id) else {
-                return Take::Taken; // served by a walk, which took it out (even if closed since)
+                // Served by a walk, which took it out (even if closed since).
+                self.inner().claimed(id);
+                return Take::Taken;
             };
             woken = self.inner().unmark(i);
             at = Some(i);
@@ -492,9 +542,27 @@ impl Locked<'_> {
             } else {
                 // Served, but gone before it knew: its permits go back (this section's walk
                 // passes them on). Release: as for any release.
+                inner.claimed(id);
                 self.state.fetch_add(n, Release);
                 self.gave_back();
             }
+        }
+    }
+
+    /// A queued thread begins (`true`) or ends its `keep_waiting` (`try_acquire_many_while`): while
+    /// it runs user code it is not the watcher, and is not chosen to be (invariant 5), so that a
+    /// slow check does not delay the lapse for the others held back; this section's walk chooses
+    /// another.
+    pub(crate) fn checking(&mut self, me: Option<Id>, checking: bool) {
+        let Some(id) = me else { return };
+        let inner = self.inner();
+        if checking {
+            inner.checking.push(id);
+            if inner.watcher == me {
+                inner.set_watcher(None);
+            }
+        } else {
+            inner.checking.retain(|&c| c != id);
         }
     }
 
@@ -503,6 +571,49 @@ impl Locked<'_> {
     pub(crate) fn lapse_at(&mut self, until: Instant) {
         if self.inner().reservation.as_ref().is_some_and(|r| r.until == until) {
             self.lapse();
+        }
+        self.revoke_task_grants(until);
+    }
+
+    /// Invariant 7: the earliest lapse of a grant to a task that the task has not claimed yet. A
+    /// thread short of permits sleeps no longer, and then takes such grants back
+    /// ([`lapse_at`](Self::lapse_at)).
+    pub(crate) fn unclaimed_grant_lapse(&mut self) -> Option<Instant> {
+        let grants = &mut self.inner().task_grants;
+        if grants.is_empty() {
+            return None;
+        }
+        grants.retain(|g| g.slot.outstanding());
+        grants.iter().map(|g| g.until).min()
+    }
+
+    /// Takes back the grants to tasks whose lapse is `until` or before and that their task has
+    /// not claimed (invariant 7): their permits come back, and each task queues again when next
+    /// polled (its id goes to `forgotten`).
+    fn revoke_task_grants(&mut self, until: Instant) {
+        let inner = self.inner();
+        if inner.task_grants.is_empty() {
+            return;
+        }
+        let mut back = 0;
+        let mut k = 0;
+        while k < inner.task_grants.len() {
+            let g = &inner.task_grants[k];
+            if g.until > until && g.slot.outstanding() {
+                k += 1;
+                continue;
+            }
+            let g = inner.task_grants.swap_remove(k);
+            if g.slot.revoke() {
+                back += g.n;
+                inner.forgotten.push(g.id);
+                inner.forgotten_below = inner.next_id;
+            }
+        }
+        if back > 0 {
+            // Release: as for any release (these permits were taken for the task, never used).
+            self.state.fetch_add(back, Release);
+            self.gave_back();
         }
     }
 
@@ -629,7 +740,7 @@ impl Locked<'_> {
         // What threads may be woken for: they count only threads' wakes as on their way
         // (invariant 2).
         let mut thread_budget = inner.thread_budget(permits(s));
-        if let Some(&Reservation { owner, n, .. }) = inner.reservation.as_ref() {
+        if let Some(&Reservation { owner, n, until }) = inner.reservation.as_ref() {
             let i = inner.index(owner).expect("the owner is queued (invariant 3)");
             if permits(s) >= n && inner.threads > 0 && !inner.is_thread(i) {
                 // A task owner, with threads waiting: its permits are held for it and it is
@@ -655,6 +766,12 @@ impl Locked<'_> {
                 }
                 if permits(s) >= n {
                     inner.end_reservation();
+                    if !inner.is_thread(i) {
+                        // Invariant 7: a thread that asks before the task runs may take it back.
+                        inner.task_grants.retain(|g| g.slot.outstanding());
+                        let slot = Arc::clone(&inner.entries[i].slot);
+                        inner.task_grants.push(TaskGrant { id: owner, n, until, slot });
+                    }
                     inner.grant(i, wakes);
                     budget = (permits(s) - n).saturating_sub(inner.inflight);
                     thread_budget = inner.thread_budget(permits(s) - n);
@@ -710,9 +827,13 @@ impl Locked<'_> {
         // (The same where no thread waits: a herd of tasks walks no further than before.)
         let tasks_inflight = if inner.threads > 0 { inner.inflight_tasks } else { 0 };
         let free_for_threads = permits(s).saturating_sub(inner.inflight - tasks_inflight);
+        let checking = &inner.checking; // not chosen while in user code
         let held_back = |e: &Entry| {
             let free = if e.is_thread() { free_for_threads } else { free };
-            !e.notified && e.id != owner && e.n() <= free
+            !e.notified
+                && e.id != owner
+                && e.n() <= free
+                && (checking.is_empty() || !checking.contains(&e.id))
         };
         if free_for_threads == 0 {
             return; // nothing is held back from anyone
@@ -836,6 +957,15 @@ impl Inner {
         if let Some(at) = at {
             self.forgotten.swap_remove(at);
             *me = None;
+        }
+    }
+
+    /// A waiter found its entry gone under the lock: a walk served it. If that was a grant to a
+    /// task, it is claimed here, so that no thread can take it back (invariant 7).
+    fn claimed(&mut self, id: Id) {
+        if let Some(k) = self.task_grants.iter().position(|g| g.id == id) {
+            let claimed = self.task_grants.swap_remove(k).slot.claim();
+            debug_assert!(claimed, "a revoked grant's task is in `forgotten`, not here");
         }
     }
 
