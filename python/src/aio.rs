@@ -98,8 +98,17 @@ fn finish(value: bool) -> PyResult<Option<PyObject>> {
 /// instance `typ` (then `val` must be `None`); or an exception class `typ`, with `val` its
 /// instance (or a subclass's), or else the argument(s) to make one (`None`: none; a tuple:
 /// those); `tb`, if not `None`, becomes its traceback.
+///
+/// A `StopIteration` thrown in comes out as a coroutine's does (PEP 479): a `RuntimeError` caused
+/// by it, so that it cannot pass for the awaitable's end.
 fn thrown(typ: Bound<'_, PyAny>, val: Option<Bound<'_, PyAny>>, tb: Option<Bound<'_, PyAny>>) -> PyErr {
+    let py = typ.py();
     match throw_value(typ, val, tb) {
+        Ok(exc) if exc.is_instance_of::<PyStopIteration>() => {
+            let err = PyRuntimeError::new_err("coroutine raised StopIteration");
+            err.set_cause(py, Some(PyErr::from_value(exc)));
+            err
+        }
         Ok(exc) => PyErr::from_value(exc),
         Err(err) => err,
     }

@@ -347,7 +347,8 @@ fn fresh_name() -> String {
 /// pickles to its name). If a process dies holding permits (killed, even with `SIGKILL`, or by
 /// its own `os._exit`), they come back: a waiter recovers them within about 0.1 s. A process
 /// that ends normally keeps them taken, as `multiprocessing` does. Subclasses and weak references work
-/// (the value is read when the object is made: see `args`).
+/// (the value is read when the object is made, from the first positional argument or
+/// `value=`: a subclass whose `__init__` takes it elsewhere passes it as `value=`).
 #[pyclass(module = "futex_semaphore", subclass, weakref, frozen)]
 pub struct ProcessSemaphore {
     shared: Arc<Shared>,

@@ -29,7 +29,8 @@ const RELEASED_TOO_MANY: &str = "Semaphore released too many times";
 /// and is interrupted by Ctrl-C), `release(n=1)` gives permits back, `with sem:` does both.
 /// The same object serves asyncio tasks: `async with sem:` and `await sem.acquire_async()`,
 /// woken by releases from threads or tasks. Subclasses and weak references work as with
-/// `threading.Semaphore` (the value is read when the object is made: see `args`).
+/// `threading.Semaphore` (the value is read when the object is made, from the first positional argument or
+/// `value=`: a subclass whose `__init__` takes it elsewhere passes it as `value=`).
 #[pyclass(module = "futex_semaphore", subclass, weakref, frozen)]
 pub struct Semaphore {
     pub(crate) engine: Arc<Engine>,

@@ -605,6 +605,9 @@ THROWN = [
     ((int,), "TypeError('exceptions must be classes or instances deriving from BaseException, not type')"),
     ((ValueError, "boom", "tb"), "TypeError('throw() third argument must be a traceback object')"),
     ((ValueError, "boom", _traceback()), "ValueError('boom')"),
+    # PEP 479: it cannot pass for the end of the awaitable.
+    ((StopIteration,), "RuntimeError('coroutine raised StopIteration')"),
+    ((StopIteration(5),), "RuntimeError('coroutine raised StopIteration')"),
 ]
 
 
