@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub mod shared_cells;
 
 use futex_semaphore::Semaphore;
