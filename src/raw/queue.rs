@@ -1306,6 +1306,7 @@ mod tests {
     /// watcher (`timer::cancel` hands it back; `Inner::graveyard`). Dropped under the lock, a
     /// task that owned a permit would have locked the queue again in its release and hung.
     #[test]
+    #[cfg_attr(miri, ignore = "no timer thread under Miri (`sync::timer`)")]
     fn a_cancelled_watchs_waker_is_dropped_after_the_lock() {
         let state = AtomicU64::new(0);
         let queue = Arc::new(Queue::default());
