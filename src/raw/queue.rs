@@ -37,8 +37,10 @@
 //!    lapse, and then takes those grants back ([`Locked::lapse_at`]): their permits return to
 //!    the state, and each task's id goes to `forgotten`, so that it queues again when next
 //!    polled. A task claims its grant, and a thread takes one back, each by one RMW of the
-//!    slot's flag ([`Slot::claim`]): exactly one of them finds it there. A task that finds its
-//!    entry gone under the lock claims it there ([`Inner::claimed`]).
+//!    slot's flag ([`Slot::claim`]): exactly one of them finds it there. The flag holds the
+//!    served entry's id, so a record looks only at its own grant, also once the slot is reused
+//!    (a claimed task's slot is, though its record may hold it until pruned). A task that finds
+//!    its entry gone under the lock claims it there ([`Inner::claimed`]).
 //!
 //! # Who is woken ([`Locked::walk`])
 //! If a reservation holds, its owner first: served (see below) if the free permits cover it
@@ -94,9 +96,7 @@
 //! removes another's entry; a fork's child and a revoked grant put the id in `forgotten`).
 
 use super::state::*;
-use crate::sync::{
-    Arc, AtomicU32, AtomicU64, Futex, Mutex, MutexGuard, Ordering::Acquire, Ordering::Relaxed,
-};
+use crate::sync::{Arc, AtomicU64, Futex, Mutex, MutexGuard, Ordering::Acquire, Ordering::Relaxed};
 use crate::sync::{Ordering::Release, Park, Private, Token, cancel, fork, wake_at};
 #[cfg(not(loom))]
 use std::cell::Cell;
@@ -129,7 +129,10 @@ pub(crate) type Id = u64;
 /// [`Slot::granted`] without the lock and is done.
 pub(crate) struct Slot {
     pub(crate) futex: Futex,
-    granted: AtomicU32,
+    /// 0, or the id of the entry a walk served + 1 (a grant), until its waiter takes it (or a
+    /// thread takes a task's back: invariant 7). The id tells a grant from a later one in the
+    /// same slot, reused meanwhile.
+    granted: AtomicU64,
     /// The thread that last polled this task (`fork::this_thread`, set at each of its looks): a
     /// fork's child keeps a task's entry only if that is the forking thread ("After a fork").
     /// Not under loom, where nothing forks.
@@ -141,7 +144,7 @@ impl Slot {
     pub(crate) fn new() -> Slot {
         Slot {
             futex: Futex::new(),
-            granted: AtomicU32::new(0),
+            granted: AtomicU64::new(0),
             #[cfg(not(loom))]
             polled_by: std::sync::atomic::AtomicU64::new(0),
         }
@@ -162,14 +165,26 @@ impl Slot {
     /// to it) is kept; it starts over ungranted (its futex word may hold any value: a waiter reads
     /// it before its last look).
     pub(crate) fn recycle(slot: Arc<Slot>) {
+        Slot::recycle_held_by(slot, 1);
+    }
+
+    /// As [`recycle`](Self::recycle), for a task that claimed its grant: the queue's record of the
+    /// grant (invariant 7) may still hold the slot, and only looks at it for that grant's tag,
+    /// which a later grant in the slot does not have.
+    pub(crate) fn recycle_claimed(slot: Arc<Slot>) {
+        Slot::recycle_held_by(slot, 2);
+    }
+
+    fn recycle_held_by(slot: Arc<Slot>, holders: usize) {
         #[cfg(not(loom))]
-        if Arc::strong_count(&slot) == 1 {
-            // Relaxed: nobody else can see the slot until it is handed out again.
+        if Arc::strong_count(&slot) <= holders {
+            // Relaxed: nobody else uses the slot until it is handed out again (a record of a
+            // grant only compares it with that grant's tag).
             slot.granted.store(0, Relaxed);
             let _ = SPARE.try_with(move |spare| spare.set(Some(slot)));
         }
         #[cfg(loom)]
-        drop(slot); // no spares under loom: its models allocate each slot
+        let _ = (slot, holders); // no spares under loom: its models allocate each slot
     }
 
     /// Whether a walk served this waiter: its permits are taken for it and it is out of the queue.
@@ -181,23 +196,25 @@ impl Slot {
         self.granted.load(Acquire) != 0
     }
 
-    /// A task's look: takes the grant a walk made it, unless a thread revoked it first
-    /// (invariant 7); exactly one of the two RMWs finds it there.
+    /// A task's look: takes the grant a walk made to its entry `id`, unless a thread took it
+    /// back first (invariant 7); exactly one of the two RMWs finds it there.
     #[inline]
-    pub(crate) fn claim(&self) -> bool {
-        // Acquire: as in `granted`.
-        self.granted.compare_exchange(1, 0, Acquire, Relaxed).is_ok()
+    pub(crate) fn claim(&self, id: Id) -> bool {
+        // A load first: most polls of a queued task find no grant, and a failed CAS would still
+        // take the line from the core that writes it. Acquire: as in `granted`.
+        self.granted.load(Relaxed) == id + 1
+            && self.granted.compare_exchange(id + 1, 0, Acquire, Relaxed).is_ok()
     }
 
-    /// Takes back a grant that its task has not claimed (invariant 7): whether it was there.
-    fn revoke(&self) -> bool {
+    /// Takes back the grant to entry `id` if its task has not claimed it (invariant 7).
+    fn revoke(&self, id: Id) -> bool {
         // Relaxed: under the queue's lock; the permits go back by the caller's Release RMW.
-        self.granted.compare_exchange(1, 0, Relaxed, Relaxed).is_ok()
+        self.granted.compare_exchange(id + 1, 0, Relaxed, Relaxed).is_ok()
     }
 
-    /// Whether a grant is there, unclaimed and not revoked.
-    fn outstanding(&self) -> bool {
-        self.granted.load(Relaxed) == 1
+    /// Whether the grant to entry `id` is there, unclaimed and not taken back.
+    fn outstanding(&self, id: Id) -> bool {
+        self.granted.load(Relaxed) == id + 1
     }
 }
 
@@ -285,6 +302,9 @@ struct Inner {
     /// reservation meanwhile (invariant 5).
     checking: Vec<Id>,
 }
+
+/// How many records of grants to tasks a walk keeps before it prunes the claimed ones.
+const GRANTS_KEPT: usize = 16;
 
 /// A grant to a task that a thread may take back at its lapse (invariant 7).
 struct TaskGrant {
@@ -583,7 +603,7 @@ impl Locked<'_> {
         if grants.is_empty() {
             return None;
         }
-        grants.retain(|g| g.slot.outstanding());
+        grants.retain(|g| g.slot.outstanding(g.id));
         grants.iter().map(|g| g.until).min()
     }
 
@@ -599,12 +619,12 @@ impl Locked<'_> {
         let mut k = 0;
         while k < inner.task_grants.len() {
             let g = &inner.task_grants[k];
-            if g.until > until && g.slot.outstanding() {
+            if g.until > until && g.slot.outstanding(g.id) {
                 k += 1;
                 continue;
             }
             let g = inner.task_grants.swap_remove(k);
-            if g.slot.revoke() {
+            if g.slot.revoke(g.id) {
                 back += g.n;
                 inner.forgotten.push(g.id);
                 inner.forgotten_below = inner.next_id;
@@ -768,7 +788,11 @@ impl Locked<'_> {
                     inner.end_reservation();
                     if !inner.is_thread(i) {
                         // Invariant 7: a thread that asks before the task runs may take it back.
-                        inner.task_grants.retain(|g| g.slot.outstanding());
+                        // Claimed records are pruned now and then, not at each grant: a look at
+                        // a slot the task's core just wrote costs a cache miss under the lock.
+                        if inner.task_grants.len() >= GRANTS_KEPT {
+                            inner.task_grants.retain(|g| g.slot.outstanding(g.id));
+                        }
                         let slot = Arc::clone(&inner.entries[i].slot);
                         inner.task_grants.push(TaskGrant { id: owner, n, until, slot });
                     }
@@ -964,7 +988,7 @@ impl Inner {
     /// task, it is claimed here, so that no thread can take it back (invariant 7).
     fn claimed(&mut self, id: Id) {
         if let Some(k) = self.task_grants.iter().position(|g| g.id == id) {
-            let claimed = self.task_grants.swap_remove(k).slot.claim();
+            let claimed = self.task_grants.swap_remove(k).slot.claim(id);
             debug_assert!(claimed, "a revoked grant's task is in `forgotten`, not here");
         }
     }
@@ -1110,8 +1134,8 @@ impl Inner {
         if self.watcher == Some(id) {
             self.set_watcher(None);
         }
-        // Release: pairs with the Acquire load in `Slot::granted`.
-        e.slot.granted.store(1, Release);
+        // Release: pairs with the Acquire load in `Slot::granted` (the CAS of `Slot::claim`).
+        e.slot.granted.store(id + 1, Release);
         e.wake(wakes);
     }
 }
@@ -1237,6 +1261,25 @@ mod tests {
         let reused = Slot::fresh();
         assert_eq!(Arc::as_ptr(&reused), kept, "the spare was not reused");
         assert!(!reused.granted(), "the spare came back granted");
+    }
+
+    /// A task's slot, its grant claimed, is reused though the queue's record of that grant still
+    /// holds it (`Slot::recycle_claimed`): the record takes back only its own grant (the flag is
+    /// tagged with the entry's id), never a later waiter's in the same slot (invariant 7).
+    #[test]
+    fn a_record_of_a_claimed_grant_never_takes_back_a_later_grant_in_the_same_slot() {
+        let slot = Slot::fresh();
+        slot.granted.store(7 + 1, Release); // granted to entry 7
+        let record = Arc::clone(&slot);
+        assert!(!slot.claim(8), "another entry's grant claimed");
+        assert!(slot.claim(7));
+        Slot::recycle_claimed(slot);
+        let next = Slot::fresh();
+        assert!(Arc::ptr_eq(&next, &record), "the claimed slot was not reused");
+        next.granted.store(9 + 1, Release); // granted to entry 9, a later waiter of this thread
+        assert!(!record.outstanding(7));
+        assert!(!record.revoke(7), "a record took back a later grant");
+        assert!(next.claim(9));
     }
 
     /// A waiter queued alone on `state` with nothing free, whose clock is far from starving; then

@@ -97,10 +97,10 @@ impl AsyncWaiter {
                     return Poll::Ready(result);
                 }
             },
-            State::Queued { slot, .. } if slot.claim() => {
+            State::Queued { id, slot, .. } if slot.claim(*id) => {
                 // Served by a walk: out of the queue, the permits are this task's. No lock.
                 if let State::Queued { slot, .. } = std::mem::replace(&mut self.state, State::Done) {
-                    Slot::recycle(slot);
+                    Slot::recycle_claimed(slot);
                 }
                 return Poll::Ready(Ok(()));
             }
@@ -159,7 +159,7 @@ impl AsyncWaiter {
     /// Called by the futures' `Drop`; does nothing unless queued.
     pub(crate) fn cancel(&mut self, sem: &RawSemaphore) {
         if let State::Queued { id, slot, .. } = std::mem::replace(&mut self.state, State::Done) {
-            if slot.claim() {
+            if slot.claim(id) {
                 sem.release(self.n); // served, and gone before it knew: the permits go back
             } else {
                 sem.lock().leave(&mut Some(id), u64::from(self.n));
