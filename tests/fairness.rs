@@ -344,76 +344,33 @@ fn a_sleeper_held_back_while_a_stalled_task_watches_sees_the_lapse() {
     assert!(waited < BOUND * 10, "the sleeper waited {waited:?}");
 }
 
+/// When the blocking acquire of [`a_blocking_acquire_on_the_worker_of_a_waiting_task_gets_in`]
+/// asks, relative to the release that brings back the task's permits.
+enum Asks {
+    /// Before it: the release comes this long after both wait.
+    BeforeTheRelease(Duration),
+    /// After it, once the task has waited past `STARVE_AFTER`, while the task's worker is busy
+    /// in the thread's code.
+    AfterIt,
+}
+
 /// A blocking acquire on the only worker of an executor whose task waits ahead of it on the same
 /// semaphore: under plain barging the thread takes a permit when they come back and returns, and
 /// then the task runs. Here the task's wake must not count against the thread as permits on
 /// their way (it is never polled while the thread sleeps), nor may its priority (claimed when
-/// the holder is slow) give it the permits while a thread waits: either left the thread asleep
-/// for good with the permits free or granted (a review's reproducer, 10/10 hangs each).
-fn a_blocking_acquire_on_the_worker_of_a_waiting_task_gets_in(release_after: Duration) {
-    use std::sync::{Arc, mpsc};
-    let sem = Arc::new(Semaphore::new(2));
-    sem.acquire_many(2).unwrap().forget();
-    let (done, finished) = mpsc::channel();
-    let worker = {
-        let sem = Arc::clone(&sem);
-        thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-            runtime.block_on(async {
-                let task = tokio::spawn({
-                    let sem = Arc::clone(&sem);
-                    async move { sem.acquire_many_async(2).await.map(|p| p.num_permits()) }
-                });
-                tokio::task::yield_now().await; // the task runs: it queues for 2
-                let releaser = {
-                    let sem = Arc::clone(&sem);
-                    thread::spawn(move || {
-                        wait_for_waiters(&sem, 2);
-                        thread::sleep(release_after);
-                        sem.add_permits(2);
-                    })
-                };
-                let permit = sem.acquire().unwrap(); // blocks the runtime's only worker
-                drop(permit);
-                releaser.join().unwrap();
-                assert_eq!(task.await.unwrap(), Ok(2));
-            });
-            done.send(()).unwrap();
-        })
-    };
-    let outcome = finished.recv_timeout(PATIENCE);
-    assert!(
-        outcome.is_ok(),
-        "the blocking acquire never returned ({} available, {} queued)",
-        sem.available_permits(),
-        sem.queued_waiters()
-    );
-    worker.join().unwrap();
-    assert_eq!(sem.available_permits(), 2);
-}
-
-#[test]
-fn a_blocking_acquire_on_the_worker_of_a_woken_task_gets_in() {
-    a_blocking_acquire_on_the_worker_of_a_waiting_task_gets_in(Duration::ZERO);
-}
-
-#[test]
-fn a_blocking_acquire_on_the_worker_of_a_task_with_priority_gets_in() {
-    a_blocking_acquire_on_the_worker_of_a_waiting_task_gets_in(Duration::from_millis(5));
-}
-
-/// As above, but the permits come back (to a task with priority: it has waited 5 ms) before the
-/// thread asks, while the task's worker is busy in the thread's code: under plain barging the
-/// thread takes one of the permits the release left free. Granted to the task, which cannot run
-/// until the thread returns, they never came back (a stress test's seeds hung 6 in 70; its
-/// reproducer 1/1).
-#[test]
-fn a_blocking_acquire_on_the_worker_of_a_task_served_with_priority_gets_in() {
+/// the holder is slow) give it the permits for good: before, either left the thread asleep for
+/// good with the permits free or granted (a review's reproducer, 10/10 hangs each; with the
+/// thread asking after the release, a stress test's seeds hung 15 in 177).
+fn a_blocking_acquire_on_the_worker_of_a_waiting_task_gets_in(asks: Asks) {
     use std::sync::{Arc, mpsc};
     let sem = Arc::new(Semaphore::new(2));
     sem.acquire_many(2).unwrap().forget();
     let released = Arc::new(AtomicBool::new(false));
     let (done, finished) = mpsc::channel();
+    let before = match asks {
+        Asks::BeforeTheRelease(after) => Some(after),
+        Asks::AfterIt => None,
+    };
     let worker = {
         let (sem, released) = (Arc::clone(&sem), Arc::clone(&released));
         thread::spawn(move || {
@@ -424,20 +381,33 @@ fn a_blocking_acquire_on_the_worker_of_a_task_served_with_priority_gets_in() {
                     async move { sem.acquire_many_async(2).await.map(|p| p.num_permits()) }
                 });
                 tokio::task::yield_now().await; // the task runs: it queues for 2
-                while !released.load(SeqCst) {
+                let releaser = before.map(|after| {
+                    let sem = Arc::clone(&sem);
+                    thread::spawn(move || {
+                        wait_for_waiters(&sem, 2);
+                        thread::sleep(after);
+                        sem.add_permits(2);
+                    })
+                });
+                while releaser.is_none() && !released.load(SeqCst) {
                     thread::yield_now(); // busy in this thread's code: the task cannot run
                 }
-                let permit = sem.acquire().unwrap();
+                let permit = sem.acquire().unwrap(); // blocks the runtime's only worker
                 drop(permit);
+                if let Some(releaser) = releaser {
+                    releaser.join().unwrap();
+                }
                 assert_eq!(task.await.unwrap(), Ok(2));
             });
             done.send(()).unwrap();
         })
     };
-    wait_for_waiters(&sem, 1);
-    thread::sleep(Duration::from_millis(5)); // the task's wait passes STARVE_AFTER
-    sem.add_permits(2);
-    released.store(true, SeqCst);
+    if before.is_none() {
+        wait_for_waiters(&sem, 1);
+        thread::sleep(Duration::from_millis(5)); // the task's wait passes STARVE_AFTER
+        sem.add_permits(2);
+        released.store(true, SeqCst);
+    }
     let outcome = finished.recv_timeout(PATIENCE);
     let stuck = format!("{} available, {} queued", sem.available_permits(), sem.queued_waiters());
     if outcome.is_err() {
@@ -446,6 +416,26 @@ fn a_blocking_acquire_on_the_worker_of_a_task_served_with_priority_gets_in() {
     assert!(outcome.is_ok(), "the blocking acquire never returned ({stuck})");
     worker.join().unwrap();
     assert_eq!(sem.available_permits(), 2);
+}
+
+#[test]
+fn a_blocking_acquire_on_the_worker_of_a_woken_task_gets_in() {
+    a_blocking_acquire_on_the_worker_of_a_waiting_task_gets_in(Asks::BeforeTheRelease(Duration::ZERO));
+}
+
+#[test]
+fn a_blocking_acquire_on_the_worker_of_a_task_with_priority_gets_in() {
+    a_blocking_acquire_on_the_worker_of_a_waiting_task_gets_in(Asks::BeforeTheRelease(
+        Duration::from_millis(5),
+    ));
+}
+
+/// The permits come back (to a task with priority) before the thread asks: granted to the task,
+/// which cannot run until the thread returns, they never came back; now the thread takes them
+/// back at the priority's lapse (queue invariant 7).
+#[test]
+fn a_blocking_acquire_on_the_worker_of_a_task_served_with_priority_gets_in() {
+    a_blocking_acquire_on_the_worker_of_a_waiting_task_gets_in(Asks::AfterIt);
 }
 
 /// A thread in its `keep_waiting` (user code, here 300 ms) does not watch a reservation, nor is

@@ -841,6 +841,16 @@ fn a_task_with_priority_is_not_granted_permits_while_a_thread_waits() {
     });
 }
 
+/// Spawns a thread that passes the queue's head over and then releases one permit: the walk of
+/// that release claims the priority for the head and serves it.
+fn spawn_release_with_priority(sem: &Arc<Semaphore>) -> thread::JoinHandle<()> {
+    let sem = sem.clone();
+    thread::spawn(move || {
+        sem.add_permits(0); // passes the head over: the next walk claims for it
+        sem.add_permits(1);
+    })
+}
+
 /// A task with priority whose permits come back while this thread (its executor's only worker,
 /// say) is busy, and that then asks for one with a blocking acquire, before or after the
 /// release: queued before, it holds the permits back for the task (the rule of the model below);
@@ -853,13 +863,7 @@ fn a_task_with_priority_is_not_granted_permits_a_thread_may_ask_for_before_it_ru
         let sem = Arc::new(Semaphore::new(0));
         let mut task = sem.acquire_async();
         assert!(!poll_once(&mut task)); // queued
-        let releaser = {
-            let sem = sem.clone();
-            thread::spawn(move || {
-                sem.add_permits(0); // passes the head over: the next walk claims for it
-                sem.add_permits(1);
-            })
-        };
+        let releaser = spawn_release_with_priority(&sem);
         let permit = sem.acquire().unwrap();
         releaser.join().unwrap();
         drop(permit);
@@ -878,13 +882,7 @@ fn a_tasks_claim_of_its_grant_races_a_thread_taking_it_back() {
         let sem = Arc::new(Semaphore::new(0));
         let mut task = sem.acquire_async();
         assert!(!poll_once(&mut task)); // queued
-        let releaser = {
-            let sem = sem.clone();
-            thread::spawn(move || {
-                sem.add_permits(0);
-                sem.add_permits(1);
-            })
-        };
+        let releaser = spawn_release_with_priority(&sem);
         let thread = {
             let sem = sem.clone();
             thread::spawn(move || drop(sem.acquire().unwrap()))
