@@ -3,8 +3,8 @@
 //! # Releasing permits
 //! On every type, a permit goes back in one of two ways:
 //! - **Dropping its guard** ([`Permit`], [`OwnedPermit`], `ProcessPermit`), also while a panic
-//!   unwinds. This is how a holder returns what it took; it returns nothing (where a count would
-//!   pass its limit, see below).
+//!   unwinds. This is how a holder returns what it took; it returns nothing, so it cannot report
+//!   a count that would pass its limit (below says what it does then).
 //! - **`release` / `add_permits`**, which add permits that no guard holds: permits kept out with
 //!   `forget`, or never taken (signalling, as with Python's `release()`). A release wakes the
 //!   waiters the new permits can serve, and happens-before the acquire that takes them, as a

@@ -34,7 +34,8 @@
 //!    that entry, and one that leaves before it moves it back by one.
 //! 7. A grant to a task that its task has not claimed is in `task_grants`, with the lapse of the
 //!    reservation it served; a thread short of permits sleeps no longer than the earliest such
-//!    lapse, and then takes those grants back ([`Locked::lapse_at`]): their permits return to
+//!    lapse, and then takes those grants back ([`Locked::lapse_at`], which a held-back task that
+//!    sees a reservation out runs too, taking back the grants due by then): their permits return to
 //!    the state, and each task's id goes to `forgotten`, so that it queues again when next
 //!    polled. A task claims its grant, and a thread takes one back, each by one RMW of the
 //!    slot's flag ([`Slot::claim`]): exactly one of them finds it there. The flag holds the
@@ -125,13 +126,13 @@ const MAX_DOUBLINGS: u8 = 9;
 pub(crate) type Id = u64;
 
 /// What a queued waiter shares with the queue: the futex word a thread sleeps on, and whether a
-/// walk has served it. A served waiter has left the queue and owns its permits: it reads
-/// [`Slot::granted`] without the lock and is done.
+/// walk has served it. A served waiter has left the queue and owns its permits: without the lock,
+/// a thread reads [`Slot::granted`], a task claims the grant ([`Slot::claim`]), and it is done.
 pub(crate) struct Slot {
     pub(crate) futex: Futex,
-    /// 0, or the id of the entry a walk served + 1 (a grant), until its waiter takes it (or a
-    /// thread takes a task's back: invariant 7). The id tells a grant from a later one in the
-    /// same slot, reused meanwhile.
+    /// 0, or the id of the entry a walk served + 1 (a grant), until a task claims it, a thread
+    /// takes a task's back (invariant 7), or the slot is recycled. The id tells a grant from a
+    /// later one in the same slot, reused meanwhile.
     granted: AtomicU64,
     /// The thread that last polled this task (`fork::this_thread`, set at each of its looks): a
     /// fork's child keeps a task's entry only if that is the forking thread ("After a fork").
@@ -599,12 +600,12 @@ impl Locked<'_> {
     /// thread short of permits sleeps no longer, and then takes such grants back
     /// ([`lapse_at`](Self::lapse_at)).
     pub(crate) fn unclaimed_grant_lapse(&mut self) -> Option<Instant> {
-        let grants = &mut self.inner().task_grants;
-        if grants.is_empty() {
+        let inner = self.inner();
+        if inner.task_grants.is_empty() {
             return None;
         }
-        grants.retain(|g| g.slot.outstanding(g.id));
-        grants.iter().map(|g| g.until).min()
+        inner.prune_task_grants();
+        inner.task_grants.iter().map(|g| g.until).min()
     }
 
     /// Takes back the grants to tasks whose lapse is `until` or before and that their task has
@@ -791,7 +792,7 @@ impl Locked<'_> {
                         // Claimed records are pruned now and then, not at each grant: a look at
                         // a slot the task's core just wrote costs a cache miss under the lock.
                         if inner.task_grants.len() >= GRANTS_KEPT {
-                            inner.task_grants.retain(|g| g.slot.outstanding(g.id));
+                            inner.prune_task_grants();
                         }
                         let slot = Arc::clone(&inner.entries[i].slot);
                         inner.task_grants.push(TaskGrant { id: owner, n, until, slot });
@@ -991,6 +992,11 @@ impl Inner {
             let claimed = self.task_grants.swap_remove(k).slot.claim(id);
             debug_assert!(claimed, "a revoked grant's task is in `forgotten`, not here");
         }
+    }
+
+    /// Drops the records of grants to tasks that their task has claimed (invariant 7).
+    fn prune_task_grants(&mut self) {
+        self.task_grants.retain(|g| g.slot.outstanding(g.id));
     }
 
     /// Whether entry `i` is a thread's (else a task's).
