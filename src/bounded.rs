@@ -16,6 +16,20 @@ use std::time::{Duration, Instant};
 /// check compares the available count with the initial one, as Python does, so calling it while
 /// guards are still out lets their return take the count above the start.
 ///
+/// A request for more than [`initial_permits`](BoundedSemaphore::initial_permits) is accepted,
+/// as on [`Semaphore`], but only such a `release` can ever serve it: where the count stays within
+/// its bound, as it does in a program that releases only what it acquired, `acquire_many` waits
+/// for good, and once it has waited long enough for priority it holds the others back as
+/// `Semaphore`'s [Fairness](crate::Semaphore#fairness) says of a request for more than is ever
+/// free at once. Ask for at most the bound.
+///
+/// ```
+/// use futex_semaphore::{BoundedSemaphore, TryAcquireError};
+///
+/// let sem = BoundedSemaphore::new(2);
+/// assert_eq!(sem.try_acquire_many(3).err(), Some(TryAcquireError::NoPermits)); // never, here
+/// ```
+///
 /// # Examples
 /// ```
 /// use futex_semaphore::{BoundedSemaphore, ReleaseError};
