@@ -471,3 +471,46 @@ fn a_thread_in_its_check_does_not_hold_up_the_lapse() {
         assert!(waited < BOUND, "held back {waited:?}: the lapse waited for the check");
     });
 }
+
+/// A grant to a task leaves a record in its semaphore that a thread short of permits may use to
+/// take the grant back (queue invariant 7), and the task's slot goes on to its thread's next
+/// wait, on any semaphore. The record must never take back a grant that another semaphore made
+/// in that slot since: that would add permits to its own semaphore that nobody gave back. Here
+/// the first wait of each semaphore has the same place in its queue, so a record that knew the
+/// grant by that place alone took the second semaphore's grant and gave the first a second
+/// permit (a thread then took 2 permits of a semaphore of 1).
+#[test]
+fn a_record_of_a_claimed_grant_leaves_a_grant_of_another_semaphore_alone() {
+    use futex_semaphore::TryAcquireError;
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    fn poll<'a>(fut: &mut futex_semaphore::Acquire<'a>) -> Poll<futex_semaphore::Permit<'a>> {
+        std::pin::Pin::new(fut).poll(&mut Context::from_waker(Waker::noop())).map(Result::unwrap)
+    }
+    // Semaphore `a` grants its permit to a task with priority (no thread waits), which claims it
+    // on this thread: the task's slot becomes this thread's spare, and `a` keeps the record.
+    let a = Semaphore::new(1);
+    let held = a.acquire().unwrap();
+    let mut task = a.acquire_async();
+    assert!(poll(&mut task).is_pending());
+    thread::sleep(Duration::from_millis(5)); // its wait passes STARVE_AFTER
+    drop(held); // granted to it, with priority
+    let Poll::Ready(permit) = poll(&mut task) else { panic!("the grant was not claimed") };
+    drop((permit, task));
+    // Semaphore `b` grants its permit to a task in the same slot, which has not run since.
+    let b = Semaphore::new(1);
+    let held = b.acquire().unwrap();
+    let mut other = b.acquire_async();
+    assert!(poll(&mut other).is_pending());
+    thread::sleep(Duration::from_millis(5));
+    drop(held);
+    // A thread short of permits on `a` sleeps until the lapse of the grant `a` recorded, and then
+    // takes back what is still outstanding: nothing of `a`'s.
+    let taken = a.try_acquire_many_for(2, Duration::from_millis(50)).map(|p| p.num_permits());
+    assert_eq!(taken, Err(TryAcquireError::NoPermits), "2 permits of a semaphore of 1");
+    assert_eq!(a.available_permits(), 1);
+    let Poll::Ready(permit) = poll(&mut other) else { panic!("b's grant was taken from its task") };
+    assert_eq!(b.available_permits(), 0);
+    drop(permit);
+    assert_eq!(b.available_permits(), 1);
+}

@@ -40,8 +40,9 @@
 //!    polled. A task claims its grant, and a thread takes one back, each by one RMW of the
 //!    slot's flag ([`Slot::claim`]): exactly one of them finds it there. The flag holds the
 //!    served entry's id, so a record looks only at its own grant, also once the slot is reused
-//!    (a claimed task's slot is, though its record may hold it until pruned). A task that finds
-//!    its entry gone under the lock claims it there ([`Inner::claimed`]).
+//!    (a claimed task's slot is, though its record may hold it until pruned) by a wait on any
+//!    semaphore: ids are unique in the process, not only in their queue ([`ID_BLOCK`]). A task
+//!    that finds its entry gone under the lock claims it there ([`Inner::claimed`]).
 //!
 //! # Who is woken ([`Locked::walk`])
 //! If a reservation holds, its owner first: served (see below) if the free permits cover it
@@ -122,8 +123,24 @@ pub(crate) const MAX_LAPSE: Duration = FIRST_LAPSE.saturating_mul(1 << MAX_DOUBL
 /// How many times a waiter's reservation doubles, at most (see [`MAX_LAPSE`]).
 const MAX_DOUBLINGS: u8 = 9;
 
-/// A waiter's place in the queue: ids grow with arrival, so the queue is sorted by them.
+/// A waiter's place in the queue: ids grow with arrival, so the queue is sorted by them. They are
+/// unique in the process, not only in their queue ([`ID_BLOCK`]).
 pub(crate) type Id = u64;
+
+/// A queue takes its waiters' ids in blocks of this many from [`ID_BLOCKS`], so that no two
+/// waiters in the process, on any semaphores, have the same id: a claimed task's slot goes on to
+/// its thread's next wait, on any semaphore, while the record of its grant (invariant 7) may
+/// still hold it, and that record must not take for its own a grant that another queue made in
+/// the slot to an entry of the same id. (Ids unique in their queue only gave a semaphore a
+/// permit nobody gave back: `tests/fairness.rs`,
+/// `a_record_of_a_claimed_grant_leaves_a_grant_of_another_semaphore_alone`.) One RMW of a
+/// process-wide word per block: per queue's first wait and per 65,536 waits after.
+const ID_BLOCK: Id = 1 << 16;
+
+/// The start of the next block of ids: see [`ID_BLOCK`]. Not a loom atomic, and not there under
+/// loom: no slot is reused there (no spares), so each queue counts its ids from 0.
+#[cfg(not(loom))]
+static ID_BLOCKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// What a queued waiter shares with the queue: the futex word a thread sleeps on, and whether a
 /// walk has served it. A served waiter has left the queue and owns its permits: without the lock,
@@ -131,8 +148,9 @@ pub(crate) type Id = u64;
 pub(crate) struct Slot {
     pub(crate) futex: Futex,
     /// 0, or the id of the entry a walk served + 1 (a grant), until a task claims it, a thread
-    /// takes a task's back (invariant 7), or the slot is recycled. The id tells a grant from a
-    /// later one in the same slot, reused meanwhile.
+    /// takes a task's back (invariant 7), or the slot is recycled. The id, unique in the process
+    /// ([`ID_BLOCK`]), tells a grant from a later one in the same slot, reused meanwhile by a wait
+    /// on any semaphore.
     granted: AtomicU64,
     /// The thread that last polled this task (`fork::this_thread`, set at each of its looks): a
     /// fork's child keeps a task's entry only if that is the forking thread ("After a fork").
@@ -264,7 +282,9 @@ struct Reservation {
 #[derive(Default)]
 struct Inner {
     entries: VecDeque<Entry>,
+    /// The next id to give ([`Inner::new_id`]), and the end of the block it comes from.
     next_id: Id,
+    ids_end: Id,
     /// Invariant 2.
     inflight: u64,
     /// Invariant 2: what of `inflight` tasks' entries ask for.
@@ -503,8 +523,7 @@ impl Locked<'_> {
         }
         let now = self.now();
         let inner = self.inner();
-        let id = inner.next_id;
-        inner.next_id += 1;
+        let id = inner.new_id();
         let wake = wake();
         inner.threads += usize::from(matches!(wake, Wake::Thread));
         inner.entries.push_back(Entry {
@@ -941,6 +960,30 @@ impl Entry {
 }
 
 impl Inner {
+    /// An id for a new entry: greater than every id this queue gave before, and unique in the
+    /// process ([`ID_BLOCK`]).
+    fn new_id(&mut self) -> Id {
+        if self.next_id == self.ids_end {
+            self.next_blocks();
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    #[cold]
+    fn next_blocks(&mut self) {
+        // Relaxed: the block only has to be one nobody else got; each queue's ids then grow under
+        // its lock.
+        #[cfg(not(loom))]
+        let start = ID_BLOCKS.fetch_add(ID_BLOCK, std::sync::atomic::Ordering::Relaxed);
+        #[cfg(loom)]
+        let start = self.next_id;
+        assert!(start < Id::MAX - ID_BLOCK, "futex-semaphore: the process ran out of waiter ids");
+        self.next_id = start;
+        self.ids_end = start + ID_BLOCK;
+    }
+
     /// The first section of this queue, or the first in a child made by `fork` since the last
     /// ("After a fork" in the module header): in a child, the threads queued here are the
     /// parent's, not copied, and their entries leave (with their wakes, watch and reservation).
@@ -1523,6 +1566,22 @@ mod tests {
             skipped > walks / 10,
             "the hint was rarely used ({skipped} of {walks} walks): the test misses its aim"
         );
+    }
+
+    /// Ids grow in each queue, across the end of a block, and no two queues give the same one
+    /// ([`ID_BLOCK`]: a record of a grant knows it by its id, in a slot any semaphore may reuse).
+    #[test]
+    fn ids_grow_in_each_queue_and_no_two_queues_give_the_same() {
+        let (mut a, mut b) = (Inner::default(), Inner::default());
+        let mut ids = vec![a.new_id(), b.new_id()];
+        a.next_id = a.ids_end - 1; // the last of `a`'s block
+        ids.extend([a.new_id(), a.new_id(), b.new_id()]);
+        assert!(ids[0] < ids[2] && ids[2] < ids[3], "a's ids: {ids:?}");
+        assert!(ids[1] < ids[4], "b's ids: {ids:?}");
+        let mut unique = ids.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len(), "an id given twice: {ids:?}");
     }
 
     /// `index` finds every entry and nothing else, whatever gaps leaving waiters left (a miss
