@@ -964,7 +964,7 @@ impl Inner {
     /// process ([`ID_BLOCK`]).
     fn new_id(&mut self) -> Id {
         if self.next_id == self.ids_end {
-            self.next_blocks();
+            self.take_id_block();
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -972,7 +972,7 @@ impl Inner {
     }
 
     #[cold]
-    fn next_blocks(&mut self) {
+    fn take_id_block(&mut self) {
         // Relaxed: the block only has to be one nobody else got; each queue's ids then grow under
         // its lock.
         #[cfg(not(loom))]
