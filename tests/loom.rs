@@ -1088,3 +1088,128 @@ fn a_robbed_waiter_does_not_cost_the_next_one_its_wake() {
         assert_eq!(sem.available_permits(), 0);
     });
 }
+
+// `forget_permits` racing the paths that hand permits to a waiter with priority. The permits
+// that exist and the permits held are one word (`Ledger`), so that a holder's check sees both at
+// one instant: with two words, a holder between its count and its look at the capacity could
+// see a permit that another holder gave back, and the forgetter then removed, as one it holds
+// ("2 held of 1" on a correct semaphore: `docs/reliability.md`).
+
+/// Permits held (low half) and permits that exist (high half), in one word.
+struct Ledger {
+    sem: Semaphore,
+    word: AtomicUsize,
+}
+
+const HALF: u32 = usize::BITS / 2;
+
+impl Ledger {
+    fn new(permits: usize) -> Arc<Ledger> {
+        Arc::new(Ledger { sem: Semaphore::new(permits), word: AtomicUsize::new(permits << HALF) })
+    }
+
+    /// A holder of one permit enters (right after its acquire) and leaves (right before it gives
+    /// the permit back): never more holders than permits.
+    fn hold(&self) {
+        let before = self.word.fetch_add(1, SeqCst);
+        let (held, exist) = ((before & ((1 << HALF) - 1)) + 1, before >> HALF);
+        assert!(held <= exist, "{held} permits held of {exist}");
+        self.word.fetch_sub(1, SeqCst);
+    }
+
+    /// Forgets a permit if one is free and gives it back: the count of permits that exist falls
+    /// after the forget and rises before the add.
+    fn forget_one_and_add_it_back(&self) {
+        let forgotten = self.sem.forget_permits(1);
+        self.word.fetch_sub(forgotten << HALF, SeqCst);
+        self.word.fetch_add(forgotten << HALF, SeqCst);
+        self.sem.add_permits(forgotten);
+    }
+}
+
+/// A thread that forgets a free permit and adds it back, racing the walk that serves a task with
+/// priority: the walk's compare-and-swap takes the task's permit only if it is still there (a
+/// forget between its look and its CAS leaves the task waiting for the add), so the task never
+/// holds a permit that the forget removed, and the count comes back whole.
+#[test]
+fn forget_racing_the_walk_that_serves_a_task_with_priority() {
+    a_task_with_priority_served_while_a_thread_forgets(false);
+}
+
+/// The same with `close` after the forget and its add-back: the task gets the permit (before the
+/// close) or fails, and the count comes back whole.
+#[test]
+fn forget_and_close_racing_a_task_with_priority() {
+    a_task_with_priority_served_while_a_thread_forgets(true);
+}
+
+/// A task waits behind a permit this thread holds; another thread forgets a free permit, adds it
+/// back and, if `then_close`, closes; this thread gives the task priority and releases.
+fn a_task_with_priority_served_while_a_thread_forgets(then_close: bool) {
+    model(move || {
+        let ledger = Ledger::new(1);
+        let held = ledger.sem.acquire().unwrap();
+        let task = {
+            let ledger = ledger.clone();
+            thread::spawn(move || match loom::future::block_on(ledger.sem.acquire_async()) {
+                Ok(permit) => {
+                    ledger.hold();
+                    drop(permit);
+                    true
+                }
+                Err(_) => false,
+            })
+        };
+        wait_for_waiters(&ledger.sem, 1);
+        let forgetter = {
+            let ledger = ledger.clone();
+            thread::spawn(move || {
+                ledger.forget_one_and_add_it_back();
+                if then_close {
+                    ledger.sem.close();
+                }
+            })
+        };
+        ledger.sem.add_permits(0); // passes the task over: the release's walk gives it priority
+        drop(held);
+        forgetter.join().unwrap();
+        let served = task.join().unwrap();
+        assert!(served || then_close, "the task failed, and nothing closed");
+        assert_eq!(ledger.sem.available_permits(), 1, "a permit made or lost");
+    });
+}
+
+/// A thread that forgets a free permit and adds it back, racing a grant to a task and its
+/// revocation by the task's own executor thread (invariant 7), and then the task's claim.
+#[test]
+fn forget_racing_a_grant_to_a_task_and_its_revocation() {
+    model(|| {
+        let ledger = Ledger::new(0);
+        let executor = {
+            let ledger = ledger.clone();
+            thread::spawn(move || {
+                let mut task = ledger.sem.acquire_async();
+                assert!(!poll_once(&mut task)); // queued
+                let permit = ledger.sem.acquire().unwrap(); // the grant's lapse takes it back
+                ledger.hold();
+                drop(permit);
+                while !poll_once(&mut task) {
+                    thread::yield_now(); // its permit, once it has it, is given back at once
+                }
+            })
+        };
+        while no_waiters(&ledger.sem) {
+            thread::yield_now(); // the task queued (its thread may queue too, or not yet)
+        }
+        let forgetter = {
+            let ledger = ledger.clone();
+            thread::spawn(move || ledger.forget_one_and_add_it_back())
+        };
+        ledger.sem.add_permits(0); // passes the task over: the next walk gives it priority
+        ledger.word.fetch_add(1 << HALF, SeqCst); // a permit comes to exist before it is added
+        ledger.sem.add_permits(1);
+        forgetter.join().unwrap();
+        executor.join().unwrap();
+        assert_eq!(ledger.sem.available_permits(), 1, "a permit made or lost");
+    });
+}
