@@ -24,10 +24,9 @@ log=$3
 chunk=${CHUNK:-1000}
 
 here=$(cd "$(dirname "$0")" && pwd)
-bin="$here/../../target/release/stress-mix"
-if [ ! -x "$bin" ]; then
-    (cd "$here" && cargo build --release -p stress-mix) || exit 1
-fi
+bin="${CARGO_TARGET_DIR:-$here/../../target}/release/stress-mix"
+# Always: a no-op when the binary is fresh, and never a campaign of a stale build.
+(cd "$here" && cargo build --quiet --release -p stress-mix) || exit 1
 
 shape=""
 for v in F_PERMITS F_MAXK F_THREADS F_TASKS F_POOL F_MGR CLOSE_MID SCALE F_GAP F_WATCHDOG F_SELFTEST; do

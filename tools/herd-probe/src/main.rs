@@ -20,7 +20,8 @@ fn work(units: u32) {
     black_box(x);
 }
 
-/// One herd on the semaphore `acquire` stands for (`many`: whether this task asks for 2).
+/// One herd on `sem`, whose tasks take permits with `acquire` (its `bool`: whether that task asks
+/// for 2).
 async fn herd<S, P, F>(sem: Arc<S>, half_two: bool, acquire: fn(Arc<S>, bool) -> F) -> Duration
 where
     S: Send + Sync + 'static,
