@@ -43,7 +43,8 @@ use std::time::{Duration, Instant};
 /// Every waiter's wait is bounded. Once the waiter at the head of the queue (of any size, thread
 /// or task) has waited 1 ms, it gets priority from the next release (or the next waiter's
 /// arrival) on (a thread sooner: at once if a release woke it for permits that another acquire
-/// took before it ran): every other acquire, [`try_acquire`] included, may
+/// took before it ran; its wait may be counted from the queue's last reading of the clock before
+/// it arrived, which only brings the priority sooner): every other acquire, [`try_acquire`] included, may
 /// only take permits beyond what it still needs, so releases pile up for it. It is then served as
 /// soon as enough holders have given permits back: its wait is at most 1 ms plus the time until
 /// holders return the permits it asked for. A waiter further back waits, in addition, for those
@@ -58,7 +59,8 @@ use std::time::{Duration, Instant};
 /// the doubling costs"). A FIFO semaphore such as tokio's holds them for the whole wait. A task
 /// with priority is served when it runs, where threads wait too: one of them may be blocking its
 /// executor's only worker; and permits granted to a task are taken back by a thread that runs
-/// short of them before the task has run, at the priority's lapse (as for a thread held back).
+/// short of them before the task has run, at the priority's lapse (as for a thread held back;
+/// counted from the first look of such a thread where the task was served as it got priority).
 /// Measured figures are in `docs/benchmarks.md`.
 ///
 /// The bound counts from the start of one wait: a loop of short timed acquires starts over at

@@ -872,6 +872,29 @@ fn a_task_with_priority_is_not_granted_permits_a_thread_may_ask_for_before_it_ru
     });
 }
 
+/// As the model above, for a grant made in the walk that found the task starving, where the
+/// permits covered it and no thread waited: served at once, with no reservation and no clock
+/// read for it, so its lapse starts when a thread first looks at it (`queue::Lapse::After`). The
+/// thread that then asks (the task's executor's only worker, say) sleeps until that lapse and
+/// takes the permit back. Given no lapse, it slept untimed, and the task never ran: a loom
+/// deadlock.
+#[test]
+fn a_grant_made_at_once_lapses_from_a_threads_look() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let mut task = sem.acquire_async();
+        // Queued; its section's walk passed it over, so the next walk finds it starving (loom's
+        // clock: `Entry::starving`), with nothing reserved for it yet.
+        assert!(!poll_once(&mut task));
+        sem.add_permits(1); // served at once
+        let permit = sem.acquire().unwrap();
+        drop(permit);
+        assert!(poll_once(&mut task), "the task did not get the permit back");
+        assert!(no_waiters(&sem));
+        assert_eq!(sem.available_permits(), 1, "a permit made or lost"); // the task's, given back
+    });
+}
+
 /// A grant to a task, its claim by the task's poll and a thread that takes it back at its lapse,
 /// racing: exactly one of the two has the permit (the task's claim and the revocation are each
 /// one RMW of the grant; a task that finds its entry gone under the lock claims it there), the

@@ -33,16 +33,18 @@
 //!    a walk sets it from what it passed over; an un-marked entry before it moves it back to
 //!    that entry, and one that leaves before it moves it back by one.
 //! 7. A grant to a task that its task has not claimed is in `task_grants`, with the lapse of the
-//!    reservation it served; a thread short of permits sleeps no longer than the earliest such
-//!    lapse, and then takes those grants back ([`Locked::lapse_at`], which a held-back task that
-//!    sees a reservation out runs too, taking back the grants due by then): their permits return to
-//!    the state, and each task's id goes to `forgotten`, so that it queues again when next
-//!    polled. A task claims its grant, and a thread takes one back, each by one RMW of the
-//!    slot's flag ([`Slot::claim`]): exactly one of them finds it there. The flag holds the
-//!    served entry's id, so a record looks only at its own grant, also once the slot is reused
-//!    (a claimed task's slot is, though its record may hold it until pruned) by a wait on any
-//!    semaphore: ids are unique in the process, not only in their queue ([`ID_BLOCK`]). A task
-//!    that finds its entry gone under the lock claims it there ([`Inner::claimed`]).
+//!    reservation it served (a head served at once, which claimed none, lapses [`Lapse::After`]
+//!    the first thread's look: "The queue's clock"); a thread short of permits sleeps no longer
+//!    than the earliest such lapse, and then takes those grants back ([`Locked::lapse_at`], which
+//!    a held-back task that sees a reservation out runs too, taking back the grants due by then):
+//!    their permits return to the state, and each task's id goes to `forgotten`, so that it
+//!    queues again when next polled. A task claims its grant, and a thread takes one back, each
+//!    by one RMW of the slot's flag ([`Slot::claim`]): exactly one of them finds it there. The
+//!    flag holds the served entry's id, so a record looks only at its own grant, also once the
+//!    slot is reused (a claimed task's slot is, though its record may hold it until pruned) by a
+//!    wait on any semaphore: ids are unique in the process, not only in their queue
+//!    ([`ID_BLOCK`]). A task that finds its entry gone under the lock claims it there
+//!    ([`Inner::claimed`]).
 //!
 //! # Who is woken ([`Locked::walk`])
 //! If a reservation holds, its owner first: served (see below) if the free permits cover it
@@ -59,7 +61,9 @@
 //! on costs no clock read: [`Locked::gave_back`]): takers other than the owner may only take
 //! permits beyond what the owner still needs, and the first walk that finds enough free grants
 //! them to the owner (taken for it in the CAS that ends the reservation, so they never sit idle
-//! while it is scheduled), unless the owner is a task and threads wait: then it is woken and its
+//! while it is scheduled; where the walk that finds the head starving finds its permits free, it
+//! serves it so at once, and claims no reservation: [`Locked::prioritize_head`]), unless the
+//! owner is a task and threads wait: then it is woken and its
 //! permits stay held for it until it takes them or the reservation lapses (a thread may be what
 //! its executor waits for, and granted permits would never come back to it). A grant to a task
 //! where no thread waited is taken back by a thread that runs short of permits before the task
@@ -74,6 +78,22 @@
 //! is enforced by one of those it holds back (they are the only ones who can be stuck), its
 //! watcher: a thread sleeps at most until the lapse; a task is woken then by the crate's timer
 //! (`sync::timer`), or yields to its executor until then where there is no timer.
+//!
+//! # The queue's clock
+//! A section reads the clock at most once, and keeps the reading in the queue (`Inner::clock`).
+//! Two decisions use the kept reading instead of reading again, up to [`CLOCK_REUSES`] times
+//! and only while waiters are queued (an arrival into an empty queue reads the time): an
+//! arrival's stamp, and a head found starving by it. Both err only towards the waiter: the
+//! reading is never later than the time, so an arrival stamped with it starves no later than
+//! [`STARVE_AFTER`] after it queued (sooner by at most the reading's age, which the bound on its
+//! uses keeps to a few sections wherever sections come often), and a head starving by it is
+//! starving. A head not starving by it is looked at again with the time read. Every decision that
+//! an early time would make later for a waiter (a reservation's lapse, its end, a starving
+//! clock restarted after a lapse, a grant's lapse) reads the time; a head served at once needs
+//! none, and its grant's lapse, if a task's, is set by the first thread that looks at it
+//! ([`Lapse::After`]): no sooner than a reservation claimed then would lapse. In the async herd a
+//! cycle read the clock twice (an arrival, the release's look at the head), at 18-21 ns a read
+//! on the project's VM (`docs/design.md`, "The queue's clock").
 //!
 //! # After a fork
 //! A child made by `fork` has a copy of the queue but only the forking thread: the threads
@@ -322,7 +342,16 @@ struct Inner {
     /// Threads running their `keep_waiting` (user code, which may run long): none watches a
     /// reservation meanwhile (invariant 5).
     checking: Vec<Id>,
+    /// The queue's last reading of the clock ([`Locked::now`]), and how many times
+    /// [`Locked::kept`] has used it since: "The queue's clock" in the module header.
+    clock: Option<Instant>,
+    clock_uses: u8,
 }
+
+/// How many times a section may use the queue's last reading of the clock before it reads again
+/// ([`Locked::kept`]): a reading costs about as much as the rest of a short section (18-21 ns on
+/// the project's VM), and a herd of tasks made two a cycle (`docs/design.md`, "The queue's clock").
+const CLOCK_REUSES: u8 = 16;
 
 /// How many records of grants to tasks a walk keeps before it prunes the claimed ones.
 const GRANTS_KEPT: usize = 16;
@@ -331,9 +360,27 @@ const GRANTS_KEPT: usize = 16;
 struct TaskGrant {
     id: Id,
     n: u64,
-    /// The lapse of the reservation it served.
-    until: Instant,
+    lapse: Lapse,
     slot: Arc<Slot>,
+}
+
+/// When a grant to a task lapses (invariant 7).
+#[derive(Clone, Copy)]
+enum Lapse {
+    /// At the lapse of the reservation it served.
+    At(Instant),
+    /// This long after a thread first looks at it ([`Locked::unclaimed_grant_lapse`], which sets
+    /// it `At` then): a head served in the walk that found it starving, which claimed no
+    /// reservation and read no clock for it ([`Locked::prioritize_head`]). It lapses no sooner
+    /// than a reservation claimed at that look would.
+    After(Duration),
+}
+
+impl Lapse {
+    /// Whether it has lapsed by `until` (one that no thread has looked at yet has not).
+    fn by(self, until: Instant) -> bool {
+        matches!(self, Lapse::At(at) if at <= until)
+    }
 }
 
 /// What the last walks learnt about the front of the queue, so that the next does not look at
@@ -407,15 +454,34 @@ impl Queue {
 }
 
 impl Locked<'_> {
+    /// The time, read once per section; kept in the queue for [`kept`](Self::kept).
     fn now(&mut self) -> Instant {
-        *self.now.get_or_insert_with(Instant::now)
+        if let Some(now) = self.now {
+            return now;
+        }
+        let now = Instant::now();
+        self.now = Some(now);
+        let inner = self.inner();
+        (inner.clock, inner.clock_uses) = (Some(now), 0);
+        now
     }
 
-    /// Gives the section the time, read just before its lock was taken by a waiter that is about
-    /// to queue (it needs the time for its entry): one clock read fewer under the lock. Decisions
-    /// made with it are made as if a moment earlier, which only ever waits a little longer.
-    pub(crate) fn seed_now(&mut self, now: Instant) {
-        self.now = Some(now);
+    /// The queue's last reading of the clock, while waiters are queued: never later than the
+    /// time, and at most [`CLOCK_REUSES`] uses old ([`Inner::clock`]); else the time is read. Only
+    /// for decisions that an early time makes sooner for the waiter, never later: an arrival's
+    /// stamp, and a head found starving (see "The queue's clock" in the module header).
+    fn kept(&mut self) -> Instant {
+        if let Some(now) = self.now {
+            return now;
+        }
+        let inner = self.inner();
+        match inner.clock {
+            Some(kept) if inner.clock_uses < CLOCK_REUSES && !inner.entries.is_empty() => {
+                inner.clock_uses += 1;
+                kept
+            }
+            _ => self.now(),
+        }
     }
 
     /// Says that permits came back in this section or just before it (a release): its walk looks
@@ -521,7 +587,7 @@ impl Locked<'_> {
             Take::Short { .. } if me.is_some() => return result,
             Take::Short { .. } => {}
         }
-        let now = self.now();
+        let now = self.kept();
         let inner = self.inner();
         let id = inner.new_id();
         let wake = wake();
@@ -619,12 +685,23 @@ impl Locked<'_> {
     /// thread short of permits sleeps no longer, and then takes such grants back
     /// ([`lapse_at`](Self::lapse_at)).
     pub(crate) fn unclaimed_grant_lapse(&mut self) -> Option<Instant> {
-        let inner = self.inner();
-        if inner.task_grants.is_empty() {
+        if self.inner().task_grants.is_empty() {
             return None;
         }
-        inner.prune_task_grants();
-        inner.task_grants.iter().map(|g| g.until).min()
+        self.inner().prune_task_grants();
+        if self.inner().task_grants.iter().any(|g| matches!(g.lapse, Lapse::After(_))) {
+            let now = self.now();
+            for g in &mut self.inner().task_grants {
+                if let Lapse::After(lapse) = g.lapse {
+                    g.lapse = Lapse::At(now + lapse);
+                }
+            }
+        }
+        self.inner()
+            .task_grants
+            .iter()
+            .filter_map(|g| if let Lapse::At(at) = g.lapse { Some(at) } else { None })
+            .min()
     }
 
     /// Takes back the grants to tasks whose lapse is `until` or before and that their task has
@@ -639,7 +716,7 @@ impl Locked<'_> {
         let mut k = 0;
         while k < inner.task_grants.len() {
             let g = &inner.task_grants[k];
-            if g.until > until && g.slot.outstanding(g.id) {
+            if !g.lapse.by(until) && g.slot.outstanding(g.id) {
                 k += 1;
                 continue;
             }
@@ -704,6 +781,57 @@ impl Locked<'_> {
         }
     }
 
+    /// Whether the head is starving (looked at only where no reservation holds). A head starving
+    /// by the queue's kept reading is starving now (the reading is never later than the time);
+    /// one that is not is looked at again with the time read ("The queue's clock").
+    fn head_starving(&mut self) -> bool {
+        let kept = self.kept();
+        if self.inner().entries.front().is_some_and(|head| head.starving(kept)) {
+            return true;
+        }
+        let now = self.now();
+        let Some(head) = self.inner().entries.front_mut() else { return false };
+        if head.starving(now) {
+            return true;
+        }
+        head.passed = head.passed.saturating_add(1);
+        false
+    }
+
+    /// Gives the starving head priority over later arrivals, with `s` the state word as the walk
+    /// found it; returns it as this leaves it. Where the free permits cover the head and it may be
+    /// granted them (not a task while threads wait: see the serving of a reservation in
+    /// [`walk`](Self::walk)), it is served at once: its permits leave the state in one CAS, and no
+    /// reservation is claimed, nor the clock read (a task's grant lapses [`Lapse::After`]).
+    /// Otherwise (or if bargers took the permits first) a reservation is claimed for it, lasting
+    /// its `lapse` from the time read now, and its flag set last: within this section nothing
+    /// reads the flag.
+    fn prioritize_head(&mut self, mut s: u64) -> u64 {
+        let state = self.state;
+        let Locked { inner, wakes, .. } = self;
+        let inner: &mut Inner = inner.as_mut().expect("the lock is held until drop");
+        let head = inner.entries.front_mut().expect("a walk looks at the head of a queue");
+        let (owner, n, lapse, task) = (head.id, head.n(), head.lapse(), !head.is_thread());
+        head.doublings = (head.doublings + 1).min(MAX_DOUBLINGS);
+        if !(task && inner.threads > 0) {
+            // The head leaves the queue; if it was the last, QUEUED goes too (invariant 1).
+            let clear = if inner.entries.len() == 1 { QUEUED } else { 0 };
+            while permits(s) >= n {
+                // Acquire: pairs with the Release RMW of the release that gave these permits back.
+                match state.compare_exchange(s, (s - n) & !clear, Acquire, Relaxed) {
+                    Ok(_) => {
+                        inner.grant(0, wakes, Lapse::After(lapse));
+                        return (s - n) & !clear;
+                    }
+                    Err(actual) => s = actual,
+                }
+            }
+        }
+        let until = self.now() + lapse;
+        self.inner().reservation = Some(Reservation { owner, n, until });
+        state.fetch_or(RESERVED, Relaxed) | RESERVED
+    }
+
     fn lapse(&mut self) {
         let now = self.now();
         let inner = self.inner();
@@ -752,8 +880,10 @@ impl Locked<'_> {
         // anyway: a waiter that found nothing (robbed) costs no clock read (see `docs/design.md`,
         // "When the head's clock is read").
         let look = self.gave_back || self.now.is_some();
-        let now = if look && self.inner().reservation.is_none() { Some(self.now()) } else { None };
-        let s = state.load(Relaxed);
+        let mut s = state.load(Relaxed);
+        if look && self.inner().reservation.is_none() && !is_closed(s) && self.head_starving() {
+            s = self.prioritize_head(s);
+        }
         let Locked { inner, wakes, .. } = self;
         let inner: &mut Inner = inner.as_mut().expect("the lock is held until drop");
         if inner.entries.is_empty() {
@@ -764,17 +894,6 @@ impl Locked<'_> {
                 inner.notify(i, wakes);
             }
             return;
-        }
-        // The head: the oldest entry (`now` is there exactly when no reservation holds).
-        if let (Some(head), Some(now)) = (inner.entries.front_mut(), now) {
-            if !head.starving(now) {
-                head.passed = head.passed.saturating_add(1);
-            } else {
-                inner.reservation =
-                    Some(Reservation { owner: head.id, n: head.n(), until: now + head.lapse() });
-                head.doublings = (head.doublings + 1).min(MAX_DOUBLINGS);
-                state.fetch_or(RESERVED, Relaxed);
-            }
         }
         let mut budget = permits(s).saturating_sub(inner.inflight);
         // What threads may be woken for: they count only threads' wakes as on their way
@@ -806,17 +925,7 @@ impl Locked<'_> {
                 }
                 if permits(s) >= n {
                     inner.end_reservation();
-                    if !inner.is_thread(i) {
-                        // Invariant 7: a thread that asks before the task runs may take it back.
-                        // Claimed records are pruned now and then, not at each grant: a look at
-                        // a slot the task's core just wrote costs a cache miss under the lock.
-                        if inner.task_grants.len() >= GRANTS_KEPT {
-                            inner.prune_task_grants();
-                        }
-                        let slot = Arc::clone(&inner.entries[i].slot);
-                        inner.task_grants.push(TaskGrant { id: owner, n, until, slot });
-                    }
-                    inner.grant(i, wakes);
+                    inner.grant(i, wakes, Lapse::At(until));
                     budget = (permits(s) - n).saturating_sub(inner.inflight);
                     thread_budget = inner.thread_budget(permits(s) - n);
                 } else {
@@ -1176,8 +1285,9 @@ impl Inner {
     }
 
     /// Serves entry `i`, whose permits the caller has taken for it: it leaves the queue, learns
-    /// through its slot that it is done, and is woken.
-    fn grant(&mut self, i: usize, wakes: &mut WakeList) {
+    /// through its slot that it is done, and is woken. A task's grant is recorded with its
+    /// `lapse` (invariant 7).
+    fn grant(&mut self, i: usize, wakes: &mut WakeList, lapse: Lapse) {
         let id = self.entries[i].id;
         let mut e = self.detach(i);
         if self.watcher == Some(id) {
@@ -1186,6 +1296,16 @@ impl Inner {
         // Release: pairs with the Acquire load in `Slot::granted` (the CAS of `Slot::claim`).
         e.slot.granted.store(id + 1, Release);
         e.wake(wakes);
+        if !e.is_thread() {
+            // Invariant 7: a thread that asks before the task runs may take it back. Claimed
+            // records are pruned now and then, not at each grant: a look at a slot the task's
+            // core just wrote costs a cache miss under the lock. The entry's hold on the slot
+            // passes to the record.
+            if self.task_grants.len() >= GRANTS_KEPT {
+                self.prune_task_grants();
+            }
+            self.task_grants.push(TaskGrant { id, n: e.n(), lapse, slot: e.slot });
+        }
     }
 }
 
@@ -1347,6 +1467,70 @@ mod tests {
         let look = queue.lock(state).take(me, 1);
         assert!(matches!(look, Take::Short { held_back_until: None }));
         (queue, me)
+    }
+
+    /// The queue's clock ([`Locked::kept`]): an arrival into an empty queue reads the time; one
+    /// behind others is stamped with the queue's last reading (never later than its arrival, so
+    /// it starves no later than `STARVE_AFTER` after it); a reading is used at most
+    /// `CLOCK_REUSES` times, and not once the queue has emptied.
+    #[test]
+    fn a_kept_reading_stamps_arrivals_a_bounded_number_of_times_while_waiters_queue() {
+        let state = AtomicU64::new(0);
+        let queue = Queue::default();
+        let old = Instant::now().checked_sub(Duration::from_secs(1)).expect("a clock past 1 s");
+        let task = || Wake::Task(Some(Waker::noop().clone()));
+        queue.inner.lock().unwrap().clock = Some(old); // a reading of an earlier busy spell
+        let before = Instant::now();
+        let (mut first, mut second) = (None, None);
+        let _ = queue.lock(&state).take_or_queue(&mut first, 1, &Slot::fresh(), task);
+        let stamped = queue.inner.lock().unwrap().entries[0].starve_at;
+        assert!(
+            stamped >= before + STARVE_AFTER,
+            "the first arrival used a reading from before the queue emptied"
+        );
+        queue.inner.lock().unwrap().clock = Some(old);
+        let _ = queue.lock(&state).take_or_queue(&mut second, 1, &Slot::fresh(), task);
+        let stamped = queue.inner.lock().unwrap().entries[1].starve_at;
+        assert_eq!(stamped, old + STARVE_AFTER, "an arrival behind others read the clock");
+        let mut locked = queue.lock(&state);
+        let uses: Vec<bool> = (0..2 * CLOCK_REUSES).map(|_| locked.kept() == old).collect();
+        let kept = uses.iter().take_while(|&&k| k).count();
+        assert_eq!(kept, usize::from(CLOCK_REUSES) - 1, "uses of one reading (the arrival's was one)");
+        assert!(locked.kept() > old);
+    }
+
+    /// A head that a walk finds starving and can serve at once (the permits cover it, no thread
+    /// waits) is granted them in that walk with no reservation claimed, so no clock read for its
+    /// lapse: a task's grant lapses `lapse` after the first thread that looks at it, and is taken
+    /// back then (invariant 7).
+    #[test]
+    fn a_grant_made_at_once_lapses_after_a_threads_first_look() {
+        let state = AtomicU64::new(0);
+        let queue = Queue::default();
+        let (slot, mut me) = (Slot::fresh(), None);
+        let task = || Wake::Task(Some(Waker::noop().clone()));
+        let _ = queue.lock(&state).take_or_queue(&mut me, 1, &slot, task);
+        queue.inner.lock().unwrap().entries[0].starve_at = Instant::now(); // starving
+        state.fetch_add(1, Release);
+        let mut release = queue.lock(&state);
+        release.gave_back();
+        drop(release); // the release's walk
+        {
+            let inner = queue.inner.lock().unwrap();
+            assert!(inner.entries.is_empty() && inner.reservation.is_none(), "not served at once");
+            assert!(matches!(inner.task_grants[..], [TaskGrant { lapse: Lapse::After(FIRST_LAPSE), .. }]));
+        }
+        assert!(!is_reserved(state.load(Relaxed)) && !is_queued(state.load(Relaxed)));
+        assert_eq!(permits(state.load(Relaxed)), 0);
+        let before = Instant::now();
+        let lapse = queue.lock(&state).unclaimed_grant_lapse().expect("no lapse for the grant");
+        assert!(lapse >= before + FIRST_LAPSE, "the lapse runs from before the look");
+        assert_eq!(queue.lock(&state).unclaimed_grant_lapse(), Some(lapse), "moved at a second look");
+        queue.lock(&state).lapse_at(lapse.checked_sub(Duration::from_nanos(1)).unwrap());
+        assert_eq!(permits(state.load(Relaxed)), 0, "taken back before its lapse");
+        queue.lock(&state).lapse_at(lapse);
+        assert_eq!(permits(state.load(Relaxed)), 1, "not taken back at its lapse");
+        assert!(!slot.claim(me.expect("queued")), "claimed after it was taken back");
     }
 
     /// A release wakes a thread queued behind a task it wakes for the same permits, and not a

@@ -106,17 +106,11 @@ impl AsyncWaiter {
             }
             State::Queued { id, slot, held_back } => (Some(*id), Arc::clone(slot), *held_back),
         };
-        // A task that is not queued yet is about to be (its barge failed): the time its entry
-        // needs is read before the lock, not under it.
-        let joining_at = me.is_none().then(Instant::now);
         // The thread polling it now (its executor's, if it moved since it queued): read under
         // the queue's lock, which this section releases, so Relaxed.
         #[cfg(not(loom))]
         slot.polled_by.store(crate::sync::fork::this_thread(), crate::sync::Ordering::Relaxed);
         let mut locked = sem.lock();
-        if let Some(now) = joining_at {
-            locked.seed_now(now);
-        }
         loop {
             let joins = me.is_none(); // this look queues it, with this poll's waker
             let take = locked.take_or_queue(&mut me, n, &slot, || Wake::Task(Some(cx.waker().clone())));
