@@ -41,11 +41,12 @@ use std::time::{Duration, Instant};
 /// run until the thread's acquire returns, on the same executor thread).
 ///
 /// Every waiter's wait is bounded. Once the waiter at the head of the queue (of any size, thread
-/// or task) has waited 1 ms, it gets priority from the next release (or the next waiter's
-/// arrival) on (a thread sooner: at once if a release woke it for permits that another acquire
-/// took before it ran; its wait may be counted from the queue's last reading of the clock before
-/// it arrived, which only brings the priority sooner): every other acquire, [`try_acquire`] included, may
-/// only take permits beyond what it still needs, so releases pile up for it. It is then served as
+/// or task) has waited 1 ms, it gets priority from the next release on (or sooner, where another
+/// waiter's arrival reads the clock, as some do: the queue reuses its last reading; a thread
+/// sooner: at once if a release woke it for permits that another acquire took before it ran; its
+/// wait may be counted from the queue's last reading of the clock before it arrived, which only
+/// brings the priority sooner): every other acquire, [`try_acquire`] included, may only take
+/// permits beyond what it still needs, so releases pile up for it. It is then served as
 /// soon as enough holders have given permits back: its wait is at most 1 ms plus the time until
 /// holders return the permits it asked for. A waiter further back waits, in addition, for those
 /// ahead of it. The priority lapses if it has not been served within 2 ms (4 ms the next time for
