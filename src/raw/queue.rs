@@ -88,8 +88,8 @@
 //! [`STARVE_AFTER`] after it queued (sooner by at most the reading's age, which the bound on its
 //! uses keeps to a few sections wherever sections come often), and a head starving by it is
 //! starving. A head not starving by it is looked at again with the time read. Every decision that
-//! an early time would make later for a waiter (a reservation's lapse, its end, a starving
-//! clock restarted after a lapse, a grant's lapse) reads the time; a head served at once needs
+//! an early time would make later for a waiter (a claimed reservation's `until`, whether it has
+//! lapsed, a starving clock restarted after a lapse, a grant's lapse) reads the time; a head served at once needs
 //! none, and its grant's lapse, if a task's, is set by the first thread that looks at it
 //! ([`Lapse::After`]): no sooner than a reservation claimed then would lapse. In the async herd a
 //! cycle read the clock twice (an arrival, the release's look at the head), at 18-21 ns a read
@@ -806,7 +806,7 @@ impl Locked<'_> {
     /// Otherwise (or if bargers took the permits first) a reservation is claimed for it, lasting
     /// its `lapse` from the time read now, and its flag set last: within this section nothing
     /// reads the flag.
-    fn prioritize_head(&mut self, mut s: u64) -> u64 {
+    fn prioritize_head(&mut self, s: u64) -> u64 {
         let state = self.state;
         let Locked { inner, wakes, .. } = self;
         let inner: &mut Inner = inner.as_mut().expect("the lock is held until drop");
@@ -816,15 +816,9 @@ impl Locked<'_> {
         if !(task && inner.threads > 0) {
             // The head leaves the queue; if it was the last, QUEUED goes too (invariant 1).
             let clear = if inner.entries.len() == 1 { QUEUED } else { 0 };
-            while permits(s) >= n {
-                // Acquire: pairs with the Release RMW of the release that gave these permits back.
-                match state.compare_exchange(s, (s - n) & !clear, Acquire, Relaxed) {
-                    Ok(_) => {
-                        inner.grant(0, wakes, Lapse::After(lapse));
-                        return (s - n) & !clear;
-                    }
-                    Err(actual) => s = actual,
-                }
+            if let Some(left) = take_for_served(state, s, n, clear) {
+                inner.grant(0, wakes, Lapse::After(lapse));
+                return left;
             }
         }
         let until = self.now() + lapse;
@@ -913,21 +907,13 @@ impl Locked<'_> {
             } else if permits(s) >= n {
                 // Serve it directly: its permits leave the state in the CAS that ends the
                 // reservation, so they never sit reserved while it is on its way.
-                let mut s = s;
                 // The owner leaves the queue; if it was the last, QUEUED goes too (invariant 1).
                 let clear = if inner.entries.len() == 1 { RESERVED | QUEUED } else { RESERVED };
-                // Acquire: pairs with the Release RMW of the release that gave these permits back.
-                while let Err(actual) = state.compare_exchange(s, (s - n) & !clear, Acquire, Relaxed) {
-                    s = actual;
-                    if permits(s) < n {
-                        break;
-                    }
-                }
-                if permits(s) >= n {
+                if let Some(left) = take_for_served(state, s, n, clear) {
                     inner.end_reservation();
                     inner.grant(i, wakes, Lapse::At(until));
-                    budget = (permits(s) - n).saturating_sub(inner.inflight);
-                    thread_budget = inner.thread_budget(permits(s) - n);
+                    budget = permits(left).saturating_sub(inner.inflight);
+                    thread_budget = inner.thread_budget(permits(left));
                 } else {
                     (budget, thread_budget) = (0, 0);
                 }
@@ -1017,6 +1003,23 @@ impl Locked<'_> {
             }
         }
     }
+}
+
+/// Takes `n` permits from `state` (last seen as `s`) for a waiter that a walk serves, clearing
+/// the flags `clear` in the same CAS; returns the word it left, or `None` if the permits went
+/// first. It looks at the count again after each failed CAS: a barger, or a `forget_permits`,
+/// may have taken them since the walk looked (the loom models
+/// `forget_racing_the_walk_that_serves_a_task_with_priority` and
+/// `forget_and_close_racing_a_task_with_priority` fail if it does not).
+fn take_for_served(state: &AtomicU64, mut s: u64, n: u64, clear: u64) -> Option<u64> {
+    while permits(s) >= n {
+        // Acquire: pairs with the Release RMW of the release that gave these permits back.
+        match state.compare_exchange(s, (s - n) & !clear, Acquire, Relaxed) {
+            Ok(_) => return Some((s - n) & !clear),
+            Err(actual) => s = actual,
+        }
+    }
+    None
 }
 
 impl Drop for Locked<'_> {
