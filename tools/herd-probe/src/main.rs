@@ -8,7 +8,8 @@
 //! (voluntary context switches) or `perf record` with one of `a` or `b` alone.
 //!
 //! With `HERD_STATS=1` it also counts, for each side, per herd: how often a tokio worker parked
-//! (found nothing to run), the process's voluntary context switches, polls per acquire and the
+//! (found nothing to run), the process's voluntary context switches (and how many of them were
+//! the crate's timer thread's, from `/proc/self/task`), polls per acquire and the
 //! share of acquires ready at their first poll (barged), and, at each park, how many tasks held
 //! permits (past their acquire, before their release): 4 means the parked worker's peer had every
 //! holder. The counters are shared atomics, so they slow both sides; compare times without them.
@@ -80,12 +81,32 @@ fn voluntary_switches() -> i64 {
     usage.ru_nvcsw
 }
 
+/// Voluntary context switches so far of the crate's timer thread (`futex-sem-timer`, which
+/// wakes tasks held back by a reservation at its lapse), from `/proc`; 0 where it has not
+/// started or `/proc` says nothing.
+fn timer_switches() -> i64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
+    tasks
+        .filter_map(|task| {
+            let path = task.ok()?.path();
+            let comm = std::fs::read_to_string(path.join("comm")).ok()?;
+            (comm.trim_end() == "futex-sem-timer")
+                .then(|| std::fs::read_to_string(path.join("status")).ok())?
+        })
+        .flat_map(|status| {
+            let line = status.lines().find(|l| l.starts_with("voluntary_ctxt_switches:"))?.to_owned();
+            line.split_whitespace().nth(1)?.parse::<i64>().ok()
+        })
+        .sum()
+}
+
 /// What the counters say for one side, summed over its herds.
 #[derive(Default)]
 struct Counts {
     herds: u64,
     parks: u64,
     switches: i64,
+    timer_switches: i64,
     polls: u64,
     first_poll_ready: u64,
     acquires: u64,
@@ -99,12 +120,13 @@ impl Counts {
             c.store(0, Relaxed);
         }
         let held_before = PARKED_WITH_HOLDERS.each_ref().map(|c| c.load(Relaxed));
-        let switches = voluntary_switches();
+        let (switches, timer) = (voluntary_switches(), timer_switches());
         IN_HERD.store(true, Relaxed);
         let ms = herd();
         IN_HERD.store(false, Relaxed);
         self.herds += 1;
         self.switches += voluntary_switches() - switches;
+        self.timer_switches += timer_switches() - timer;
         self.parks += PARKS.load(Relaxed);
         self.polls += POLLS.load(Relaxed);
         self.first_poll_ready += FIRST_POLL_READY.load(Relaxed);
@@ -123,10 +145,12 @@ impl Counts {
         }
         let per_herd = |x: f64| x / self.herds as f64;
         println!(
-            "  {name}: per herd {:.0} parks, {:.0} voluntary context switches; {:.2} polls per acquire, \
-             {:.1} % ready at the first poll; parks with 0/1/2/3/4+ holders: {:?}",
+            "  {name}: per herd {:.0} parks, {:.0} voluntary context switches ({:.0} of the crate's timer \
+             thread); {:.2} polls per acquire, {:.1} % ready at the first poll; parks with 0/1/2/3/4+ \
+             holders: {:?}",
             per_herd(self.parks as f64),
             per_herd(self.switches as f64),
+            per_herd(self.timer_switches as f64),
             self.polls as f64 / self.acquires.max(1) as f64,
             100.0 * self.first_poll_ready as f64 / self.acquires.max(1) as f64,
             self.parked_with_holders,
