@@ -125,6 +125,16 @@ const FLAGS: u64 = CLOSED | SLEEPING;
 const SEQ_MASK: u64 = (1 << 30) - 1;
 const SEQ_SHIFT: u32 = 32;
 const OP_SHIFT: u32 = 62;
+/// The sequence field of an `announce` or `held` word, in place.
+const SEQ_FIELD: u64 = SEQ_MASK << SEQ_SHIFT;
+/// One more operation, added to an `announce` or `held` word (its carry out of [`SEQ_FIELD`]
+/// is masked off: the sequence wraps in 30 bits).
+const SEQ_ONE: u64 = 1 << SEQ_SHIFT;
+/// The tag's sequence bits, in place in the state word: where the sequence of an `announce` or
+/// `held` word keeps its low [`TAG_SEQ_BITS`], so a tag is made from a lane word with a mask
+/// ([`Lane::announce_owned`]).
+const TAG_SEQ_FIELD: u64 = TAG_SEQ_MASK << TAG_SHIFT;
+const _: () = assert!(TAG_SHIFT == SEQ_SHIFT, "the tag's sequence bits sit where a lane word's do");
 /// The lane is free: no operation in flight.
 pub const IDLE: u64 = 0;
 /// An announced take of `n` permits.
@@ -144,15 +154,23 @@ const fn tag(s: u64) -> u64 {
 }
 
 /// The tag field of a word made by [`make_tag`] (as [`tag`] reads it from the state word).
+#[cfg(test)]
 #[inline]
 const fn tag_of(t: u64) -> u64 {
     t >> TAG_SHIFT
 }
 
+#[cfg(test)]
 #[inline]
 const fn make_tag(slot: u32, lane: u32, seq: u64) -> u64 {
-    ((slot as u64 + 1) << TAG_SLOT_SHIFT | (lane as u64) << TAG_LANE_SHIFT | (seq & TAG_SEQ_MASK))
-        << TAG_SHIFT
+    lane_tag(slot, lane) | (seq & TAG_SEQ_MASK) << TAG_SHIFT
+}
+
+/// The tag of lane `lane` of slot `slot` with sequence bits 0, in place in the state word: an
+/// operation's tag is this `|` its announcement's [`TAG_SEQ_FIELD`] bits.
+#[inline]
+const fn lane_tag(slot: u32, lane: u32) -> u64 {
+    ((slot as u64 + 1) << TAG_SLOT_SHIFT | (lane as u64) << TAG_LANE_SHIFT) << TAG_SHIFT
 }
 
 /// `(slot, lane, seq bits)` of a tag; `None` if its slot field is 0: an untagged word, or a
@@ -181,22 +199,32 @@ const fn count(word: u64) -> u32 {
     word as u32
 }
 
+#[cfg(test)]
 #[inline]
 const fn announcement(op: u64, n: u32, seq: u64) -> u64 {
     op << OP_SHIFT | (seq & SEQ_MASK) << SEQ_SHIFT | n as u64
 }
 
+/// The idle `announce` word after the operation of sequence field `seq_of` (an `announce` or
+/// `held` word): `announcement(IDLE, 0, seq(seq_of))`.
+#[inline]
+const fn idle_after(seq_of: u64) -> u64 {
+    seq_of & SEQ_FIELD
+}
+
+#[cfg(test)]
 #[inline]
 const fn held_word(count: u32, seq: u64) -> u64 {
     (seq & SEQ_MASK) << SEQ_SHIFT | count as u64
 }
 
-/// `held` after the announced op `a` is applied to `held` word `h`.
+/// `held` after the announced op `a` is applied to `held` word `h`: `a`'s sequence, and `h`'s
+/// count moved by `a`'s `n`.
 #[inline]
 const fn applied(h: u64, a: u64) -> u64 {
     let n = count(a);
     let c = if op(a) == TAKE { count(h).wrapping_add(n) } else { count(h).wrapping_sub(n) };
-    held_word(c, seq(a))
+    idle_after(a) | c as u64
 }
 
 /// Why a take failed: closed, or fewer permits than asked for.
@@ -227,14 +255,18 @@ pub struct Lane {
     pub held: AtomicU64,
 }
 
-/// An operation announced in a lane (step 1 done), to publish, complete and finish.
+/// An operation announced in a lane (step 1 done), to publish, complete and finish. It keeps
+/// the lane's words as they are (and the lane's tag), and each later step's word is a mask and
+/// an `or` of them, not a re-packing of fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "an announced operation must be published (or withdrawn) and finished"]
 pub struct Announced {
-    slot: u32,
-    lane: u32,
+    /// The announcement (`announce`'s word).
     word: u64,
+    /// The lane's `held` as read when announcing: the completion of op `seq(word) - 1`.
     held: u64,
+    /// The tag of the lane, sequence bits 0, in place in the state word ([`lane_tag`]).
+    lane_tag: u64,
 }
 
 impl Lane {
@@ -256,10 +288,10 @@ impl Lane {
             return None;
         }
         let held = self.held.load(Acquire);
-        let word = announcement(op, n, seq(held) + 1);
+        let announced = Announced::new(slot, lane, op, n, held);
         // Acquire: as above. Release is given by the publishing CAS, which comes after.
-        self.announce.compare_exchange(idle, word, Acquire, Relaxed).ok()?;
-        Some(Announced { slot, lane, word, held })
+        self.announce.compare_exchange(idle, announced.word, Acquire, Relaxed).ok()?;
+        Some(announced)
     }
 
     /// Step 1 in a lane that this thread owns: nobody else writes its `announce` while this
@@ -275,11 +307,11 @@ impl Lane {
         // freed the slot (which the slot's claimer acquired, and this thread through the claim
         // lock or the handle's cache, `ProcessSemaphore::holder`).
         let held = self.held.load(Relaxed);
-        let word = announcement(op, n, seq(held) + 1);
+        let announced = Announced::new(slot, lane, op, n, held);
         // Relaxed: the publishing CAS that follows is `Release`, so whoever reads its tag sees
         // this announcement.
-        self.announce.store(word, Relaxed);
-        Announced { slot, lane, word, held }
+        self.announce.store(announced.word, Relaxed);
+        announced
     }
 
     /// The held count of this lane (wrapping).
@@ -302,6 +334,34 @@ impl Default for Lane {
 }
 
 impl Announced {
+    /// Op `op` of `n` permits in lane `lane` of slot `slot`, whose `held` is `held`: the
+    /// announcement `announcement(op, n, seq(held) + 1)` and the words of the later steps, each
+    /// built from `held` with an add and masks.
+    #[inline(always)]
+    const fn new(slot: u32, lane: u32, op: u64, n: u32, held: u64) -> Announced {
+        let word = op << OP_SHIFT | (held.wrapping_add(SEQ_ONE) & SEQ_FIELD) | n as u64;
+        Announced { word, held, lane_tag: lane_tag(slot, lane) }
+    }
+
+    /// `held` once this op is complete: [`applied`]`(held, word)`.
+    #[inline(always)]
+    const fn completed(&self) -> u64 {
+        applied(self.held, self.word)
+    }
+
+    /// The tag of this op, in place in the state word (`TAG_MASK` bits).
+    #[inline(always)]
+    const fn tag(&self) -> u64 {
+        self.lane_tag | (self.word & TAG_SEQ_FIELD)
+    }
+
+    /// The tag of the lane's last completed op, in place: nothing to help if the word has it
+    /// (invariant 4).
+    #[inline(always)]
+    const fn done(&self) -> u64 {
+        self.lane_tag | (self.held & TAG_SEQ_FIELD)
+    }
+
     /// Step 3, by the thread that announced: records the operation in the lane's `held`.
     #[inline]
     pub fn complete(&self, lane: &Lane) {
@@ -311,25 +371,25 @@ impl Announced {
         // (by a CAS from the value before, which fails once this store is in), so every order
         // of the two leaves the same word (see "Completion" in the module docs).
         #[cfg(not(loom))]
-        lane.held.store(applied(self.held, self.word), Release);
+        lane.held.store(self.completed(), Release);
         // Under loom a swap: the same write at the same place in the word's order of changes
         // (its read is discarded), which loom, unlike a plain store, keeps in that order
         // against a helper's CAS (tokio-rs/loom#254).
         #[cfg(loom)]
-        lane.held.swap(applied(self.held, self.word), Release);
+        lane.held.swap(self.completed(), Release);
     }
 
     /// Step 4: frees the lane.
     #[inline]
     pub fn finish(self, lane: &Lane) {
         // Release: pairs with the Acquire of the next `announce` in this lane.
-        lane.announce.store(announcement(IDLE, 0, seq(self.word)), Release);
+        lane.announce.store(idle_after(self.word), Release);
     }
 
     /// Steps 3 and 4 for an operation that did not reach the state word: nothing happened.
     #[inline]
     pub fn withdraw(self, lane: &Lane) {
-        lane.announce.store(announcement(IDLE, 0, seq(self.held)), Release);
+        lane.announce.store(idle_after(self.held), Release);
     }
 }
 
@@ -417,11 +477,10 @@ impl State {
         // Not through `publish_with`: written out, it stays inlined into the fast paths (through
         // `publish_with` it was not, which cost about 20 ns per acquire/release pair).
         let n = u64::from(count(op.word));
-        let tag = make_tag(op.slot, op.lane, seq(op.word));
+        let tag = op.tag();
         // The tag of this lane's last completed operation (invariant 4): when the word still
         // has it, as after a thread's take and its give-back, there is nothing to help.
-        let done = tag_of(make_tag(op.slot, op.lane, seq(op.held)));
-        self.change_from(lanes, done, seen, |s| {
+        self.change_from(lanes, op.done(), seen, |s| {
             let p = permits(s);
             let p = if self::op(op.word) == TAKE {
                 if s & CLOSED != 0 {
@@ -445,7 +504,7 @@ impl State {
         op: &Announced,
         next: impl Fn(u64) -> Result<u64, Refused>,
     ) -> Result<(), Refused> {
-        let tag = make_tag(op.slot, op.lane, seq(op.word));
+        let tag = op.tag();
         self.change(lanes, |s| Ok(s & FLAGS | tag | (next(s)? & PERMITS_MASK))).map(drop)
     }
 
@@ -542,7 +601,7 @@ impl State {
     }
 
     /// [`change`](State::change) from the word `seen` (loaded `Acquire`), knowing the operation
-    /// of tag `done` complete (0: none known).
+    /// of tag `done` (in place: `TAG_MASK` bits) complete (0: none known).
     #[inline(always)]
     fn change_from(
         &self,
@@ -554,7 +613,7 @@ impl State {
         let mut s = seen;
         loop {
             let new = next(s)?;
-            if tag(s) != 0 && tag(s) != done && !self.help(lanes, s) {
+            if s & TAG_MASK != 0 && s & TAG_MASK != done && !self.help(lanes, s) {
                 s = self.word.load(Acquire);
                 continue;
             }
@@ -627,7 +686,7 @@ impl State {
             let _ = lane.held.compare_exchange(h, applied(h, a), Release, Relaxed);
         }
         // Release: pairs with the Acquire of the next `announce`.
-        lane.announce.store(announcement(IDLE, 0, seq(lane.held.load(Acquire))), Release);
+        lane.announce.store(idle_after(lane.held.load(Acquire)), Release);
     }
 }
 
@@ -706,5 +765,28 @@ mod tests {
         assert_eq!(tag_parts(0), None);
         assert_eq!(tag_parts(tag_of(1 << TAG_SHIFT)), None);
         assert_eq!(tag_parts(tag_of(make_tag(3, 2, 5))), Some((3, 2, 5)));
+    }
+
+    #[test]
+    fn an_announced_operations_words_are_its_fields_packed() {
+        // Built with adds and masks (`Announced::new`), the same words as packed field by field,
+        // also where the count or the sequence wraps, and from a `held` with stray high bits.
+        let helds = [0, held_word(7, 1), held_word(u32::MAX, 5), held_word(3, SEQ_MASK), u64::MAX, 1 << 62];
+        for held in helds {
+            for (op, n) in [(TAKE, 1), (GIVE, 1), (TAKE, 0x7FFF_FFFF), (GIVE, 9)] {
+                for (slot, lane) in [(0, 0), (5, LANES as u32 - 1), (MAX_SLOTS as u32 - 1, 3)] {
+                    let a = Announced::new(slot, lane, op, n, held);
+                    let next = seq(held) + 1;
+                    assert_eq!(a.word, announcement(op, n, next));
+                    assert_eq!(a.completed(), applied(held, a.word));
+                    assert_eq!(a.completed(), held_word(count(applied(held, a.word)), next));
+                    assert_eq!(a.tag(), make_tag(slot, lane, next));
+                    assert_eq!(a.done(), make_tag(slot, lane, seq(held)));
+                    assert_eq!(idle_after(a.word), announcement(IDLE, 0, next));
+                    assert_eq!(idle_after(a.held), announcement(IDLE, 0, seq(held)));
+                    assert_eq!(tag(a.tag()), tag_of(a.tag()));
+                }
+            }
+        }
     }
 }
