@@ -41,12 +41,20 @@ use super::Holder;
 use super::lease::{self, Pick};
 use super::protocol::owners;
 use super::protocol::{Announced, GIVE, Lane, Refused, SHARED_LANES, TAKE, held_total};
-use super::region::{Slot, View};
+use super::region::{Region, Slot, View};
 use super::sys::{self, Identity};
 use crate::sync::{AtomicU64, Backoff, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
 /// The slot index of a process that has no slot: its permits are not recoverable.
 pub(crate) const UNTRACKED: u32 = u32::MAX;
+
+/// Whether `slot` is the process incarnation's of owner word `id` and nonce `nonce`.
+#[inline]
+pub(crate) fn is_mine(slot: &Slot, id: u64, nonce: u64) -> bool {
+    // Relaxed: the nonce is written by this process (under the claim lock, which orders it for
+    // its other threads) or by others, who never write ours.
+    slot.nonce.load(Relaxed) == nonce && slot.owner.load(Relaxed) == id
+}
 
 /// Which slots a recovery looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,9 +105,7 @@ impl<'a> View<'a> {
     /// Whether slot `index` is this process incarnation's.
     #[inline]
     pub(crate) fn is_mine(&self, index: u32, me: &Identity) -> bool {
-        // Relaxed: the nonce is written by this process (under the claim lock, which orders it
-        // for its other threads) or by others, who never write ours.
-        self.slot(index).is_some_and(|s| s.nonce.load(Relaxed) == me.nonce && s.owner.load(Relaxed) == me.id)
+        self.slot(index).is_some_and(|slot| is_mine(slot, me.id, me.nonce))
     }
 
     /// Whether slot `index` was claimed by an earlier image of this process, before an `exec`:
@@ -156,21 +162,37 @@ impl<'a> View<'a> {
     }
 
     /// Announces `op` of `n` permits in slot `index`, for the process incarnation `nonce`: in
-    /// this thread's own lane if it has one (`lease.rs`), else in a free shared lane (spinning,
-    /// then yielding, while all of them are in use by other threads of this process: each is
-    /// held for a few instructions). `always`: left to the compiler, it was a call on both
-    /// sides of the uncontended pair, 2-3 ns of its 20 (`docs/process.md`, Benchmarks).
-    #[inline(always)]
+    /// this thread's own lane if it has one (`lease.rs`), else in a free shared lane
+    /// ([`announce_shared`](View::announce_shared)). For `forget`; a take and a give-back
+    /// write the owned lane's path out themselves.
+    #[inline]
     fn announce(&self, index: u32, slot: &'a Slot, nonce: u64, op: u64, n: u32) -> (&'a Lane, Announced) {
         match lease::pick(nonce) {
             Pick::Owned(i) => {
                 let lane = &slot.lanes[i as usize];
                 (lane, lane.announce_owned(index, i, op, n))
             }
-            Pick::Shared(i) => match slot.lanes[i as usize].announce(index, i, op, n) {
-                Some(done) => (&slot.lanes[i as usize], done),
-                None => self.announce_slow(index, slot, nonce, op, n),
-            },
+            Pick::Shared(i) => self.announce_shared(index, slot, nonce, i, op, n),
+        }
+    }
+
+    /// Announces `op` of `n` permits in a free shared lane of slot `index`, shared lane `first`
+    /// first (spinning, then yielding, while all of them are in use by other threads of this
+    /// process: each is held for a few instructions).
+    #[inline]
+    fn announce_shared(
+        &self,
+        index: u32,
+        slot: &'a Slot,
+        nonce: u64,
+        first: u32,
+        op: u64,
+        n: u32,
+    ) -> (&'a Lane, Announced) {
+        let lane = &slot.lanes[first as usize];
+        match lane.announce(index, first, op, n) {
+            Some(done) => (lane, done),
+            None => self.announce_slow(index, slot, nonce, op, n),
         }
     }
 
@@ -199,13 +221,52 @@ impl<'a> View<'a> {
     /// Takes `n` permits for `me` (untagged for [`UNTRACKED`]).
     #[inline]
     pub(crate) fn take(&self, me: Holder, n: u32) -> Result<(), Refused> {
+        self.take_in(me, self.slot(me.slot), n)
+    }
+
+    /// [`take`](View::take) for `me`, whose slot is `slot` (`self.slot(me.slot)`: `None` for
+    /// [`UNTRACKED`]).
+    #[inline(always)]
+    pub(crate) fn take_in(&self, me: Holder, slot: Option<&'a Slot>, n: u32) -> Result<(), Refused> {
         let Holder { slot: index, nonce } = me;
-        let Some(slot) = self.slot(index) else {
+        let Some(slot) = slot else {
             return self.state.take_untagged(self.slots, n);
         };
         // Nothing to take: fail without touching the lanes (a spinning waiter comes here often).
         let seen = self.state.check_take(n)?;
-        let (lane, op) = self.announce(index, slot, nonce, TAKE, n);
+        // The thread's own lane is the path written out here, a shared one a call: on one path
+        // from announcement to finish, the operation (a take) is a constant the compiler folds
+        // into every step, where two paths joined made it a value tested at run time.
+        let i = match lease::pick(nonce) {
+            Pick::Owned(i) => i,
+            Pick::Shared(first) => {
+                return View::take_shared(self.region, self.slots, me, slot, first, n, seen);
+            }
+        };
+        let lane = &slot.lanes[i as usize];
+        self.settle_take(lane, lane.announce_owned(index, i, TAKE, n), seen)
+    }
+
+    /// [`take`](View::take) in a shared lane (a thread without a lane of its own). Not a method:
+    /// a `View` passed to a call is written to the stack on the fast path too.
+    #[inline(never)]
+    fn take_shared(
+        region: &'a Region,
+        slots: &'a [Slot],
+        me: Holder,
+        slot: &'a Slot,
+        first: u32,
+        n: u32,
+        seen: u64,
+    ) -> Result<(), Refused> {
+        let this = View { region, slots };
+        let (lane, op) = this.announce_shared(me.slot, slot, me.nonce, first, TAKE, n);
+        this.settle_take(lane, op, seen)
+    }
+
+    /// Steps 2-4 of a take announced as `op` in `lane`, its CAS from the state word `seen`.
+    #[inline(always)]
+    fn settle_take(&self, lane: &Lane, op: Announced, seen: u64) -> Result<(), Refused> {
         match self.state.publish_from(self.slots, &op, seen) {
             Ok(_) => {
                 op.complete(lane);
@@ -231,7 +292,29 @@ impl<'a> View<'a> {
             }
             return;
         };
-        let (lane, op) = self.announce(index, slot, nonce, GIVE, n);
+        // As in `take`: the owned lane's path written out.
+        let i = match lease::pick(nonce) {
+            Pick::Owned(i) => i,
+            Pick::Shared(first) => {
+                return View::give_shared(self.region, self.slots, me, slot, first, n);
+            }
+        };
+        let lane = &slot.lanes[i as usize];
+        self.settle_give(lane, lane.announce_owned(index, i, GIVE, n), n);
+    }
+
+    /// [`give`](View::give) in a shared lane (a thread without a lane of its own); not a method,
+    /// as [`take_shared`](View::take_shared).
+    #[inline(never)]
+    fn give_shared(region: &'a Region, slots: &'a [Slot], me: Holder, slot: &'a Slot, first: u32, n: u32) {
+        let this = View { region, slots };
+        let (lane, op) = this.announce_shared(me.slot, slot, me.nonce, first, GIVE, n);
+        this.settle_give(lane, op, n);
+    }
+
+    /// Steps 2-4 of a give-back of `n` announced as `op` in `lane`, and the wake.
+    #[inline(always)]
+    fn settle_give(&self, lane: &Lane, op: Announced, n: u32) {
         let given = self.state.publish_give(self.slots, &op);
         // Recorded as given back either way: past MAX_PERMITS they are dropped (and the
         // operation published with the permits unchanged).

@@ -42,7 +42,7 @@ use crate::{AcquireError, TryAcquireError};
 use holders::{Scope, UNTRACKED};
 use protocol::Refused;
 use protocol::parking::sleepers;
-use region::View;
+use region::{Slot, View};
 use std::fmt;
 use std::io;
 use std::time::{Duration, Instant};
@@ -429,34 +429,40 @@ impl ProcessSemaphore {
         self.region().state.is_closed()
     }
 
-    /// This process's slot, from the handle's cache when the cache is this process
-    /// incarnation's and the slot still is too.
+    /// This process's slot in `region` (this handle's), from the handle's cache when the cache
+    /// is this process incarnation's and the slot still is too; with the slot itself (`None`
+    /// for [`UNTRACKED`]), looked up once for the check and the take.
     #[inline]
-    fn holder(&self) -> Holder {
+    fn holder<'a>(&'a self, region: View<'a>) -> (Holder, Option<&'a Slot>) {
         let me = sys::identity();
         // Acquire: pairs with the Release store in `holder_slow`, so that this thread's first
         // operation in a lane of its own (whose `held` it reads `Relaxed`: `announce_owned`)
         // sees what the claimer saw, a recoverer's settling of the slot included.
         let cached = self.cache.load(Acquire);
-        let slot = cached as u32;
+        let index = cached as u32;
         // The cache names the nonce it was filled under (low 32 bits; never 0), and the slot's
         // own words must still say it is ours: a copy of this handle in a child made by `fork`,
         // whatever its pid, never writes into its parent's slot.
-        if (cached >> 32) as u32 == me.nonce as u32 && (slot == UNTRACKED || self.region().is_mine(slot, &me))
-        {
-            return Holder { slot, nonce: me.nonce };
+        if (cached >> 32) as u32 == me.nonce as u32 {
+            let holder = Holder { slot: index, nonce: me.nonce };
+            match region.slot(index) {
+                Some(slot) if holders::is_mine(slot, me.id, me.nonce) => return (holder, Some(slot)),
+                None if index == UNTRACKED => return (holder, None),
+                _ => {}
+            }
         }
         self.holder_slow()
     }
 
     #[cold]
-    fn holder_slow(&self) -> Holder {
+    fn holder_slow(&self) -> (Holder, Option<&Slot>) {
         let me = sys::identity();
-        let slot = self.region().claim_slot(&me);
+        let region = self.region();
+        let slot = region.claim_slot(&me);
         // Release: pairs with the Acquire load in `holder` (a process-local hint, re-checked
         // against the slot on every use).
         self.cache.store(u64::from(me.nonce as u32) << 32 | u64::from(slot), Release);
-        Holder { slot, nonce: me.nonce }
+        (Holder { slot, nonce: me.nonce }, region.slot(slot))
     }
 
     /// Gives back `n` permits recorded in `slot` by the process incarnation `nonce`.
@@ -497,16 +503,18 @@ impl Engine for ProcessSemaphore {
 
     #[inline]
     fn try_take(&self, n: u32) -> Result<Holder, Refused> {
-        let me = self.holder();
-        self.region().take(me, n)?;
+        let region = self.region();
+        let (me, slot) = self.holder(region);
+        region.take_in(me, slot, n)?;
         Ok(me)
     }
 
     /// Takes `n > 0` permits and records them in this process's slot.
     #[inline]
     fn take(&self, n: u32, deadline: Option<Instant>) -> Result<Holder, Refused> {
-        let me = self.holder();
-        if self.region().take(me, n).is_err() {
+        let region = self.region();
+        let (me, slot) = self.holder(region);
+        if region.take_in(me, slot, n).is_err() {
             self.acquire_slow(n, deadline, me)?;
         }
         Ok(me)

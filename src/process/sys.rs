@@ -338,21 +338,49 @@ const CELL_PAGE: usize = 4096;
 /// This process's identity. No system call, once per process, where `MADV_WIPEONFORK` works.
 #[inline]
 pub(crate) fn identity() -> Identity {
-    if let Some(cell) = wipe_on_fork_cell() {
+    let (cell, id) = filled_cell();
+    cell.identity(id)
+}
+
+/// The cell that holds this process's identity, filled, and its `id` (read `Acquire`). The
+/// fast path, the wipe-on-fork page already filled, returns in registers: the rest is a call
+/// (an `Identity` merged from both paths went through the stack on the fast one too).
+#[inline]
+fn filled_cell() -> (&'static IdentityCell, u64) {
+    // Acquire: pairs with the Release of the CAS in `map_cell`.
+    let cell = CELL.load(Ordering::Acquire);
+    if !cell.is_null() {
+        // SAFETY: as in `wipe_on_fork_cell`: CELL only ever holds the page `map_cell` mapped.
+        let cell = unsafe { &*cell };
         // Acquire: pairs with the Release store in `fill`, so `pid_ns` is the one stored with `id`.
         let id = cell.id.load(Ordering::Acquire);
         if id != 0 {
-            return cell.identity(id);
+            return (cell, id);
         }
-        return fill(cell, getpid());
+    }
+    fill_cell()
+}
+
+/// [`filled_cell`] where the page is not mapped or not filled yet (the first call in this
+/// process), or not used (`MADV_WIPEONFORK` missing: then `getpid` on every call).
+#[cold]
+#[inline(never)]
+fn fill_cell() -> (&'static IdentityCell, u64) {
+    if let Some(cell) = wipe_on_fork_cell() {
+        // Acquire: as in `filled_cell`.
+        let id = cell.id.load(Ordering::Acquire);
+        if id != 0 {
+            return (cell, id);
+        }
+        return (cell, fill(cell, getpid()).id);
     }
     let pid = getpid();
-    // Acquire: as above.
+    // Acquire: as in `filled_cell`.
     let id = FALLBACK.id.load(Ordering::Acquire);
     if id != 0 && owner::pid(id) == pid {
-        return FALLBACK.identity(id);
+        return (&FALLBACK, id);
     }
-    fill(&FALLBACK, pid)
+    (&FALLBACK, fill(&FALLBACK, pid).id)
 }
 
 #[inline]
