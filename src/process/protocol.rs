@@ -170,7 +170,8 @@ const fn make_tag(slot: u32, lane: u32, seq: u64) -> u64 {
 /// operation's tag is this `|` its announcement's [`TAG_SEQ_FIELD`] bits.
 #[inline]
 const fn lane_tag(slot: u32, lane: u32) -> u64 {
-    ((slot as u64 + 1) << TAG_SLOT_SHIFT | (lane as u64) << TAG_LANE_SHIFT) << TAG_SHIFT
+    // The slot field sits right above the lane's 3 bits: `(slot + 1) * 8 + lane` is one `lea`.
+    ((slot as u64 + 1) << (TAG_SLOT_SHIFT - TAG_LANE_SHIFT) | lane as u64) << (TAG_LANE_SHIFT + TAG_SHIFT)
 }
 
 /// `(slot, lane, seq bits)` of a tag; `None` if its slot field is 0: an untagged word, or a
@@ -601,7 +602,8 @@ impl State {
     }
 
     /// [`change`](State::change) from the word `seen` (loaded `Acquire`), knowing the operation
-    /// of tag `done` (in place: `TAG_MASK` bits) complete (0: none known).
+    /// of tag `done` (in place: `TAG_MASK` bits) complete (0: none known; an untagged word has
+    /// nothing to complete either way, and `help` says so).
     #[inline(always)]
     fn change_from(
         &self,
@@ -613,7 +615,7 @@ impl State {
         let mut s = seen;
         loop {
             let new = next(s)?;
-            if s & TAG_MASK != 0 && s & TAG_MASK != done && !self.help(lanes, s) {
+            if s & TAG_MASK != done && !self.help(lanes, s) {
                 s = self.word.load(Acquire);
                 continue;
             }
@@ -632,7 +634,8 @@ impl State {
     #[inline]
     pub fn help(&self, lanes: &(impl Lanes + ?Sized), s: u64) -> bool {
         let Some((slot, lane_index, tag_seq)) = tag_parts(tag(s)) else {
-            // Slot field 0 with other tag bits set: a corrupt word. Nothing to complete.
+            // Slot field 0: an untagged word, or a corrupt one whose other tag bits are set.
+            // Nothing to complete.
             return true;
         };
         let Some(lane) = lanes.lane(slot, lane_index) else {
