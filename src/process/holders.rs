@@ -221,13 +221,19 @@ impl<'a> View<'a> {
     /// Takes `n` permits for `me` (untagged for [`UNTRACKED`]).
     #[inline]
     pub(crate) fn take(&self, me: Holder, n: u32) -> Result<(), Refused> {
-        self.take_in(me, self.slot(me.slot), n)
+        self.take_in(me, self.slot(me.slot), lease::lane_word(), n)
     }
 
     /// [`take`](View::take) for `me`, whose slot is `slot` (`self.slot(me.slot)`: `None` for
-    /// [`UNTRACKED`]).
+    /// [`UNTRACKED`]), by the thread whose lane word is `lane` (`lease::lane_word`).
     #[inline(always)]
-    pub(crate) fn take_in(&self, me: Holder, slot: Option<&'a Slot>, n: u32) -> Result<(), Refused> {
+    pub(crate) fn take_in(
+        &self,
+        me: Holder,
+        slot: Option<&'a Slot>,
+        lane: u64,
+        n: u32,
+    ) -> Result<(), Refused> {
         let Holder { slot: index, nonce } = me;
         let Some(slot) = slot else {
             return self.state.take_untagged(self.slots, n);
@@ -237,7 +243,7 @@ impl<'a> View<'a> {
         // The thread's own lane is the path written out here, a shared one a call: on one path
         // from announcement to finish, the operation (a take) is a constant the compiler folds
         // into every step, where two paths joined made it a value tested at run time.
-        let i = match lease::pick(nonce) {
+        let i = match lease::pick_from(lane, nonce) {
             Pick::Owned(i) => i,
             Pick::Shared(first) => {
                 return View::take_shared(self.region, self.slots, me, slot, first, n, seen);
@@ -281,10 +287,11 @@ impl<'a> View<'a> {
     }
 
     /// Gives back `n` permits that `me` holds (untagged for [`UNTRACKED`]) and wakes sleepers
-    /// they can serve. Past `MAX_PERMITS` (`add_permits` while permits were out, or a corrupt
-    /// region) they are dropped.
+    /// they can serve, by the thread whose lane word is `lane` (`lease::lane_word`). Past
+    /// `MAX_PERMITS` (`add_permits` while permits were out, or a corrupt region) they are
+    /// dropped.
     #[inline]
-    pub(crate) fn give(&self, me: Holder, n: u32) {
+    pub(crate) fn give(&self, me: Holder, lane: u64, n: u32) {
         let Holder { slot: index, nonce } = me;
         let Some(slot) = self.slot(index) else {
             if let Some(old) = self.state.add_untagged(self.slots, u64::from(n)) {
@@ -293,7 +300,7 @@ impl<'a> View<'a> {
             return;
         };
         // As in `take`: the owned lane's path written out.
-        let i = match lease::pick(nonce) {
+        let i = match lease::pick_from(lane, nonce) {
             Pick::Owned(i) => i,
             Pick::Shared(first) => {
                 return View::give_shared(self.region, self.slots, me, slot, first, n);

@@ -73,6 +73,24 @@ pub(crate) fn pick(nonce: u64) -> Pick {
     pick_in(&LEASES, nonce)
 }
 
+/// This thread's [`LANE`] word, for [`pick_from`]: an operation reads it first, before its
+/// other values are live, as in a shared library the read is a call (`__tls_get_addr`) around
+/// which the caller saves every value it keeps.
+#[inline]
+pub(crate) fn lane_word() -> u64 {
+    LANE.get()
+}
+
+/// [`pick`], from this thread's [`LANE`] word `v` as [`lane_word`] read it.
+#[inline]
+pub(crate) fn pick_from(v: u64, nonce: u64) -> Pick {
+    if v >> 32 == nonce32(nonce) {
+        let index = (v & INDEX) as u32;
+        return if v & OWNED != 0 { Pick::Owned(index) } else { Pick::Shared(index) };
+    }
+    choose(&LEASES, nonce)
+}
+
 /// [`pick`] with the leases in `leases` (the tests' own).
 #[inline]
 fn pick_in(leases: &'static AtomicU64, nonce: u64) -> Pick {

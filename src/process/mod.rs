@@ -15,11 +15,11 @@
 //! - `permit`: [`ProcessPermit`].
 //! - here: the public type, acquiring and releasing.
 //!
-//! The uncontended acquire is: two loads of process-local memory (the identity page, the
-//! handle's cache), two of the own slot (is the cached slot still this process
-//! incarnation's?), a load of the state word, a thread-local load (the thread's lane), a store
-//! that announces the take in the thread's own lane, the state word's CAS, and two stores to
-//! the lane; no system call
+//! The uncontended acquire is: a thread-local load (the thread's lane; first, as in a shared
+//! library it is a call), two loads of process-local memory (the identity page, the handle's
+//! cache), two of the own slot (is the cached slot still this process incarnation's?), a load
+//! of the state word, a store that announces the take in the thread's own lane, the state
+//! word's CAS, and two stores to the lane; no system call
 //! and one read-modify-write. (A thread without a lane of its own, past the fourth of a process,
 //! reserves a shared lane with a CAS instead.) A release is the same, and wakes only if the
 //! state word its CAS replaced had the `SLEEPING` flag (no fence, no other word read).
@@ -434,7 +434,7 @@ impl ProcessSemaphore {
     /// for [`UNTRACKED`]), looked up once for the check and the take.
     #[inline]
     fn holder<'a>(&'a self, region: View<'a>) -> (Holder, Option<&'a Slot>) {
-        let me = sys::identity();
+        let (id, nonce) = sys::incarnation();
         // Acquire: pairs with the Release store in `holder_slow`, so that this thread's first
         // operation in a lane of its own (whose `held` it reads `Relaxed`: `announce_owned`)
         // sees what the claimer saw, a recoverer's settling of the slot included.
@@ -443,10 +443,10 @@ impl ProcessSemaphore {
         // The cache names the nonce it was filled under (low 32 bits; never 0), and the slot's
         // own words must still say it is ours: a copy of this handle in a child made by `fork`,
         // whatever its pid, never writes into its parent's slot.
-        if (cached >> 32) as u32 == me.nonce as u32 {
-            let holder = Holder { slot: index, nonce: me.nonce };
+        if (cached >> 32) as u32 == nonce as u32 {
+            let holder = Holder { slot: index, nonce };
             match region.slot(index) {
-                Some(slot) if holders::is_mine(slot, me.id, me.nonce) => return (holder, Some(slot)),
+                Some(slot) if holders::is_mine(slot, id, nonce) => return (holder, Some(slot)),
                 None if index == UNTRACKED => return (holder, None),
                 _ => {}
             }
@@ -468,13 +468,15 @@ impl ProcessSemaphore {
     /// Gives back `n` permits recorded in `slot` by the process incarnation `nonce`.
     #[inline]
     fn give_back(&self, n: u32, slot: u32, nonce: u64) {
-        if sys::identity().nonce != nonce {
+        // First, while nothing else is live (`lease::lane_word`).
+        let lane = lease::lane_word();
+        if sys::incarnation().1 != nonce {
             // A copy made by `fork`: the permits are another process's.
             return;
         }
         // Past MAX_PERMITS (`add_permits` while these were out, or a corrupt region) the
         // permits are dropped, and nobody to wake.
-        self.region().give(Holder { slot, nonce }, n);
+        self.region().give(Holder { slot, nonce }, lane, n);
     }
 }
 
@@ -503,18 +505,21 @@ impl Engine for ProcessSemaphore {
 
     #[inline]
     fn try_take(&self, n: u32) -> Result<Holder, Refused> {
+        // First, while nothing else is live (`lease::lane_word`).
+        let lane = lease::lane_word();
         let region = self.region();
         let (me, slot) = self.holder(region);
-        region.take_in(me, slot, n)?;
+        region.take_in(me, slot, lane, n)?;
         Ok(me)
     }
 
     /// Takes `n > 0` permits and records them in this process's slot.
     #[inline]
     fn take(&self, n: u32, deadline: Option<Instant>) -> Result<Holder, Refused> {
+        let lane = lease::lane_word();
         let region = self.region();
         let (me, slot) = self.holder(region);
-        if region.take_in(me, slot, n).is_err() {
+        if region.take_in(me, slot, lane, n).is_err() {
             self.acquire_slow(n, deadline, me)?;
         }
         Ok(me)

@@ -342,6 +342,15 @@ pub(crate) fn identity() -> Identity {
     cell.identity(id)
 }
 
+/// This process incarnation's owner word and nonce: [`identity`] without the pid namespace,
+/// for the fast paths (which need no more, and so load no more).
+#[inline]
+pub(crate) fn incarnation() -> (u64, u64) {
+    let (cell, id) = filled_cell();
+    // Relaxed: as in `IdentityCell::identity`.
+    (id, cell.nonce.load(Ordering::Relaxed))
+}
+
 /// The cell that holds this process's identity, filled, and its `id` (read `Acquire`). The
 /// fast path, the wipe-on-fork page already filled, returns in registers: the rest is a call
 /// (an `Identity` merged from both paths went through the stack on the fast one too).
