@@ -84,17 +84,18 @@ pub(crate) fn lane_word() -> u64 {
 /// [`pick`], from this thread's [`LANE`] word `v` as [`lane_word`] read it.
 #[inline]
 pub(crate) fn pick_from(v: u64, nonce: u64) -> Pick {
-    if v >> 32 == nonce32(nonce) {
-        let index = (v & INDEX) as u32;
-        return if v & OWNED != 0 { Pick::Owned(index) } else { Pick::Shared(index) };
-    }
-    choose(&LEASES, nonce)
+    pick_with(v, &LEASES, nonce)
 }
 
 /// [`pick`] with the leases in `leases` (the tests' own).
 #[inline]
 fn pick_in(leases: &'static AtomicU64, nonce: u64) -> Pick {
-    let v = LANE.get();
+    pick_with(LANE.get(), leases, nonce)
+}
+
+/// The lane that [`LANE`] word `v` names for `nonce`, or one leased from `leases` now.
+#[inline]
+fn pick_with(v: u64, leases: &'static AtomicU64, nonce: u64) -> Pick {
     if v >> 32 == nonce32(nonce) {
         let index = (v & INDEX) as u32;
         return if v & OWNED != 0 { Pick::Owned(index) } else { Pick::Shared(index) };

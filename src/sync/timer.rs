@@ -24,6 +24,7 @@
 //! `sync` shim has no timer at all.
 
 use super::fork::{count_forks, generation};
+use crate::raw::queue::FIRST_LAPSE;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::Waker;
@@ -47,12 +48,12 @@ struct Timer {
 }
 
 /// The longest the timer thread sleeps while wakes are being asked for (see "Ticking while
-/// wakes are asked for"): a little under the shortest lapse of a reservation
-/// (`queue::FIRST_LAPSE`, 2 ms), so that a watcher's wake, due a lapse after its reservation was
-/// claimed, is due no sooner than the thread's next look, and needs no unpark, even where the
-/// time it was reckoned from was read up to 0.5 ms before the thread's last look (a section that
-/// waited for the timer's lock, or read the time early).
-const BUSY_TICK: Duration = Duration::from_micros(1500);
+/// wakes are asked for"): 0.5 ms under the shortest lapse of a reservation
+/// ([`FIRST_LAPSE`], 2 ms: 1.5 ms), so that a watcher's wake, due a lapse after its reservation
+/// was claimed, is due no sooner than the thread's next look, and needs no unpark, even where
+/// the time it was reckoned from was read up to 0.5 ms before the thread's last look (a section
+/// that waited for the timer's lock, or read the time early).
+const BUSY_TICK: Duration = FIRST_LAPSE.saturating_sub(Duration::from_micros(500));
 
 static TIMER: Mutex<Timer> = Mutex::new(Timer { due: Vec::new(), next_token: 0, wakes_at: None });
 /// The timer thread, once started, with the fork [`generation`] then: a child made by `fork` has
@@ -181,8 +182,7 @@ fn run() {
 
 #[cfg(all(test, not(miri)))]
 mod tests {
-    use super::{BUSY_TICK, arm, cancel, lock, wake_at};
-    use crate::raw::queue::FIRST_LAPSE;
+    use super::{BUSY_TICK, FIRST_LAPSE, arm, cancel, lock, wake_at};
     use std::sync::Arc;
     use std::sync::mpsc::{Receiver, Sender, channel};
     use std::task::{Wake, Waker};
@@ -263,12 +263,12 @@ mod tests {
     }
 
     /// A stream of wakes due a first lapse away, each cancelled at once (reservations served
-    /// before they lapse): the
-    /// thread ticks, so a wake of the stream does not unpark it, except the first and one after
-    /// a gap of half a tick in the stream (this test's thread descheduled: then a look may find
-    /// no wake asked for since the last, and the thread parks for good); the last wake still
-    /// fires; and once the stream stops, the thread stops ticking. Parking for good after each
-    /// look that found nothing due, it was unparked 14-45 times in such a stream.
+    /// before they lapse): the thread ticks, so a wake of the stream does not unpark it, except
+    /// the first and one after a gap of half a tick in the stream (this test's thread
+    /// descheduled: then a look may find no wake asked for since the last, and the thread parks
+    /// for good); the last wake still fires; and once the stream stops, the thread stops
+    /// ticking. Parking for good after each look that found nothing due, it was unparked 14-45
+    /// times in such a stream.
     #[test]
     fn a_stream_of_wakes_seldom_unparks_the_thread_and_the_ticking_stops_after_it() {
         let (w, rx) = waker(6);
