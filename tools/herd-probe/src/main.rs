@@ -1,11 +1,13 @@
 //! herd-probe: the async herd of `benches/async.rs` (`async_herd`) alone, for profiling: 1000 tasks
 //! on a 2-worker tokio runtime share 4 permits, 20 acquires each, each holding its permit across a
 //! `yield_now` and 20 work units; every other task asks for 2 permits with `2` as the third
-//! argument. This semaphore (`a`) and tokio's (`b`) run in turns, round by round; it prints the
-//! medians (ms) and tokio's time over ours (above 1: ours is faster).
+//! argument. This semaphore (`a`), tokio's (`b`) and, where all ask for 1, async-lock's (`c`: it
+//! has no `acquire_many`) run in turns, round by round; it prints the medians (ms) and each
+//! peer's time over ours (above 1: ours is faster).
 //!
-//! `cargo run --release -p herd-probe -- [a|b|ab] [ROUNDS] [1|2]`; under `/usr/bin/time -f %w`
-//! (voluntary context switches) or `perf record` with one of `a` or `b` alone.
+//! `cargo run --release -p herd-probe -- [a|b|c|ab|abc] [ROUNDS] [1|2]`; under `/usr/bin/time -f
+//! %w` (voluntary context switches), `perf stat -e task-clock` (CPU time, and so how much of the
+//! herd a worker sat parked) or `perf record` with one side alone.
 //!
 //! With `HERD_STATS=1` it also counts, for each side, per herd: how often a tokio worker parked
 //! (found nothing to run), the process's voluntary context switches (and how many of them were
@@ -214,6 +216,11 @@ async fn tokios(sem: Arc<tokio::sync::Semaphore>, many: bool) -> tokio::sync::Ow
     sem.acquire_many_owned(if many { 2 } else { 1 }).await.expect("never closed")
 }
 
+/// async-lock's semaphore has no `acquire_many`: it runs only the shape where all ask for 1.
+async fn async_locks(sem: Arc<async_lock::Semaphore>, _many: bool) -> async_lock::SemaphoreGuardArc {
+    sem.acquire_arc().await
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
@@ -234,8 +241,13 @@ fn main() {
         .on_thread_park(parked)
         .build()
         .expect("runtime");
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    let (mut counts_a, mut counts_b) = (Counts::default(), Counts::default());
+    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut counts_a, mut counts_b, mut counts_c) =
+        (Counts::default(), Counts::default(), Counts::default());
+    let with_async_lock = which.contains('c') && !half_two;
+    if which.contains('c') && half_two {
+        println!("async-lock has no acquire_many: it runs only where all ask for 1");
+    }
     for _ in 0..rounds {
         if which.contains('a') {
             let sem = Arc::new(futex_semaphore::Semaphore::new(4));
@@ -245,12 +257,21 @@ fn main() {
             let sem = Arc::new(tokio::sync::Semaphore::new(4));
             b.push(counts_b.add(|| rt.block_on(herd(sem, half_two, tokios)).as_secs_f64() * 1e3));
         }
+        if with_async_lock {
+            let sem = Arc::new(async_lock::Semaphore::new(4));
+            c.push(counts_c.add(|| rt.block_on(herd(sem, false, async_locks)).as_secs_f64() * 1e3));
+        }
     }
     let (a, b) = (median(a), median(b));
     let shape = if half_two { "half ask for 2" } else { "all ask for 1" };
     println!("{shape}: futex-semaphore {a:.2} ms, tokio {b:.2} ms, tokio's time over ours {:.2}", b / a);
+    if with_async_lock {
+        let c = median(c);
+        println!("  async-lock {c:.2} ms, its time over ours {:.2}", c / a);
+    }
     if stats {
         counts_a.print("futex-semaphore");
         counts_b.print("tokio");
+        counts_c.print("async-lock");
     }
 }
