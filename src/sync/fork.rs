@@ -66,6 +66,16 @@ pub(crate) fn generation() -> u64 {
     0
 }
 
+#[cfg(all(unix, not(loom)))]
+unsafe extern "C" {
+    /// POSIX's `pthread_atfork`, in the C library of every unix target.
+    fn pthread_atfork(
+        prepare: Option<extern "C" fn()>,
+        parent: Option<extern "C" fn()>,
+        child: Option<extern "C" fn()>,
+    ) -> std::ffi::c_int;
+}
+
 /// Registers, once, the `fork` handler that counts [`generation`] up and records the forking
 /// thread ([`forker`]) in the child.
 #[cfg(all(unix, not(loom)))]
@@ -75,26 +85,33 @@ pub(crate) fn count_forks() {
         FORKS.fetch_add(1, Relaxed);
         FORKER.store(this_thread(), Relaxed);
     }
-    unsafe extern "C" {
-        fn pthread_atfork(
-            prepare: Option<extern "C" fn()>,
-            parent: Option<extern "C" fn()>,
-            child: Option<extern "C" fn()>,
-        ) -> std::ffi::c_int;
-    }
     if cfg!(miri) {
         return; // Miri runs no `pthread_atfork` (and never forks)
     }
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        // SAFETY: POSIX's `pthread_atfork` (in the C library of every unix target), with no
-        // prepare or parent handler and a child handler that only does an atomic add,
-        // `pthread_self` and an atomic store (all async-signal-safe). If it
-        // fails (out of memory), forks go uncounted: a child then has no timer (its tasks held
+        // SAFETY: `pthread_atfork` with no prepare or parent handler and a child handler that
+        // only does an atomic add, `pthread_self` and an atomic store (all async-signal-safe). If
+        // it fails (out of memory), forks go uncounted: a child then has no timer (its tasks held
         // back by a reservation wait for another wake, as where there is no timer at all), and
         // its queues keep the parent's waiters (as before this count existed).
         unsafe { pthread_atfork(None, None, Some(in_child)) };
     });
+}
+
+/// Registers `before` to run in the forking thread just before each `fork`, and `after` just
+/// after it, in the parent and in the child alike: for a process-wide lock that the child must
+/// not find held by a thread it does not have (`timer.rs`, "Across a fork"). The caller
+/// registers once. No-op under Miri, which runs no `pthread_atfork` (and never forks).
+#[cfg(all(unix, not(loom)))]
+pub(crate) fn around_forks(before: extern "C" fn(), after: extern "C" fn()) {
+    if cfg!(miri) {
+        return;
+    }
+    // SAFETY: `pthread_atfork` with handlers that take and release process-wide locks in the
+    // forking thread (the child's copy of that thread releases what it took). If it fails (out
+    // of memory), forks go unguarded, as before these handlers existed.
+    unsafe { pthread_atfork(Some(before), Some(after), Some(after)) };
 }
 
 /// Without `fork` (or under loom) there is nothing to count.
