@@ -42,6 +42,8 @@ static NEXT_SHARED: AtomicU64 = AtomicU64::new(0);
 const OWNED: u64 = 1 << 8;
 /// In a [`LANE`] value: the lane index.
 const INDEX: u64 = 0xFF;
+/// How many lanes of a slot are owned.
+const OWNED_LANES: u64 = (LANES - SHARED_LANES) as u64;
 /// The bits of [`LEASES`] that can be leased: one per owned lane.
 const LEASABLE: u32 = ((1u32 << LANES) - 1) & !((1u32 << SHARED_LANES) - 1);
 
@@ -96,9 +98,16 @@ fn pick_in(leases: &'static AtomicU64, nonce: u64) -> Pick {
 /// The lane that [`LANE`] word `v` names for `nonce`, or one leased from `leases` now.
 #[inline]
 fn pick_with(v: u64, leases: &'static AtomicU64, nonce: u64) -> Pick {
-    if v >> 32 == nonce32(nonce) {
-        let index = (v & INDEX) as u32;
-        return if v & OWNED != 0 { Pick::Owned(index) } else { Pick::Shared(index) };
+    // `v` with its nonce field cleared if it is this incarnation's (else bits 32.. stay set).
+    let mine = v ^ nonce32(nonce) << 32;
+    // Owned lane `i` is the word `OWNED | i`: one compare checks the nonce, the flag and the
+    // range, and the index it gives is known to be below `LANES` (no bounds check after it).
+    let owned = mine.wrapping_sub(OWNED | SHARED_LANES as u64);
+    if owned < OWNED_LANES {
+        return Pick::Owned(owned as u32 + SHARED_LANES as u32);
+    }
+    if mine & !INDEX == 0 {
+        return Pick::Shared(mine as u32);
     }
     choose(leases, nonce)
 }
@@ -231,6 +240,23 @@ mod tests {
         // A parent's guard, copied into the child and dropped there, frees nothing of the child's.
         release_in(&leases, nonce32(A) << 32 | OWNED | u64::from(child));
         assert_ne!(lease_in(&leases, B), Some(child));
+    }
+
+    #[test]
+    fn a_lane_word_names_its_lane_only_under_its_own_nonce() {
+        static FRESH: AtomicU64 = AtomicU64::new(0);
+        let mine = nonce32(A) << 32;
+        for i in SHARED_LANES as u32..LANES as u32 {
+            assert_eq!(pick_with(mine | OWNED | u64::from(i), &FRESH, A), Pick::Owned(i));
+        }
+        for i in 0..SHARED_LANES as u32 {
+            assert_eq!(pick_with(mine | u64::from(i), &FRESH, A), Pick::Shared(i));
+        }
+        assert_eq!(FRESH.load(Relaxed), 0, "nothing leased for a word of this incarnation");
+        // A parent's words (after `fork`), or none yet: this thread leases a lane of its own.
+        let parents = nonce32(B) << 32 | OWNED | SHARED_LANES as u64;
+        assert_eq!(pick_with(parents, &FRESH, A), Pick::Owned(SHARED_LANES as u32));
+        assert_eq!(pick_with(0, &FRESH, A), Pick::Owned(SHARED_LANES as u32 + 1));
     }
 
     #[test]
