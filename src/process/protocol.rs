@@ -612,20 +612,22 @@ impl State {
         seen: u64,
         next: impl Fn(u64) -> Result<u64, Refused>,
     ) -> Result<u64, Refused> {
-        let mut s = seen;
+        // The first word computed before the loop, in line with the caller's look at `seen`
+        // (`check_take`'s), which then tests nothing twice.
+        let (mut s, mut new) = (seen, next(seen)?);
         loop {
-            let new = next(s)?;
             if s & TAG_MASK != done && !self.help(lanes, s) {
                 s = self.word.load(Acquire);
-                continue;
+            } else {
+                // AcqRel: Release publishes this lane's announcement and the permits given back
+                // (pairs with the Acquire loads here and in `help`/`resolve`); Acquire pairs with
+                // the Release of the change that gave the permits this one takes.
+                match self.word.compare_exchange_weak(s, new, AcqRel, Acquire) {
+                    Ok(old) => return Ok(old),
+                    Err(now) => s = now,
+                }
             }
-            // AcqRel: Release publishes this lane's announcement and the permits given back
-            // (pairs with the Acquire loads here and in `help`/`resolve`); Acquire pairs with the
-            // Release of the change that gave the permits this one takes.
-            match self.word.compare_exchange_weak(s, new, AcqRel, Acquire) {
-                Ok(old) => return Ok(old),
-                Err(now) => s = now,
-            }
+            new = next(s)?;
         }
     }
 
