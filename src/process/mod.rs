@@ -470,7 +470,7 @@ impl ProcessSemaphore {
     fn give_back(&self, n: u32, slot: u32, nonce: u64) {
         // First, while nothing else is live (`lease::lane_word`).
         let lane = lease::lane_word();
-        if sys::incarnation().1 != nonce {
+        if !sys::is_incarnation(nonce) {
             // A copy made by `fork`: the permits are another process's.
             return;
         }

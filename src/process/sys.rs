@@ -351,16 +351,23 @@ pub(crate) fn incarnation() -> (u64, u64) {
     (id, cell.nonce.load(Ordering::Relaxed))
 }
 
+/// Whether `nonce` (never 0) is this process incarnation's: [`incarnation`]`().1 == nonce`,
+/// where the wipe-on-fork page is mapped without its owner word (a give-back's check, which
+/// needs no more). In this incarnation the page's nonce is 0 until filled (wiped in a child
+/// made by `fork`), then this incarnation's for good: equal to `nonce`, it is ours; otherwise
+/// [`incarnation`] settles it.
+#[inline]
+pub(crate) fn is_incarnation(nonce: u64) -> bool {
+    // Relaxed: a value of this incarnation's own filling (see above), or a miss.
+    mapped_cell().is_some_and(|cell| cell.nonce.load(Ordering::Relaxed) == nonce) || incarnation().1 == nonce
+}
+
 /// The cell that holds this process's identity, filled, and its `id` (read `Acquire`). The
 /// fast path, the wipe-on-fork page already filled, returns in registers: the rest is a call
 /// (an `Identity` merged from both paths went through the stack on the fast one too).
 #[inline]
 fn filled_cell() -> (&'static IdentityCell, u64) {
-    // Acquire: pairs with the Release of the CAS in `map_cell`.
-    let cell = CELL.load(Ordering::Acquire);
-    if !cell.is_null() {
-        // SAFETY: as in `wipe_on_fork_cell`: CELL only ever holds the page `map_cell` mapped.
-        let cell = unsafe { &*cell };
+    if let Some(cell) = mapped_cell() {
         // Acquire: pairs with the Release store in `fill`, so `pid_ns` is the one stored with `id`.
         let id = cell.id.load(Ordering::Acquire);
         if id != 0 {
@@ -368,6 +375,17 @@ fn filled_cell() -> (&'static IdentityCell, u64) {
         }
     }
     fill_cell()
+}
+
+/// The wipe-on-fork page, if mapped (it may not be filled yet).
+#[inline]
+fn mapped_cell() -> Option<&'static IdentityCell> {
+    // Acquire: pairs with the Release of the CAS in `map_cell`.
+    let cell = CELL.load(Ordering::Acquire);
+    // SAFETY: CELL only ever holds the page mapped in `map_cell`, which is never unmapped, is
+    // private to this process (a forked child has its own copy, zeroed by the kernel) and holds
+    // an IdentityCell of atomics, valid when zeroed.
+    (!cell.is_null()).then(|| unsafe { &*cell })
 }
 
 /// [`filled_cell`] where the page is not mapped or not filled yet (the first call in this
@@ -394,12 +412,8 @@ fn fill_cell() -> (&'static IdentityCell, u64) {
 
 #[inline]
 fn wipe_on_fork_cell() -> Option<&'static IdentityCell> {
-    let cell = CELL.load(Ordering::Acquire);
-    if !cell.is_null() {
-        // SAFETY: CELL only ever holds the page mapped in `map_cell`, which is never unmapped,
-        // is private to this process (a forked child has its own copy, zeroed by the kernel) and
-        // holds an IdentityCell of atomics, valid when zeroed.
-        return Some(unsafe { &*cell });
+    if let Some(cell) = mapped_cell() {
+        return Some(cell);
     }
     if NO_WIPE_ON_FORK.load(Ordering::Relaxed) { None } else { map_cell() }
 }
@@ -429,12 +443,12 @@ fn map_cell() -> Option<&'static IdentityCell> {
     }
     // AcqRel: Release publishes the (zeroed) page; Acquire reads a page another thread published.
     match CELL.compare_exchange(null_mut(), page.cast(), Ordering::AcqRel, Ordering::Acquire) {
-        // SAFETY: the page is now CELL's: see `wipe_on_fork_cell`.
+        // SAFETY: the page is now CELL's: see `mapped_cell`.
         Ok(_) => Some(unsafe { &*page.cast::<IdentityCell>() }),
         Err(theirs) => {
             // SAFETY: our page lost the race and nothing refers to it.
             let _ = unsafe { rustix::mm::munmap(page, CELL_PAGE) };
-            // SAFETY: CELL's page, as in `wipe_on_fork_cell`.
+            // SAFETY: CELL's page, as in `mapped_cell`.
             Some(unsafe { &*theirs })
         }
     }
