@@ -23,10 +23,10 @@
 //! A child made by `fork` has copies of [`TIMER`] and [`THREAD`] but only the forking thread: a
 //! lock another thread held at the fork (the timer thread's look, a section's [`wake_at`] or
 //! [`cancel`]) stays held there for ever, and the child's first task held back by a reservation
-//! would hang in `wake_at` (under its queue's lock). So, once the timer thread runs, the forking
-//! thread takes both locks just before each `fork` and releases them just after it, in the
-//! parent and in the child (`fork::around_forks`): the fork waits for the holder's short
-//! section, and the child finds both free. No executor code runs under either lock, and no
+//! would hang in `wake_at` (under its queue's lock). So, from the first wake asked for (before
+//! either lock is first taken), the forking thread takes both locks just before each `fork` and
+//! releases them just after it, in the parent and in the child (`fork::around_forks`): the fork
+//! waits for the holder's short section, and the child finds both free. No executor code runs under either lock, and no
 //! thread forks while it holds one, so the wait ends. (A queue's own lock has the same hazard
 //! for that one semaphore; it is left: `docs/design.md`, "After a fork".)
 //!
@@ -125,17 +125,20 @@ fn arm(at: Instant, waker: &Waker) -> Option<(Token, bool)> {
 
 /// The timer thread of this process, started if there is none; `None` if it cannot be.
 fn timer_thread() -> Option<Thread> {
+    // Before this thread first takes `THREAD` ("Across a fork"), and with none of the timer's
+    // locks held: a `fork` in another thread holds the C library's handler list until it is
+    // done, and its `before_fork` would wait for a lock held here.
+    #[cfg(unix)]
+    {
+        static GUARDED: std::sync::Once = std::sync::Once::new();
+        GUARDED.call_once(|| super::fork::around_forks(before_fork, after_fork));
+    }
     let mut thread = THREAD.lock().unwrap_or_else(PoisonError::into_inner);
     let forks = generation();
     match &*thread {
         Some((started_at, t)) if *started_at == forks => Some(t.clone()),
         _ => {
             count_forks();
-            #[cfg(unix)]
-            {
-                static GUARDED: std::sync::Once = std::sync::Once::new();
-                GUARDED.call_once(|| super::fork::around_forks(before_fork, after_fork));
-            }
             let spawned = std::thread::Builder::new().name("futex-sem-timer".into()).spawn(run).ok()?;
             lock().wakes_at = None; // the new thread has not parked yet: the next wake unparks it
             *thread = Some((forks, spawned.thread().clone()));
