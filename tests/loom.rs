@@ -269,6 +269,26 @@ fn permits_are_conserved() {
     });
 }
 
+/// Two fast-path takes from one guess (the word the last release left, here `new`'s): the loser's
+/// CAS fails and its second, from the word that CAS returned, takes the other permit; neither
+/// makes nor loses one.
+#[test]
+fn fast_path_takes_from_a_stale_guess_conserve_permits() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(2));
+        let other = {
+            let sem = sem.clone();
+            thread::spawn(move || sem.try_acquire().map(|p| p.forget()).is_ok())
+        };
+        let mine = sem.try_acquire().map(|p| p.forget()).is_ok();
+        let theirs = other.join().unwrap();
+        assert!(mine && theirs, "two permits for two takes: {mine} {theirs}");
+        assert_eq!(sem.available_permits(), 0, "each take took its own permit");
+        sem.add_permits(2);
+        assert_eq!(sem.available_permits(), 2);
+    });
+}
+
 /// Releases of a `BoundedSemaphore` that race one permit below its bound: exactly one is
 /// accepted, and the count never passes the bound (its check and its add are one CAS).
 #[test]

@@ -1,9 +1,13 @@
 //! The engine: a counting semaphore on one 64-bit state word, with a queue of waiters (threads
 //! and tasks alike) behind a lock that only waiting touches.
 //!
-//! - **Acquire, fast** ([`RawSemaphore::try_take`]): one load and one CAS that subtracts `n`
-//!   when no flag stands in the way and enough permits are there (layout in [`state`]).
-//! - **Release** ([`RawSemaphore::release`]): one `fetch_add`. Only if the old state said that
+//! - **Acquire, fast** ([`RawSemaphore::try_take`]): one CAS that subtracts `n` when no flag
+//!   stands in the way and enough permits are there (layout in [`state`]), from the word as the
+//!   last release left it (a guess kept beside the state, [`RawSemaphore::first_look`], so that
+//!   no load of the state word waits for the locked instruction that last wrote it); a stale
+//!   guess costs a second CAS, from the word the first returned.
+//! - **Release** ([`RawSemaphore::release`]): one `fetch_add`, and a plain store of the word it
+//!   left as the next acquire's guess. Only if the old state said that
 //!   someone is queued does it take the queue's lock and wake whom the permits serve
 //!   ([`queue`]). No waiter, no lock and no system call.
 //! - **Acquire, contended** ([`RawSemaphore::acquire_slow`]): spin on loads and yield for a
@@ -54,6 +58,9 @@ pub(crate) struct Check<'a> {
 /// The engine.
 pub(crate) struct RawSemaphore {
     state: AtomicU64,
+    /// The state word as the last release left it: the fast path's guess of it
+    /// ([`first_look`](Self::first_look)).
+    guess: AtomicU64,
     /// The waiters; allocated by the first one.
     queue: OnceBox<Queue>,
 }
@@ -61,17 +68,47 @@ pub(crate) struct RawSemaphore {
 impl RawSemaphore {
     crate::loom_const_fn! {
         pub(crate) fn new(permits: u64) -> RawSemaphore {
-            RawSemaphore { state: AtomicU64::new(permits), queue: OnceBox::new() }
+            RawSemaphore { state: AtomicU64::new(permits), guess: AtomicU64::new(permits), queue: OnceBox::new() }
         }
     }
 
-    /// The fast path: takes `n` permits if nothing stands in the way. One load and one CAS.
+    /// The fast path: takes `n` permits if nothing stands in the way. One CAS, from the word the
+    /// last release left ([`first_look`](Self::first_look)); where that guess is stale, a second
+    /// from the word the first returned, as a load would have found it.
     #[inline]
     pub(crate) fn try_take(&self, n: u32) -> bool {
-        let s = self.state.load(Relaxed);
+        let n = u64::from(n);
+        let s = self.first_look(|s| can_take(s, n));
         // Acquire: pairs with the Release RMW of the release that gave these permits back.
-        can_take(s, u64::from(n))
-            && self.state.compare_exchange(s, s - u64::from(n), Acquire, Relaxed).is_ok()
+        can_take(s, n)
+            && match self.state.compare_exchange(s, s - n, Acquire, Relaxed) {
+                Ok(_) => true,
+                Err(actual) => {
+                    can_take(actual, n)
+                        && self.state.compare_exchange(actual, actual - n, Acquire, Relaxed).is_ok()
+                }
+            }
+    }
+
+    /// The state word to try a CAS from first: the guess, if `would_do` says a CAS from it would
+    /// change it as wanted, else the word itself. The guess is the word as the last release left
+    /// it, kept beside the state in a plain store: a load of the state word just after a locked
+    /// instruction wrote it costs more than that CAS on some hosts ("The guessed CAS" in
+    /// `docs/design.md`), and a right guess needs none. Only a guess: no decision is made on it
+    /// but which word the CAS expects, and a stale one costs that CAS, which fails and returns
+    /// the word.
+    #[inline]
+    fn first_look(&self, would_do: impl Fn(u64) -> bool) -> u64 {
+        let guess = self.guess.load(Relaxed);
+        if would_do(guess) { guess } else { self.state.load(Relaxed) }
+    }
+
+    /// Keeps `s`, the state word a release left, as the next [`first_look`](Self::first_look)'s
+    /// guess.
+    #[inline]
+    fn keep_guess(&self, s: u64) {
+        // Relaxed: only a guess, which a CAS confirms.
+        self.guess.store(s, Relaxed);
     }
 
     /// A section under the queue's lock.
@@ -302,6 +339,7 @@ impl RawSemaphore {
         let n = u64::from(n);
         // Release: pairs with the Acquire CAS of the next taker of these permits.
         let old = self.state.fetch_add(n, Release);
+        self.keep_guess(old + n);
         if release_is_slow(old, n) {
             self.release_slow(old, n);
         }
@@ -328,9 +366,11 @@ impl RawSemaphore {
 
     /// Adds `n` permits unless that would take the available count past `limit`.
     pub(crate) fn add_permits(&self, n: u64, limit: u64) -> Result<(), ()> {
-        let mut s = self.state.load(Relaxed);
+        let fits = |s: u64| n <= limit && permits(s) <= limit - n;
+        // A refusal is decided on the word itself, never on the guess.
+        let mut s = self.first_look(fits);
         loop {
-            if n > limit || permits(s) > limit - n {
+            if !fits(s) {
                 return Err(());
             }
             // Release: as for `release`.
@@ -339,6 +379,7 @@ impl RawSemaphore {
                 Err(actual) => s = actual,
             }
         }
+        self.keep_guess(s + n);
         if is_queued(s) {
             self.lock().gave_back();
         }
@@ -388,5 +429,55 @@ impl RawSemaphore {
     #[inline]
     pub(crate) fn is_closed(&self) -> bool {
         is_closed(self.state.load(Acquire))
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_release_keeps_the_word_it_left_as_the_guess() {
+        let sem = RawSemaphore::new(2);
+        assert!(sem.try_take(2));
+        sem.release(1);
+        assert_eq!(sem.guess.load(Relaxed), sem.state.load(Relaxed), "the next acquire is one CAS");
+        sem.add_permits(1, 2).unwrap();
+        assert_eq!(sem.guess.load(Relaxed), sem.state.load(Relaxed));
+    }
+
+    #[test]
+    fn a_stale_guess_takes_only_what_the_word_allows() {
+        // Each change below leaves the guess (3 permits, no flag) stale.
+        let sem = RawSemaphore::new(3);
+        sem.state.fetch_sub(1, Relaxed); // another taker
+        assert!(sem.try_take(2), "a stale guess with enough permits: the second CAS takes them");
+        assert_eq!(sem.available(), 0);
+        assert!(!sem.try_take(1), "the guess's permits are not there");
+        assert_eq!(sem.state.load(Relaxed), 0, "and nothing was taken");
+
+        let sem = RawSemaphore::new(3);
+        sem.state.fetch_or(RESERVED, Relaxed);
+        assert!(!sem.try_take(1), "a reservation stands in the way, whatever the guess says");
+        let sem = RawSemaphore::new(3);
+        sem.close();
+        assert!(!sem.try_take(1), "closed, whatever the guess says");
+        assert_eq!(sem.try_acquire(1), Err(TryAcquireError::Closed));
+        let sem = RawSemaphore::new(3);
+        assert_eq!(sem.forget_permits(3), 3);
+        assert!(!sem.try_take(1), "forgotten permits are gone, whatever the guess says");
+    }
+
+    #[test]
+    fn add_permits_decides_its_limit_on_the_word_not_on_a_stale_guess() {
+        // The guess says the count is at the limit; it is not.
+        let sem = RawSemaphore::new(2);
+        assert!(sem.try_take(1) && sem.try_take(1));
+        assert_eq!(sem.add_permits(1, 2), Ok(()));
+        // The guess says there is room; there is not.
+        let sem = RawSemaphore::new(0);
+        sem.state.fetch_add(1, Relaxed);
+        assert_eq!(sem.add_permits(1, 1), Err(()));
+        assert_eq!(sem.available(), 1);
     }
 }

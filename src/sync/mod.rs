@@ -124,14 +124,18 @@ pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
 
-/// A value allocated on first use: `std::sync::OnceLock<Box<T>>`, one word plus the `Once`.
+/// A value allocated on first use, in one word: `once_cell`'s race-to-set box, where
+/// `std::sync::OnceLock<Box<T>>` takes two (its `Once` beside the pointer), which with the
+/// fast path's guess would take `Semaphore` past 24 bytes. Threads that find it empty at once
+/// may each make a value; the first to publish it wins, and the others drop theirs unused (an
+/// empty queue: no waiter has seen it).
 #[cfg(not(loom))]
-pub(crate) struct OnceBox<T>(std::sync::OnceLock<Box<T>>);
+pub(crate) struct OnceBox<T>(once_cell::race::OnceBox<T>);
 
 #[cfg(not(loom))]
 impl<T> OnceBox<T> {
     pub(crate) const fn new() -> OnceBox<T> {
-        OnceBox(std::sync::OnceLock::new())
+        OnceBox(once_cell::race::OnceBox::new())
     }
 
     /// The value, made by `init` if this is the first use.
@@ -143,7 +147,7 @@ impl<T> OnceBox<T> {
     /// The value, if it was made.
     #[inline]
     pub(crate) fn get(&self) -> Option<&T> {
-        self.0.get().map(|b| &**b)
+        self.0.get()
     }
 }
 
