@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 ///
 /// A semaphore holds a number of permits. [`acquire`](Semaphore::acquire) takes one, blocking
 /// while there is none, and returns a [`Permit`] that gives it back when dropped.
-/// Uncontended, an acquire is one load and one compare-and-swap and a release one `fetch_add`;
-/// neither enters the kernel. A contended acquire spins briefly (longer while its thread has a
+/// Uncontended, an acquire is one compare-and-swap (from the count the last release left, kept
+/// beside it, so no load comes first) and a release one `fetch_add`; neither enters the kernel. A contended acquire spins briefly (longer while its thread has a
 /// core to itself), then sleeps on a futex; a lone waiter one permit short spins longer, for as
 /// long as the semaphore's recent sleeps say its permit comes back (at most 100 µs). A release
 /// makes a system call only when a thread sleeps.

@@ -37,7 +37,7 @@ impl Engine {
         })
     }
 
-    /// Takes a permit if one is free now (one load and one CAS).
+    /// Takes a permit if one is free now (one CAS: the engine's fast path).
     #[inline]
     pub(crate) fn try_acquire(&self) -> bool {
         let taken = match self {
