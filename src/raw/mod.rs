@@ -36,7 +36,7 @@ pub(crate) mod state;
 pub(crate) mod task;
 
 use crate::TryAcquireError;
-use crate::sync::{Arc, AtomicU64, LONG_SPIN_MAX, OnceBox, Park, Private, WaitOutcome};
+use crate::sync::{Arc, AtomicU64, GuessWord, LONG_SPIN_MAX, OnceBox, Park, Private, WaitOutcome};
 use crate::sync::{Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 use queue::{Locked, Queue, Slot, Take, Wake};
 use state::*;
@@ -60,7 +60,7 @@ pub(crate) struct RawSemaphore {
     state: AtomicU64,
     /// The state word as the last release left it: the fast path's guess of it
     /// ([`first_look`](Self::first_look)).
-    guess: AtomicU64,
+    guess: GuessWord,
     /// The waiters; allocated by the first one.
     queue: OnceBox<Queue>,
 }
@@ -68,7 +68,7 @@ pub(crate) struct RawSemaphore {
 impl RawSemaphore {
     crate::loom_const_fn! {
         pub(crate) fn new(permits: u64) -> RawSemaphore {
-            RawSemaphore { state: AtomicU64::new(permits), guess: AtomicU64::new(permits), queue: OnceBox::new() }
+            RawSemaphore { state: AtomicU64::new(permits), guess: GuessWord::new(permits), queue: OnceBox::new() }
         }
     }
 
