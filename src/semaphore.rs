@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 /// the same waiter, doubling up to about 1 s), and barging resumes for 1 ms before it is given
 /// again: a program in which holders need more permits before they give any back keeps
 /// progressing, as it would under plain barging (unless it leaks pending futures: see
-/// [`Acquire`](crate::Acquire)'s "Leaking it"), but more slowly: a waiter whose permits come back
+/// [`Acquire`]'s "Leaking it"), but more slowly: a waiter whose permits come back
 /// late (a request for more than is ever free at once, a holder that keeps its permits for
 /// seconds) holds the others back for up to about 1 s at a time (a review measured 1-2 % of the
 /// acquires a second that a Mutex + Condvar gate made in such a program; `docs/design.md`, "What

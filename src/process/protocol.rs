@@ -80,8 +80,9 @@ use crate::sync::{
     AtomicU64, Ordering, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
 };
 
-/// The sleep protocol on the region's words (its own file; here so that it builds under loom
-/// with this module).
+// The sleep protocol on the region's words (its own file; here so that it builds under loom
+// with this module). Its doc is its own `//!` header alone: beside an outer doc here, rustdoc
+// resolved the header's links in this module's scope, not in its own.
 #[path = "parking.rs"]
 pub mod parking;
 
