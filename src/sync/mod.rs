@@ -3,7 +3,8 @@
 //! Everything else in the crate names `crate::sync::*` and never `core::sync::atomic`,
 //! `loom`, `atomic_wait` or a system call. Under `--cfg loom` the atomics are loom's and the
 //! futex is modelled by a loom `Mutex` + `Condvar` (see `loom_futex.rs`), so that the same
-//! engine code is model-checked.
+//! engine code is model-checked. One word is `core`'s atomic under loom too, on purpose:
+//! [`GuessWord`], whose every value is safe (its doc has the argument).
 //!
 //! # The futex contract used by the engine
 //! - [`Park::wait`] blocks while the futex word equals `expected`. It may return early for any
