@@ -78,6 +78,7 @@ fn child() {
         "fork-full" => full_table_role(),
         "fork-timer" => fork_timer_role(),
         "fork-queue" => fork_queue_role(),
+        "fork-mid-section" => fork_mid_section_role(),
         "fork-queue-tasks" => fork_queue_tasks_role(),
         "fork-waker-owns-task" => fork_waker_owns_task_role(),
         "fork-task-watcher" => fork_task_watcher_role(),
@@ -731,6 +732,66 @@ fn fork_queue_role() {
     drop(held);
     waiter.join().unwrap();
     assert_eq!(sem.available_permits(), 1);
+    say("done");
+}
+
+/// A fork while other threads are inside the waiter queue's locked sections: the child has a
+/// copy of the queue's lock but not the thread that held it, and its first section (a timed
+/// acquire that queues, a release to a queue with waiters) must not wait for that thread for
+/// ever. Not a `ProcessSemaphore` matter; here for the forking harness.
+#[test]
+fn a_fork_in_the_middle_of_a_section_leaves_the_childs_queue_usable() {
+    let mut forker = Proc::spawn("fork-mid-section", &[]);
+    forker.expect("done");
+    forker.succeeds();
+}
+
+/// Three threads take and give back the only permit as fast as they can (most of their acquires
+/// queue, so the queue's lock is nearly always held by one of them) while the main thread forks
+/// [`MID_SECTION_FORKS`] children; each child queues for the permit with a timeout and then
+/// gives one back, under an alarm. Runs in its own process.
+fn fork_mid_section_role() {
+    use futex_semaphore::Semaphore;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    const MID_SECTION_FORKS: usize = 200;
+    let sem = Arc::new(Semaphore::new(1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let hammers: Vec<_> = (0..3)
+        .map(|_| {
+            let (sem, stop) = (Arc::clone(&sem), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(SeqCst) {
+                    drop(sem.acquire().unwrap());
+                }
+            })
+        })
+        .collect();
+    while sem.queued_waiters() == 0 {
+        std::thread::yield_now();
+    }
+    let mut hung = 0;
+    for _ in 0..MID_SECTION_FORKS {
+        let child = fork(|| {
+            // SAFETY: alarm(2) only arms a signal; SIGALRM ends the child if it hangs.
+            unsafe { libc::alarm(5) };
+            // The permit may be with a parent thread that is not here: the acquire times out
+            // (after queueing) or takes it. Then a permit more, which nobody here takes.
+            drop(sem.try_acquire_for(Duration::from_millis(2)));
+            sem.add_permits(1);
+            if sem.try_acquire().is_ok() { 0 } else { 10 }
+        });
+        match wait(child) {
+            0 => {}
+            code if code == -libc::SIGALRM => hung += 1,
+            code => panic!("a child failed with {code} (10: the permit it added was not there)"),
+        }
+    }
+    stop.store(true, SeqCst);
+    for hammer in hammers {
+        hammer.join().unwrap();
+    }
+    assert_eq!(hung, 0, "{hung} of {MID_SECTION_FORKS} children hung on the queue's copied lock");
     say("done");
 }
 

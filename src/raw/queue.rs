@@ -110,6 +110,8 @@
 //! for a served one. The watcher is chosen again (a task watcher's timer wake was the parent's
 //! timer's), and the spinner's turn (`super::spin`) is freed: a thread of the parent may have
 //! held it. Permits the parent's other threads held, or were granted, stay taken in the child.
+//! The lock itself is free there: the forking thread takes every queue's lock across the fork
+//! ([`fork_locks`]), where a copy of a lock another thread held at that moment would stay held.
 //!
 //! # Served waiters
 //! A walk that serves the reservation takes the owner's permits for it, removes its entry and sets
@@ -118,6 +120,8 @@
 //! removes another's entry; a fork's child and a revoked grant put the id in `forgotten`).
 
 use super::state::*;
+#[cfg(all(unix, not(loom)))]
+pub(crate) mod fork_locks;
 use crate::sync::{Arc, AtomicU64, Futex, Mutex, MutexGuard, Ordering::Acquire, Ordering::Relaxed};
 use crate::sync::{Ordering::Release, Park, Private, Token, cancel, fork, wake_at};
 #[cfg(not(loom))]
@@ -415,6 +419,13 @@ pub(crate) enum Take {
     Short { held_back_until: Option<Instant> },
 }
 
+#[cfg(all(unix, not(loom)))]
+impl Drop for Queue {
+    fn drop(&mut self) {
+        fork_locks::unregister(self);
+    }
+}
+
 /// A section under the queue's lock. Dropping it walks the queue, releases the lock and then wakes
 /// whom the walk chose.
 pub(crate) struct Locked<'a> {
@@ -432,6 +443,15 @@ pub(crate) struct Locked<'a> {
 }
 
 impl Queue {
+    /// A new queue on the heap, registered for the fork handlers before anyone can lock it
+    /// ([`fork_locks`]; "After a fork" in the module header).
+    pub(crate) fn boxed() -> Box<Queue> {
+        let queue = Box::new(Queue::default());
+        #[cfg(all(unix, not(loom)))]
+        fork_locks::register(&queue);
+        queue
+    }
+
     /// Starts a locked section over `state`, the semaphore's state word.
     pub(crate) fn lock<'a>(&'a self, state: &'a AtomicU64) -> Locked<'a> {
         // The lock is held across no executor code but a waker's `clone` (wakes are sent, and
@@ -1103,7 +1123,7 @@ impl Inner {
     #[cold]
     fn after_fork(&mut self) -> bool {
         let copied = self.forks.is_some();
-        fork::count_forks(); // before this queue's first entry, so that a fork after it counts
+        fork::guard_forks(); // done when the queue was made (`Queue::boxed`); a no-op here
         self.forks = Some(fork::generation());
         if !copied {
             return false;

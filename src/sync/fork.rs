@@ -4,14 +4,15 @@
 //! waited in it and the tasks other threads polled last (`raw::queue`, "After a fork"), for
 //! which the child handler also records the forking thread ([`forker`]).
 //!
-//! The count is kept by a child handler that [`count_forks`] registers once, before the first
+//! The count is kept by a child handler that [`guard_forks`] registers once, before the first
 //! structure that needs it records a generation: a fork before that has nothing to tell. Reading
-//! it is one load, where asking for the process id is a system call (about 200 ns here).
+//! it is one load, where asking for the process id is a system call (about 200 ns here). The same
+//! registration guards the process-wide locks across each fork ([`guard_forks`]).
 
 #[cfg(not(loom))]
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// How many times a `fork` made this process from the one that first called [`count_forks`].
+/// How many times a `fork` made this process from the one that first called [`guard_forks`].
 #[cfg(not(loom))]
 static FORKS: AtomicU64 = AtomicU64::new(0);
 
@@ -51,7 +52,7 @@ pub(crate) fn this_thread() -> u64 {
     0
 }
 
-/// This process's generation: the number of forks since [`count_forks`] was first called.
+/// This process's generation: the number of forks since [`guard_forks`] was first called.
 #[cfg(not(loom))]
 #[inline]
 pub(crate) fn generation() -> u64 {
@@ -76,44 +77,47 @@ unsafe extern "C" {
     ) -> std::ffi::c_int;
 }
 
-/// Registers, once, the `fork` handler that counts [`generation`] up and records the forking
-/// thread ([`forker`]) in the child.
+/// Registers, once, the `fork` handlers: in the child, the count of [`generation`] and the
+/// forking thread ([`forker`]); and around each `fork`, the locks a child must not find held by a
+/// thread it does not have (every waiter queue's, `raw::queue::fork_locks`, then the timer's,
+/// `timer.rs`, "Across a fork": the order in which a section takes them), taken by the forking
+/// thread just before it and released just after it, in the parent and in the child.
+///
+/// Call it holding none of those locks: a `fork` in another thread holds the C library's list
+/// of handlers while its handlers run, and registering waits for that list. The first queue
+/// calls it when it is made (before anyone can lock it), so later calls, under a queue's lock
+/// included, find it done. No-op under Miri, which runs no `pthread_atfork` (and never forks).
 #[cfg(all(unix, not(loom)))]
-pub(crate) fn count_forks() {
+pub(crate) fn guard_forks() {
+    extern "C" fn before() {
+        crate::raw::queue::fork_locks::hold();
+        super::timer::hold_across_fork();
+    }
+    extern "C" fn in_parent() {
+        super::timer::release_after_fork();
+        crate::raw::queue::fork_locks::release();
+    }
     extern "C" fn in_child() {
-        // Async-signal-safe, as a fork handler must be: an atomic add, `pthread_self` and a store.
         FORKS.fetch_add(1, Relaxed);
         FORKER.store(this_thread(), Relaxed);
+        in_parent();
     }
-    if cfg!(miri) {
-        return; // Miri runs no `pthread_atfork` (and never forks)
-    }
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: `pthread_atfork` with no prepare or parent handler and a child handler that
-        // only does an atomic add, `pthread_self` and an atomic store (all async-signal-safe). If
-        // it fails (out of memory), forks go uncounted: a child then has no timer (its tasks held
-        // back by a reservation wait for another wake, as where there is no timer at all), and
-        // its queues keep the parent's waiters (as before this count existed).
-        unsafe { pthread_atfork(None, None, Some(in_child)) };
-    });
-}
-
-/// Registers `before` to run in the forking thread just before each `fork`, and `after` just
-/// after it, in the parent and in the child alike: for a process-wide lock that the child must
-/// not find held by a thread it does not have (`timer.rs`, "Across a fork"). The caller
-/// registers once. No-op under Miri, which runs no `pthread_atfork` (and never forks).
-#[cfg(all(unix, not(loom)))]
-pub(crate) fn around_forks(before: extern "C" fn(), after: extern "C" fn()) {
     if cfg!(miri) {
         return;
     }
-    // SAFETY: `pthread_atfork` with handlers that take and release process-wide locks in the
-    // forking thread (the child's copy of that thread releases what it took). If it fails (out
-    // of memory), forks go unguarded, as before these handlers existed.
-    unsafe { pthread_atfork(Some(before), Some(after), Some(after)) };
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `pthread_atfork` with handlers that take process-wide locks in the forking
+        // thread before the fork and release them after it (the child's copy of that thread
+        // releases the copies), the child's after an atomic add, `pthread_self` and an atomic
+        // store. If it fails (out of memory), forks go uncounted and unguarded: a child then has
+        // no timer (its tasks held back by a reservation wait for another wake, as where there is
+        // no timer at all), its queues keep the parent's waiters, and a lock held at the fork
+        // stays held there (as before these handlers existed).
+        unsafe { pthread_atfork(Some(before), Some(in_parent), Some(in_child)) };
+    });
 }
 
-/// Without `fork` (or under loom) there is nothing to count.
+/// Without `fork` (or under loom) there is nothing to count or guard.
 #[cfg(any(not(unix), loom))]
-pub(crate) fn count_forks() {}
+pub(crate) fn guard_forks() {}

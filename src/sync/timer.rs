@@ -23,18 +23,18 @@
 //! A child made by `fork` has copies of [`TIMER`] and [`THREAD`] but only the forking thread: a
 //! lock another thread held at the fork (the timer thread's look, a section's [`wake_at`] or
 //! [`cancel`]) stays held there for ever, and the child's first task held back by a reservation
-//! would hang in `wake_at` (under its queue's lock). So, from the first wake asked for (before
-//! either lock is first taken), the forking thread takes both locks just before each `fork` and
-//! releases them just after it, in the parent and in the child (`fork::around_forks`): the fork
-//! waits for the holder's short section, and the child finds both free. No executor code runs under either lock, and no
-//! thread forks while it holds one, so the wait ends. (A queue's own lock has the same hazard
-//! for that one semaphore; it is left: `docs/design.md`, "After a fork".)
+//! would hang in `wake_at` (under its queue's lock). So the forking thread takes both locks just
+//! before each `fork` and releases them just after it, in the parent and in the child
+//! ([`hold_across_fork`], from `fork::guard_forks`, registered before either lock is first taken,
+//! and after every waiter queue's lock, as sections take them): the fork waits for the holder's
+//! short section, and the child finds both free. No executor code runs under either lock, and no
+//! thread forks while it holds one, so the wait ends.
 //!
 //! If the thread cannot be started, or under Miri (which reports a thread left running at exit),
 //! [`wake_at`] returns `None` and the caller yields to its executor instead; under loom the
 //! `sync` shim has no timer at all.
 
-use super::fork::{count_forks, generation};
+use super::fork::{generation, guard_forks};
 use crate::raw::queue::FIRST_LAPSE;
 #[cfg(unix)]
 use std::cell::Cell;
@@ -125,20 +125,14 @@ fn arm(at: Instant, waker: &Waker) -> Option<(Token, bool)> {
 
 /// The timer thread of this process, started if there is none; `None` if it cannot be.
 fn timer_thread() -> Option<Thread> {
-    // Before this thread first takes `THREAD` ("Across a fork"), and with none of the timer's
-    // locks held: a `fork` in another thread holds the C library's handler list until it is
-    // done, and its `before_fork` would wait for a lock held here.
-    #[cfg(unix)]
-    {
-        static GUARDED: std::sync::Once = std::sync::Once::new();
-        GUARDED.call_once(|| super::fork::around_forks(before_fork, after_fork));
-    }
+    // Before this thread first takes `THREAD` ("Across a fork"). Done already wherever a queue
+    // asks for a wake (the queue's making registered it), so never registered here under a lock.
+    guard_forks();
     let mut thread = THREAD.lock().unwrap_or_else(PoisonError::into_inner);
     let forks = generation();
     match &*thread {
         Some((started_at, t)) if *started_at == forks => Some(t.clone()),
         _ => {
-            count_forks();
             let spawned = std::thread::Builder::new().name("futex-sem-timer".into()).spawn(run).ok()?;
             lock().wakes_at = None; // the new thread has not parked yet: the next wake unparks it
             *thread = Some((forks, spawned.thread().clone()));
@@ -178,14 +172,14 @@ thread_local! {
 /// this thread's locals are gone (it is exiting), the locks are released at once and the fork
 /// goes unguarded, as before this handler.
 #[cfg(unix)]
-extern "C" fn before_fork() {
+pub(super) fn hold_across_fork() {
     let locks = (THREAD.lock().unwrap_or_else(PoisonError::into_inner), lock());
     let _ = HELD_ACROSS_FORK.try_with(|held| held.set(Some(locks)));
 }
 
-/// Just after a `fork`, in the parent and in the child: releases what [`before_fork`] took.
+/// Just after a `fork`, in the parent and in the child: releases what [`hold_across_fork`] took.
 #[cfg(unix)]
-extern "C" fn after_fork() {
+pub(super) fn release_after_fork() {
     let _ = HELD_ACROSS_FORK.try_with(Cell::take);
 }
 

@@ -1,0 +1,86 @@
+//! Every waiter queue of this process, so that a `fork` finds none of their locks held by a
+//! thread the child does not have.
+//!
+//! A child made by `fork` has a copy of each queue's lock as it was at the fork: held, if another
+//! thread was inside a section then, and held for ever there, since that thread is not copied.
+//! The child's first section on that semaphore (an acquire that queues, a release to a queue with
+//! waiters) would wait for it for ever: in `tests/process.rs`'s
+//! `a_fork_in_the_middle_of_a_section_leaves_the_childs_queue_usable` (three threads passing one
+//! permit, 200 forks), 9 children hung in a release's section before this module.
+//!
+//! So a queue is registered here from before anyone can lock it ([`Queue::boxed`]) until it is
+//! dropped, and the forking thread takes every registered queue's lock just before each `fork` and
+//! releases them just after it, in the parent and in the child (`sync::fork::guard_forks`, which
+//! takes the timer's locks after these, the order in which a section takes them). The fork waits
+//! for the sections under way: they are short, run no executor code but a waker's `clone`, and
+//! never wait for [`LIVE`] (a queue registers before its first section and unregisters when its
+//! semaphore is dropped, outside every section), and no thread forks inside one.
+//!
+//! The cost: a process-wide lock and a set insert when a semaphore's queue is made (its first
+//! wait), the same and a removal when it is dropped, and at each `fork` one lock per live queue.
+
+use super::{Inner, Queue};
+use std::cell::Cell;
+use std::collections::BTreeSet;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// The addresses of the registered queues.
+static LIVE: Mutex<BTreeSet<usize>> = Mutex::new(BTreeSet::new());
+
+/// [`LIVE`]; no code that can panic runs under it, so poisoning is ignored.
+fn live() -> MutexGuard<'static, BTreeSet<usize>> {
+    LIVE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn address(queue: &Queue) -> usize {
+    std::ptr::from_ref(queue) as usize
+}
+
+/// Registers `queue`, which is on the heap and not yet shared: from now until its drop the
+/// forking thread takes its lock across each `fork`.
+pub(super) fn register(queue: &Queue) {
+    crate::sync::fork::guard_forks(); // with no lock held (see there)
+    live().insert(address(queue));
+}
+
+/// Takes `queue` out, as it is dropped. Waits while a `fork` is under way (its forking thread
+/// holds [`LIVE`] and this queue's lock until the fork returns).
+pub(super) fn unregister(queue: &Queue) {
+    live().remove(&address(queue));
+}
+
+/// What the forking thread holds across a `fork`: every registered queue's lock, then [`LIVE`]
+/// (fields drop in order: the queues' locks are released first).
+struct Held {
+    _queues: Vec<MutexGuard<'static, Inner>>,
+    _live: MutexGuard<'static, BTreeSet<usize>>,
+}
+
+thread_local! {
+    /// The locks the forking thread holds across its `fork`.
+    static HELD: Cell<Option<Held>> = const { Cell::new(None) };
+}
+
+/// Just before a `fork`, in the forking thread: takes [`LIVE`] and then every registered queue's
+/// lock. If this thread's locals are gone (it is exiting), the locks are released at once and the
+/// fork goes unguarded, as before this module.
+pub(crate) fn hold() {
+    let live = live();
+    let queues = live
+        .iter()
+        .map(|&at| {
+            // SAFETY: a registered queue lives until its drop has unregistered it, which waits
+            // for `LIVE`, held from here until `release`; so it outlives the guard.
+            let queue: &'static Queue = unsafe { &*(at as *const Queue) };
+            // A poisoned lock still holds a consistent queue (`Queue::lock`).
+            queue.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        })
+        .collect();
+    let held = Held { _queues: queues, _live: live };
+    let _ = HELD.try_with(|slot| slot.set(Some(held)));
+}
+
+/// Just after a `fork`, in the parent and in the child: releases what [`hold`] took.
+pub(crate) fn release() {
+    let _ = HELD.try_with(Cell::take);
+}
