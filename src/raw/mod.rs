@@ -113,7 +113,7 @@ impl RawSemaphore {
 
     /// A section under the queue's lock.
     fn lock(&self) -> Locked<'_> {
-        self.queue.get_or_init(Queue::boxed).lock(&self.state)
+        self.queue.get_or_init(Queue::default).lock(&self.state)
     }
 
     /// A non-blocking acquire: fails only when the permits are not there for it (or it is

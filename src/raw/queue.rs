@@ -111,7 +111,8 @@
 //! timer's), and the spinner's turn (`super::spin`) is freed: a thread of the parent may have
 //! held it. Permits the parent's other threads held, or were granted, stay taken in the child.
 //! The lock itself is free there: the forking thread takes every queue's lock across the fork
-//! ([`fork_locks`]), where a copy of a lock another thread held at that moment would stay held.
+//! ([`fork_locks`]; a queue registers before its first section), where a copy of a lock another
+//! thread held at that moment would stay held.
 //!
 //! # Served waiters
 //! A walk that serves the reservation takes the owner's permits for it, removes its entry and sets
@@ -404,6 +405,10 @@ pub(crate) struct Queue {
     /// How long a contended acquire spins before it queues (`super::spin`); beside the lock, not
     /// under it.
     pub(crate) spin: super::spin::SpinEstimate,
+    /// Whether the fork handlers know this queue ([`fork_locks`]): set once, before a section
+    /// runs on it. Not a loom atomic: under loom nothing forks.
+    #[cfg(all(unix, not(loom)))]
+    registered: std::sync::atomic::AtomicBool,
 }
 
 /// What a waiter's look at the permits found.
@@ -422,7 +427,9 @@ pub(crate) enum Take {
 #[cfg(all(unix, not(loom)))]
 impl Drop for Queue {
     fn drop(&mut self) {
-        fork_locks::unregister(self);
+        if *self.registered.get_mut() {
+            fork_locks::unregister(self);
+        }
     }
 }
 
@@ -443,21 +450,19 @@ pub(crate) struct Locked<'a> {
 }
 
 impl Queue {
-    /// A new queue on the heap, registered for the fork handlers before anyone can lock it
-    /// ([`fork_locks`]; "After a fork" in the module header).
-    pub(crate) fn boxed() -> Box<Queue> {
-        let queue = Box::new(Queue::default());
-        #[cfg(all(unix, not(loom)))]
-        fork_locks::register(&queue);
-        queue
-    }
-
     /// Starts a locked section over `state`, the semaphore's state word.
     pub(crate) fn lock<'a>(&'a self, state: &'a AtomicU64) -> Locked<'a> {
         // The lock is held across no executor code but a waker's `clone` (wakes are sent, and
         // wakers let go of are dropped, after it: `Inner::graveyard`), nor across a panic point
         // that leaves `Inner` broken, so a poisoned lock (a panic in a waker's `clone`) still
         // holds a consistent queue.
+        // Registered for the fork handlers before this thread's first section on it ("After a
+        // fork"; Acquire: pairs with the Release store of `fork_locks::register`, after which the
+        // queue is in the set that a fork's handler locks).
+        #[cfg(all(unix, not(loom)))]
+        if !self.registered.load(Acquire) {
+            fork_locks::register(self);
+        }
         let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if inner.forks != Some(fork::generation()) && inner.after_fork() {
             self.spin.after_fork(); // a copied thread may have held the spinner's turn
@@ -1123,7 +1128,7 @@ impl Inner {
     #[cold]
     fn after_fork(&mut self) -> bool {
         let copied = self.forks.is_some();
-        fork::guard_forks(); // done when the queue was made (`Queue::boxed`); a no-op here
+        fork::guard_forks(); // done when the queue registered (`Queue::lock`); a no-op here
         self.forks = Some(fork::generation());
         if !copied {
             return false;

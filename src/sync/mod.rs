@@ -148,10 +148,10 @@ impl<T> OnceBox<T> {
         OnceBox(once_cell::race::OnceBox::new())
     }
 
-    /// The value, made (on the heap) by `init` if this is the first use.
+    /// The value, made by `init` if this is the first use.
     #[inline]
-    pub(crate) fn get_or_init(&self, init: impl FnOnce() -> Box<T>) -> &T {
-        self.0.get_or_init(init)
+    pub(crate) fn get_or_init(&self, init: impl FnOnce() -> T) -> &T {
+        self.0.get_or_init(|| Box::new(init()))
     }
 
     /// The value, if it was made.
@@ -171,7 +171,7 @@ impl<T: Default> OnceBox<T> {
         OnceBox(T::default())
     }
 
-    pub(crate) fn get_or_init(&self, _init: impl FnOnce() -> Box<T>) -> &T {
+    pub(crate) fn get_or_init(&self, _init: impl FnOnce() -> T) -> &T {
         &self.0
     }
 

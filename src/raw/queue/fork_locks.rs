@@ -8,39 +8,56 @@
 //! `a_fork_in_the_middle_of_a_section_leaves_the_childs_queue_usable` (three threads passing one
 //! permit, 200 forks), 9 children hung in a release's section before this module.
 //!
-//! So a queue is registered here from before anyone can lock it ([`Queue::boxed`]) until it is
-//! dropped, and the forking thread takes every registered queue's lock just before each `fork` and
+//! So a queue is registered here before any section runs on it (`Queue::lock`: a thread that
+//! finds its `registered` flag clear registers it before taking its lock) until it is dropped,
+//! and the forking thread takes every registered queue's lock just before each `fork` and
 //! releases them just after it, in the parent and in the child (`sync::fork::guard_forks`, which
 //! takes the timer's locks after these, the order in which a section takes them). The fork waits
 //! for the sections under way: they are short, run no executor code but a waker's `clone`, and
 //! never wait for [`LIVE`] (a queue registers before its first section and unregisters when its
 //! semaphore is dropped, outside every section), and no thread forks inside one.
 //!
-//! The cost: a process-wide lock and a set insert when a semaphore's queue is made (its first
-//! wait), the same and a removal when it is dropped, and at each `fork` one lock per live queue.
+//! The cost: a load of the flag per section; a process-wide lock and a set insert when a
+//! semaphore's queue is first used (its first wait), the same and a removal when it is dropped;
+//! and at each `fork` one lock per live queue.
 
 use super::{Inner, Queue};
 use std::cell::Cell;
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering::Release;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-/// The addresses of the registered queues.
-static LIVE: Mutex<BTreeSet<usize>> = Mutex::new(BTreeSet::new());
+/// The registered queues.
+static LIVE: Mutex<BTreeSet<Registered>> = Mutex::new(BTreeSet::new());
+
+/// A registered queue: where it stays (on the heap, behind its semaphore's `OnceBox`) until it is
+/// dropped; ordered by address.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Registered(*const Queue);
+
+// SAFETY: a pointer to a `Queue` (which is `Sync`), dereferenced only by `hold`, under `LIVE`,
+// while the queue is registered; moving it between threads moves no ownership.
+unsafe impl Send for Registered {}
 
 /// [`LIVE`]; no code that can panic runs under it, so poisoning is ignored.
-fn live() -> MutexGuard<'static, BTreeSet<usize>> {
+fn live() -> MutexGuard<'static, BTreeSet<Registered>> {
     LIVE.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn address(queue: &Queue) -> usize {
-    std::ptr::from_ref(queue) as usize
+fn address(queue: &Queue) -> Registered {
+    Registered(std::ptr::from_ref(queue))
 }
 
-/// Registers `queue`, which is on the heap and not yet shared: from now until its drop the
-/// forking thread takes its lock across each `fork`.
+/// Registers `queue` (on the heap, where it stays), before this thread's first section on it:
+/// from now until its drop the forking thread takes its lock across each `fork`. Threads that
+/// find it unregistered at once each insert it; the set keeps it once.
+#[cold]
 pub(super) fn register(queue: &Queue) {
     crate::sync::fork::guard_forks(); // with no lock held (see there)
     live().insert(address(queue));
+    // Release: pairs with the Acquire load in `Queue::lock`; a thread that sees the flag finds
+    // the queue in the set.
+    queue.registered.store(true, Release);
 }
 
 /// Takes `queue` out, as it is dropped. Waits while a `fork` is under way (its forking thread
@@ -53,7 +70,7 @@ pub(super) fn unregister(queue: &Queue) {
 /// (fields drop in order: the queues' locks are released first).
 struct Held {
     _queues: Vec<MutexGuard<'static, Inner>>,
-    _live: MutexGuard<'static, BTreeSet<usize>>,
+    _live: MutexGuard<'static, BTreeSet<Registered>>,
 }
 
 thread_local! {
@@ -68,10 +85,10 @@ pub(crate) fn hold() {
     let live = live();
     let queues = live
         .iter()
-        .map(|&at| {
-            // SAFETY: a registered queue lives until its drop has unregistered it, which waits
-            // for `LIVE`, held from here until `release`; so it outlives the guard.
-            let queue: &'static Queue = unsafe { &*(at as *const Queue) };
+        .map(|&Registered(at)| {
+            // SAFETY: a registered queue lives, where it was, until its drop has unregistered it,
+            // which waits for `LIVE`, held from here until `release`; so it outlives the guard.
+            let queue: &'static Queue = unsafe { &*at };
             // A poisoned lock still holds a consistent queue (`Queue::lock`).
             queue.inner.lock().unwrap_or_else(PoisonError::into_inner)
         })
@@ -83,4 +100,45 @@ pub(crate) fn hold() {
 /// Just after a `fork`, in the parent and in the child: releases what [`hold`] took.
 pub(crate) fn release() {
     let _ = HELD.try_with(Cell::take);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raw::RawSemaphore;
+
+    fn registered(queue: &Queue) -> bool {
+        live().contains(&address(queue))
+    }
+
+    #[test]
+    fn a_semaphores_queue_is_registered_from_its_making_until_its_drop() {
+        let sem = RawSemaphore::new(0);
+        assert!(sem.queue.get().is_none(), "no queue before the first wait");
+        drop(sem.lock()); // a section: the queue is made, and registered before it
+        let queue = sem.queue.get().expect("made by the section");
+        let at = address(queue);
+        assert!(registered(queue));
+        drop(sem);
+        assert!(!live().contains(&at), "unregistered when the semaphore is dropped");
+    }
+
+    #[test]
+    fn hold_takes_every_registered_queues_lock_until_release() {
+        let sem = RawSemaphore::new(0);
+        drop(sem.lock());
+        let queue = sem.queue.get().unwrap();
+        hold();
+        // Another thread: this one's `LIVE` guard would make a `try_lock` of `LIVE` here
+        // meaningless, and a queue's lock is not reentrant.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert!(queue.inner.try_lock().is_err(), "held across the fork");
+                assert!(LIVE.try_lock().is_err(), "so is the set: no queue leaves meanwhile");
+            });
+        });
+        release();
+        assert!(queue.inner.try_lock().is_ok());
+        assert!(LIVE.try_lock().is_ok());
+    }
 }
