@@ -84,9 +84,9 @@ unsafe extern "C" {
 /// thread just before it and released just after it, in the parent and in the child.
 ///
 /// Call it holding none of those locks: a `fork` in another thread holds the C library's list
-/// of handlers while its handlers run, and registering waits for that list. The first queue
-/// calls it when it is made (before anyone can lock it), so later calls, under a queue's lock
-/// included, find it done. No-op under Miri, which runs no `pthread_atfork` (and never forks).
+/// of handlers while its handlers run, and registering waits for that list. A queue calls it as
+/// it registers, before its first section, so later calls, under a queue's lock included, find
+/// it done. No-op under Miri, which runs no `pthread_atfork` (and never forks).
 #[cfg(all(unix, not(loom)))]
 pub(crate) fn guard_forks() {
     extern "C" fn before() {

@@ -126,7 +126,7 @@ fn arm(at: Instant, waker: &Waker) -> Option<(Token, bool)> {
 /// The timer thread of this process, started if there is none; `None` if it cannot be.
 fn timer_thread() -> Option<Thread> {
     // Before this thread first takes `THREAD` ("Across a fork"). Done already wherever a queue
-    // asks for a wake (the queue's making registered it), so never registered here under a lock.
+    // asks for a wake (the queue's registration did it), so never registered here under a lock.
     guard_forks();
     let mut thread = THREAD.lock().unwrap_or_else(PoisonError::into_inner);
     let forks = generation();
