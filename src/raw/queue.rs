@@ -406,7 +406,9 @@ pub(crate) struct Queue {
     /// under it.
     pub(crate) spin: super::spin::SpinEstimate,
     /// Whether the fork handlers know this queue ([`fork_locks`]): set once, before a section
-    /// runs on it. Not a loom atomic: under loom nothing forks.
+    /// runs on it. They know it by its address, so a queue does not move once locked (a
+    /// semaphore's stays in its `OnceBox` until dropped). Not a loom atomic: under loom nothing
+    /// forks.
     #[cfg(all(unix, not(loom)))]
     registered: std::sync::atomic::AtomicBool,
 }

@@ -116,11 +116,16 @@ mod tests {
         let sem = RawSemaphore::new(0);
         assert!(sem.queue.get().is_none(), "no queue before the first wait");
         drop(sem.lock()); // a section: the queue is made, and registered before it
-        let queue = sem.queue.get().expect("made by the section");
-        let at = address(queue);
-        assert!(registered(queue));
-        drop(sem);
-        assert!(!live().contains(&at), "unregistered when the semaphore is dropped");
+        assert!(registered(sem.queue.get().expect("made by the section")));
+        // The drop, with the queue where no other test's can be made meanwhile (on this stack:
+        // a freed heap block may hold another test's queue at once).
+        let state = crate::sync::AtomicU64::new(0);
+        let mut queue = Some(Queue::default());
+        let at = address(queue.as_ref().unwrap());
+        drop(queue.as_ref().unwrap().lock(&state));
+        assert!(live().contains(&at));
+        queue = None; // dropped in place
+        assert!(queue.is_none() && !live().contains(&at), "unregistered when dropped");
     }
 
     #[test]
@@ -138,7 +143,9 @@ mod tests {
             });
         });
         release();
-        assert!(queue.inner.try_lock().is_ok());
-        assert!(LIVE.try_lock().is_ok());
+        assert!(queue.inner.try_lock().is_ok(), "this test's queue: nobody else takes its lock");
+        // Other tests' semaphores register and leave in parallel, each holding `LIVE` briefly.
+        let free = (0..1_000_000).any(|_| LIVE.try_lock().is_ok() || (std::thread::yield_now(), false).1);
+        assert!(free, "the set is released too");
     }
 }
