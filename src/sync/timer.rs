@@ -322,7 +322,10 @@ mod tests {
             last = Some(Instant::now());
             (asked, unparks) = (asked + 1, unparks + usize::from(unparked && !after_a_gap));
         }
-        assert!(unparks <= 2, "{unparks} unparks in a stream of {asked} wakes, not after a gap");
+        // At most a few: the other tests of this binary arm the same timer meanwhile (3 were seen
+        // on a loaded host, 2026-12-08), where parking for good after each look unparked it
+        // 14-45 times.
+        assert!(unparks <= 6, "{unparks} unparks in a stream of {asked} wakes, not after a gap");
         assert!(wake_at(Instant::now() + FIRST_LAPSE, &w).is_some());
         assert_eq!(rx.recv_timeout(PATIENCE), Ok(6));
         // No sleep to synchronise with: a look at the timer's state now and then, until idle.
