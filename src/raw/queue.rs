@@ -454,10 +454,6 @@ pub(crate) struct Locked<'a> {
 impl Queue {
     /// Starts a locked section over `state`, the semaphore's state word.
     pub(crate) fn lock<'a>(&'a self, state: &'a AtomicU64) -> Locked<'a> {
-        // The lock is held across no executor code but a waker's `clone` (wakes are sent, and
-        // wakers let go of are dropped, after it: `Inner::graveyard`), nor across a panic point
-        // that leaves `Inner` broken, so a poisoned lock (a panic in a waker's `clone`) still
-        // holds a consistent queue.
         // Registered for the fork handlers before this thread's first section on it ("After a
         // fork"; Acquire: pairs with the Release store of `fork_locks::register`, after which the
         // queue is in the set that a fork's handler locks).
@@ -465,6 +461,10 @@ impl Queue {
         if !self.registered.load(Acquire) {
             fork_locks::register(self);
         }
+        // The lock is held across no executor code but a waker's `clone` (wakes are sent, and
+        // wakers let go of are dropped, after it: `Inner::graveyard`), nor across a panic point
+        // that leaves `Inner` broken, so a poisoned lock (a panic in a waker's `clone`) still
+        // holds a consistent queue.
         let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if inner.forks != Some(fork::generation()) && inner.after_fork() {
             self.spin.after_fork(); // a copied thread may have held the spinner's turn
@@ -1130,7 +1130,8 @@ impl Inner {
     #[cold]
     fn after_fork(&mut self) -> bool {
         let copied = self.forks.is_some();
-        fork::guard_forks(); // done when the queue registered (`Queue::lock`); a no-op here
+        // Forks are counted from before this: the queue registered (`Queue::lock`), and with it
+        // the fork handlers (`fork::guard_forks`).
         self.forks = Some(fork::generation());
         if !copied {
             return false;
