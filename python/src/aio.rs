@@ -22,7 +22,7 @@
 //! For any other waiter, its loop is asked with `call_soon_threadsafe` to run a [`Wake`], which
 //! does the same on the loop's thread. A waker called on a thread without the GIL (a blocking
 //! acquire that timed out and passed a wake on) rouses a helper thread that empties the queue
-//! with the GIL.
+//! with the GIL, through one Python thread state kept for its life (`helper::run` says why).
 //!
 //! # Invariants
 //! 1. A [`Waiter`]'s state lock is only taken with the GIL held, and no Python code runs while
@@ -881,16 +881,26 @@ mod helper {
         ROUSE.notify_one();
     }
 
+    /// Delivers with one Python thread state for the thread's life: it lets the GIL go while it
+    /// waits and takes it back to deliver ([`Detached`](crate::shutdown::Detached), which sleeps
+    /// for good if the interpreter is ending). A `with_gil` per delivery made and freed a thread
+    /// state each time, under the interpreter's lock of its thread states, about 60 times a
+    /// second under a steady stream of such wakes; where CPython's gh-112275 is not fixed (3.11.7
+    /// and others before 3.12 and its backports) a `fork` while that lock is held hangs the child
+    /// in `PyOS_AfterFork_Child` (seen once in 12,000 forks here).
     fn run() {
-        loop {
-            {
-                let mut state = lock(&STATE);
-                while !state.0 {
-                    state = ROUSE.wait(state).unwrap_or_else(|e| e.into_inner());
-                }
-                state.0 = false;
+        Python::with_gil(|py| {
+            loop {
+                {
+                    let _detached = crate::shutdown::Detached::new(py);
+                    let mut state = lock(&STATE);
+                    while !state.0 {
+                        state = ROUSE.wait(state).unwrap_or_else(|e| e.into_inner());
+                    }
+                    state.0 = false;
+                } // the lock is released, then the GIL taken back
+                super::deliver_wakes(py);
             }
-            Python::with_gil(super::deliver_wakes);
-        }
+        });
     }
 }

@@ -1,8 +1,10 @@
 """`os.fork` with a thread of the parent waiting in `acquire()`: the child has only the forking
 thread, and its copy of the semaphore must not serve the parent's waiter (the crate takes the
 parent's queued threads out of the child's queue). `threading.Semaphore` keeps working in such
-a child; so must this one."""
+a child; so must this one. And the package's own helper thread must not make a hang in a child
+likelier than Python's threads do."""
 
+import asyncio
 import os
 import threading
 import time
@@ -58,3 +60,65 @@ def test_a_fork_child_is_not_stalled_by_the_parents_waiting_thread(cls):
     assert not t.is_alive()
     assert sem._value == 1
 
+
+
+def test_the_wake_helper_keeps_one_python_thread_state():
+    """Wakes that threads queue without the GIL (a blocking acquire that timed out and passed its
+    wake on to a task) are delivered by the package's helper thread. It must do so with one
+    Python thread state for its life: one made and freed per delivery takes the interpreter's
+    lock of thread states each time, and where CPython's gh-112275 is not fixed (3.11.7, and others
+    before 3.12 and its backports) a `fork` while another thread holds that lock hangs the child in
+    `PyOS_AfterFork_Child` (one child in 12,000 forks of a process
+    doing this, before the fix). A `threading.local` lives in the thread state, so a mark set in
+    one delivery is seen in the next only if the state was kept."""
+    sem = fs.Semaphore(1)
+    stop = threading.Event()
+    local = threading.local()
+    seen = []  # per delivery by the helper: whether the mark of an earlier one was still there
+    ours = {threading.get_ident()}  # the Python threads of this test; the helper is not one
+
+    class Loop(asyncio.SelectorEventLoop):
+        def call_soon_threadsafe(self, *args, **kwargs):
+            if threading.get_ident() not in ours:
+                seen.append(getattr(local, "mark", False))
+                local.mark = True
+                if len(seen) >= 5:
+                    stop.set()
+            return super().call_soon_threadsafe(*args, **kwargs)
+
+    go = threading.Event()  # once every thread of the test is in `ours`
+
+    async def task():
+        go.wait()
+        while not stop.is_set():
+            async with sem:
+                await asyncio.sleep(0)
+
+    async def tasks():
+        await asyncio.gather(*(task() for _ in range(8)))
+
+    def run_loop():
+        loop = Loop()
+        try:
+            loop.run_until_complete(tasks())
+        finally:
+            loop.close()
+
+    def blocker():
+        go.wait()
+        while not stop.is_set():
+            if sem.acquire(timeout=0.0005):
+                sem.release()
+
+    threads = [threading.Thread(target=run_loop)] + [threading.Thread(target=blocker) for _ in range(2)]
+    for t in threads:
+        t.start()
+        ours.add(t.ident)
+    go.set()
+    stop.wait(20)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert not any(t.is_alive() for t in threads)
+    assert len(seen) >= 2, f"only {len(seen)} wakes went through the helper thread in 20 s"
+    assert all(seen[1:]), f"a delivery found no mark of the one before it: {seen}"
