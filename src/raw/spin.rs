@@ -55,8 +55,9 @@
 use super::RawSemaphore;
 use super::state::*;
 use crate::TryAcquireError;
-use crate::sync::{AtomicU32, Backoff, HINT_SPINS, LONG_SPIN_MAX, QUICK_YIELD, SPIN_ROUNDS, YIELD_ROUNDS};
+use crate::sync::{AtomicU32, Backoff, FIRST_LOOK_AFTER, HINT_SPINS, LONG_SPIN_MAX, QUICK_YIELD};
 use crate::sync::{Ordering::Acquire, Ordering::Relaxed};
+use crate::sync::{SPIN_ROUNDS, YIELD_ROUNDS};
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
@@ -176,6 +177,14 @@ fn yield_and_time() -> bool {
     alone
 }
 
+/// `hints` spin hints, reading nothing.
+#[inline]
+fn spin_hints(hints: u32) {
+    for _ in 0..hints {
+        std::hint::spin_loop();
+    }
+}
+
 /// A yield that runs another thread lasts about that thread's time slice (a few ms where threads
 /// outnumber cores): a timed acquire whose deadline is nearer does not make one (rule 6).
 const YIELD_SLICE: Duration = Duration::from_millis(4);
@@ -269,21 +278,32 @@ impl RawSemaphore {
         self.hint_looks(n)
     }
 
-    /// Rule 5's looks, by the thread that has the turn: up to [`HINT_SPINS`] looks one spin hint
-    /// apart, while this is a lone waiter short by at most one permit (rule 4).
-    // Under loom `HINT_SPINS` is 0, which clippy finds an empty range below.
-    #[cfg_attr(loom, allow(clippy::reversed_empty_ranges))]
+    /// Rule 5's looks, by the thread that has the turn: the first after [`FIRST_LOOK_AFTER`] spin
+    /// hints, the next 1, 2, 4, ... hints apart, while the gaps add up to at most [`HINT_SPINS`]
+    /// (7 looks) and this is a lone waiter short by at most one permit (rule 4).
+    // Under loom `HINT_SPINS` is 0, which clippy finds absurd in the comparison below.
+    #[cfg_attr(loom, allow(clippy::absurd_extreme_comparisons))]
     fn hint_looks(&self, n: u64) -> Option<Result<(), TryAcquireError>> {
-        for _ in 0..HINT_SPINS {
+        if HINT_SPINS == 0 {
+            return None; // loom: the models see no looks
+        }
+        spin_hints(FIRST_LOOK_AFTER);
+        let (mut gap, mut spent) = (1, 0);
+        loop {
             #[cfg(all(test, not(loom)))]
             tests::HINT_LOOKS.with(|c| c.set(c.get() + 1));
             match self.look(n) {
                 Look::Done(result) => return Some(result),
                 Look::Short(s) if is_queued(s) || is_reserved(s) || !worth_a_yield(s, n) => return None,
-                Look::Short(_) => std::hint::spin_loop(),
+                Look::Short(_) => {}
             }
+            if spent + gap > HINT_SPINS {
+                return None;
+            }
+            spin_hints(gap);
+            spent += gap;
+            gap *= 2;
         }
-        None
     }
 
     /// After [`spin`](Self::spin): spins and yields for up to the learnt estimate, until
@@ -704,7 +724,10 @@ mod tests {
         // Rule 4: the first look that sees someone queued or a reservation ends them, and so does
         // a request short by more than one permit.
         let sem = trained(0);
-        assert_eq!(hint_looks_of(|| assert_eq!(sem.hint_looks(1), None)), HINT_SPINS, "nothing stops them");
+        // The first look, and one after each gap of 1, 2, 4, ... hints while they add up to at most
+        // `HINT_SPINS` (2^k - 1 for k gaps).
+        let looks = 1 + (HINT_SPINS + 1).ilog2();
+        assert_eq!(hint_looks_of(|| assert_eq!(sem.hint_looks(1), None)), looks, "nothing stops them");
         for (flags, n, why) in
             [(QUEUED, 1, "someone is queued"), (RESERVED, 1, "a reservation"), (0, 2, "a drain")]
         {

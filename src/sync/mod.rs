@@ -96,15 +96,21 @@ pub(crate) const YIELD_ROUNDS: u32 = 8;
 #[cfg(loom)]
 pub(crate) const YIELD_ROUNDS: u32 = 0;
 
-/// How many looks, one spin hint apart, a contended acquire makes before its backoff rounds and
-/// after each yield that came back at once, while its thread has a core to itself (`raw::spin`,
-/// rule 5): about 0.6-1 µs on a recent x86 core, long enough to see a partner on another core
-/// pass a permit back, as a spinning gate does, without a yield's system call in between. Zero
-/// under loom, as the other spins.
+/// How many spin hints the gaps between the looks of a contended acquire's hint looks add up to
+/// at most (`raw::spin`, rule 5: before its backoff rounds and after each yield that came back
+/// at once, while its thread has a core to itself): with the first look's
+/// [`FIRST_LOOK_AFTER`], about 0.8 µs of looks on the benchmark machine, long enough to see a
+/// partner on another core pass a permit back without a yield's system call in between. Zero
+/// under loom, as the other spins: no looks.
 #[cfg(not(loom))]
 pub(crate) const HINT_SPINS: u32 = 64;
 #[cfg(loom)]
 pub(crate) const HINT_SPINS: u32 = 0;
+
+/// Spin hints before the first of the hint looks (`raw::spin`, rule 5): the acquire has just
+/// found the permits taken, and a look at once would only pull the holder's cache line away
+/// from it, which its release must then pull back.
+pub(crate) const FIRST_LOOK_AFTER: u32 = 16;
 
 /// A yield that comes back sooner than this found no other thread that wanted its CPU: on the
 /// benchmark machine (a 2-vCPU VM) a `sched_yield` that switches nothing takes 0.17-0.28 µs (p10
