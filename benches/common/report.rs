@@ -400,8 +400,8 @@ fn table(title: &str, rows: &[&Stored]) -> String {
             if better == Better::Higher { b.total_cmp(&a) } else { a.total_cmp(&b) }
         });
         // Every reference measured beside the scenario (contended shapes where each thread has a
-        // core run both the floor and the spinning gate: the gate is the most a 1-permit gate
-        // passed across the cores reaches there, the floor what never waits).
+        // core run both the floor and the spinning gate: the gate is what a 1-permit gate that
+        // looks every spin hint reaches there, the floor what never waits).
         let references: Vec<String> = these
             .iter()
             .filter(|r| is_reference(&r.name))

@@ -30,10 +30,13 @@
 //! 5. **Hint looks while the core is free.** A thread whose last timed yield came back within
 //!    [`QUICK_YIELD`] had no other thread wanting its CPU ([`YIELDS`], per thread; while yields
 //!    run others, one in [`YIELD_SAMPLE`] is timed). Such a thread, if it gets the turn of rule 3,
-//!    first makes up to [`HINT_SPINS`] looks one spin hint apart, as a spinning gate does, and
-//!    again after each yield that came back at once, in both spins: a partner on the other core
-//!    passes a permit back within them, where a yield's system call would only delay its being
-//!    seen. Rule 4 holds for them (a queue, a reservation or a drain ends them). Every
+//!    first makes hint looks, and again after each yield that came back at once, in both spins: a
+//!    partner on the other core passes a permit back within them, where a yield's system call
+//!    would only delay its being seen. The first look comes after [`FIRST_LOOK_AFTER`] spin
+//!    hints and the next at gaps of 1, 2, 4, ... hints, up to [`HINT_SPINS`] in all (7 looks,
+//!    about 0.8 µs on the benchmark machine): a look takes the holder's cache line, which its
+//!    release must take back, so fewer looks early in a hold make the release quicker (2t-1p
+//!    about a tenth faster than with a look every hint: `docs/design.md`, "Hint looks"). Rule 4 holds for them (a queue, a reservation or a drain ends them). Every
 //!    [`RECHECK_AFTER`] spins it yields first (timed), so that a thread that catches every permit
 //!    in its looks still learns when another wants its CPU. Where threads outnumber cores or
 //!    share one CPU, yields run others, and nothing changes. The turn lives in the queue, so a
