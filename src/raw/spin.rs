@@ -36,9 +36,10 @@
 //!    hints and the next at gaps of 1, 2, 4, ... hints, up to [`HINT_SPINS`] in all (7 looks,
 //!    about 0.8 µs on the benchmark machine): a look takes the holder's cache line, which its
 //!    release must take back, so fewer looks early in a hold make the release quicker (2t-1p
-//!    about a tenth faster than with a look every hint: `docs/design.md`, "Hint looks"). Rule 4 holds for them (a queue, a reservation or a drain ends them). Every
-//!    [`RECHECK_AFTER`] spins it yields first (timed), so that a thread that catches every permit
-//!    in its looks still learns when another wants its CPU. Where threads outnumber cores or
+//!    about a tenth faster than with a look every hint: `docs/design.md`, "Hint looks"). Rule 4
+//!    holds for them (a queue, a reservation or a drain ends them). Every [`RECHECK_AFTER`]
+//!    spins it yields first (timed), so that a thread that catches every permit in its looks
+//!    still learns when another wants its CPU. Where threads outnumber cores or
 //!    share one CPU, yields run others, and nothing changes. The turn lives in the queue, so a
 //!    semaphore on which nobody has queued yet makes no hint looks (as it makes no long spin).
 //! 6. **A timed acquire does not yield past its deadline**, nor within [`YIELD_SLICE`] of it
