@@ -655,9 +655,10 @@ mod tests {
         if thread::available_parallelism().map_or(1, usize::from) < 2 {
             return; // a releaser runs during the looks only on another CPU
         }
-        // The window below assumes looks that last about a µs, as `HINT_SPINS` spin hints do on
-        // x86-64 from Skylake on; where they are shorter (a cheaper `pause`), a release in the
-        // window may come after them, and proves nothing. (How many looks there are is
+        // The window below assumes looks that last about a µs, as their 79 spin hints
+        // (`FIRST_LOOK_AFTER` and the gaps) nearly do on the project's VM (0.8 µs); where they
+        // are shorter (a cheaper `pause`), a release in the window may come after them, and
+        // proves nothing. (How many looks there are is
         // `hint_looks_stop_for_a_queue_a_reservation_and_a_drain`'s to check.)
         let sem = trained(0);
         let shortest = (0..20)
