@@ -14,7 +14,7 @@
 //! # Wakes
 //! The engine wakes a waiter through its `Waker`, from whichever thread gives a permit back, and
 //! possibly while it holds its own locks. So the waker runs no Python: it queues the waiter
-//! (`QUEUE`, a leaf lock). The queue is emptied right after every engine call this module
+//! (`QUEUE`, a leaf lock, held by the forking thread across a `fork`: `forks.rs`). The queue is emptied right after every engine call this module
 //! makes with the GIL ([`deliver_wakes`]). A waiter whose event loop runs one of its tasks on
 //! the delivering thread (a release or a cancel in a task of that loop, the usual case) is
 //! polled there at once: if that took the permit, its asyncio future is resolved, as
@@ -857,15 +857,43 @@ fn deliver_batches(py: Python<'_>) {
     }
 }
 
+/// The wake queue's process-wide locks ([`QUEUE`], [`ORPHANS`], the helper's `STATE`), taken in
+/// that order by the thread that forks, across the `fork` (`forks.rs`). No thread holds one of
+/// them while it takes another, waits for the GIL or runs Python, so the forking thread, which
+/// holds the GIL, waits only for short sections that end.
+pub(crate) struct WakeLocks {
+    _queue: MutexGuard<'static, Vec<Arc<Waiter>>>,
+    _orphans: MutexGuard<'static, Vec<PyObject>>,
+    _helper: MutexGuard<'static, (bool, u32)>,
+}
+
+/// Takes the [`WakeLocks`].
+pub(crate) fn wake_locks() -> WakeLocks {
+    WakeLocks { _queue: lock(&QUEUE), _orphans: lock(&ORPHANS), _helper: helper::state() }
+}
+
+/// Whether every one of the [`WakeLocks`] is free (each tried, none waited for).
+pub(crate) fn wake_locks_free() -> bool {
+    QUEUE.try_lock().is_ok() && ORPHANS.try_lock().is_ok() && helper::state_free()
+}
+
 /// The helper thread that delivers wakes queued by threads without the GIL.
 mod helper {
-    use super::{Condvar, Mutex, lock};
+    use super::{Condvar, Mutex, MutexGuard, lock};
     use pyo3::Python;
 
     /// Whether a wake waits for the helper, and the pid the helper runs in (0: none yet): after
     /// `fork` the child has no helper and starts its own.
     static STATE: Mutex<(bool, u32)> = Mutex::new((false, 0));
     static ROUSE: Condvar = Condvar::new();
+
+    pub(super) fn state() -> MutexGuard<'static, (bool, u32)> {
+        lock(&STATE)
+    }
+
+    pub(super) fn state_free() -> bool {
+        STATE.try_lock().is_ok()
+    }
 
     pub(super) fn rouse() {
         let pid = std::process::id();

@@ -13,6 +13,7 @@
 //! - `aio`: waiting from asyncio: the crate's `acquire_async` future, driven from the event loop.
 //! - `threading`, `asyncio`, `process`: the Python classes.
 //! - `args`: the constructors' arguments, as Python classes (and their subclasses) take them.
+//! - `forks`: the package's own process-wide locks (the wake queue's) held across each `fork`.
 //! - `shutdown`: once the interpreter finalizes, threads other than the main one do not take the
 //!   GIL back in the package's frames (before 3.14, Python ends such a thread in a way that
 //!   aborts the process when Rust frames are on its stack).
@@ -32,6 +33,7 @@ mod asyncio;
 mod blocking;
 mod engine;
 mod fastcall;
+mod forks;
 mod process;
 mod shutdown;
 mod threading;
@@ -63,6 +65,7 @@ pub(crate) fn keeping_exception<T>(py: Python<'_>, f: impl FnOnce() -> T) -> T {
 /// 1 ms gets priority over later arrivals).
 #[pymodule]
 fn futex_semaphore(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    forks::guard(m)?; // first: before any of the crate's own fork handlers (forks.rs says why)
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<threading::Semaphore>()?;
     m.add_class::<threading::BoundedSemaphore>()?;

@@ -6,6 +6,8 @@ likelier than Python's threads do."""
 
 import asyncio
 import os
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -122,3 +124,36 @@ def test_the_wake_helper_keeps_one_python_thread_state():
     assert not any(t.is_alive() for t in threads)
     assert len(seen) >= 2, f"only {len(seen)} wakes went through the helper thread in 20 s"
     assert all(seen[1:]), f"a delivery found no mark of the one before it: {seen}"
+
+
+# Run in a fresh interpreter, the only place the module has its test hooks (see below).
+HELD_AT_A_FORK = r"""
+import os, signal, time
+import futex_semaphore as fs
+
+fs._hold_wake_locks()  # a thread without the GIL holds the wake queue's locks until a fork begins
+pid = os.fork()
+if pid == 0:
+    signal.alarm(10)  # a child that hangs dies
+    os._exit(0 if fs._wake_locks_free() else 3)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status), fs._wake_locks_free())
+"""
+
+
+def test_a_fork_waits_for_a_thread_in_the_wake_queues_locks_and_the_child_finds_them_free():
+    """The package's wake queue is taken without the GIL (by a blocking acquire that passes a wake
+    on, the crate's timer thread, the helper thread), so `os.fork` can come while another thread
+    holds one of its locks: a child with that copy would hang in its first async wake. The
+    forking thread takes those locks across the fork (`forks.rs`). A test hook, attached only
+    where `_FUTEX_SEMAPHORE_TEST_HOOKS` is set, makes a thread hold them until a fork begins;
+    without the guard the child finds them held (exit code 3)."""
+    env = dict(os.environ, _FUTEX_SEMAPHORE_TEST_HOOKS="1")
+    out = subprocess.run([sys.executable, "-c", HELD_AT_A_FORK], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0", "True"], "the child's exit code (3: a lock held), the parent's locks free"
+
+
+def test_the_test_hooks_are_not_there_by_default():
+    assert not hasattr(fs, "_hold_wake_locks") and not hasattr(fs, "_wake_locks_free")
+
