@@ -21,8 +21,9 @@
 //! `asyncio.Semaphore.release` resolves its waiter's, and the task runs on the loop's next turn.
 //! For any other waiter, its loop is asked with `call_soon_threadsafe` to run a [`Wake`], which
 //! does the same on the loop's thread. A waker called on a thread without the GIL (a blocking
-//! acquire that timed out and passed a wake on) rouses a helper thread that empties the queue
-//! with the GIL, through one Python thread state kept for its life (`helper::run` says why).
+//! acquire that timed out and passed a wake on) or on one Python does not know (the crate's timer
+//! thread) rouses a helper thread that empties the queue with the GIL, through one Python thread
+//! state kept for its life (`helper::run` says why).
 //!
 //! # Invariants
 //! 1. A [`Waiter`]'s state lock is only taken with the GIL held, and no Python code runs while
@@ -812,9 +813,20 @@ fn queue_wake(waiter: Arc<Waiter>) {
         queue.push(waiter);
         QUEUED.store(true, Ordering::Release);
     }
-    if crate::blocking::detached() {
+    if no_delivery_follows() {
         helper::rouse();
     }
+}
+
+/// Whether no [`deliver_wakes`] follows a wake queued on this thread, so that the helper thread
+/// must deliver it: a blocking wait without the GIL ([`crate::blocking::detached`]), or a thread
+/// Python does not know, the crate's timer thread (the lapse of a reservation a task watches).
+/// Every other thread that wakes a waiter does so in an engine call it made with the GIL, and
+/// delivers after it.
+fn no_delivery_follows() -> bool {
+    // SAFETY: callable on any thread, with or without the GIL; a thread without a Python thread
+    // state (none made, or the interpreter gone) gets null.
+    crate::blocking::detached() || unsafe { pyo3::ffi::PyGILState_GetThisThreadState() }.is_null()
 }
 
 /// Schedules the waiters the engine woke. Call after each engine call that can give a permit

@@ -16,28 +16,30 @@
 //! crate drops may free a waiter, which takes `ORPHANS`). The fork waits only for sections that
 //! end without the GIL (see `aio::WakeLocks`).
 //!
-//! Two functions for the tests, attached to the module only where the environment has
-//! `_FUTEX_SEMAPHORE_TEST_HOOKS` set (the module's names are otherwise the public ones):
-//! `_hold_wake_locks()` makes a thread hold the locks until the next `fork` starts, and
-//! `_wake_locks_free()` says whether they are free.
+//! `test_hooks.rs` has what the tests use to make a thread hold the locks until a `fork` begins.
 
 use crate::aio;
 use pyo3::prelude::*;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 thread_local! {
     /// The locks the forking thread holds across its `fork`.
     static HELD: Cell<Option<aio::WakeLocks>> = const { Cell::new(None) };
 }
 
-/// How many forks have begun (prepare handlers run) in this process: what `_hold_wake_locks`'s
-/// thread waits for.
+/// How many forks have begun (prepare handlers run) in this process: what a test hook's thread
+/// waits for (`test_hooks::_hold_wake_locks`).
 static FORKS_BEGUN: AtomicU64 = AtomicU64::new(0);
 
-extern "C" fn before() {
+/// [`FORKS_BEGUN`].
+pub(crate) fn forks_begun() -> u64 {
     // Relaxed: a count the test hook polls; the lock it then releases orders the rest.
+    FORKS_BEGUN.load(Ordering::Relaxed)
+}
+
+extern "C" fn before() {
+    // Relaxed: see `forks_begun`.
     FORKS_BEGUN.fetch_add(1, Ordering::Relaxed);
     let locks = aio::wake_locks();
     // If this thread's locals are gone (it is exiting) the locks go at once: an unguarded fork.
@@ -49,45 +51,12 @@ extern "C" fn after() {
 }
 
 /// Registers the handlers; at import, with none of the locks held.
-pub(crate) fn guard(m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub(crate) fn guard() -> PyResult<()> {
     // SAFETY: three functions of the signature `pthread_atfork` takes, which live as long as the
     // process (an extension module is never unloaded).
     let failed = unsafe { libc::pthread_atfork(Some(before), Some(after), Some(after)) };
     if failed != 0 {
         return Err(pyo3::exceptions::PyOSError::new_err((failed, "pthread_atfork failed")));
     }
-    if std::env::var_os("_FUTEX_SEMAPHORE_TEST_HOOKS").is_some() {
-        // Attributes, not `add_function`: kept out of `__all__`.
-        m.setattr("_hold_wake_locks", wrap_pyfunction!(_hold_wake_locks, m)?)?;
-        m.setattr("_wake_locks_free", wrap_pyfunction!(_wake_locks_free, m)?)?;
-    }
     Ok(())
-}
-
-/// Test hook: returns once a new thread, without the GIL, holds the wake queue's locks; it
-/// releases them as soon as a `fork` begins (its prepare handler has run), or after 10 s.
-#[pyfunction]
-fn _hold_wake_locks(py: Python<'_>) -> PyResult<()> {
-    let (held, told) = std::sync::mpsc::channel();
-    let forks = FORKS_BEGUN.load(Ordering::Relaxed);
-    std::thread::Builder::new()
-        .name("futex_semaphore-test-hold".into())
-        .spawn(move || {
-            let locks = aio::wake_locks();
-            let _ = held.send(());
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while FORKS_BEGUN.load(Ordering::Relaxed) == forks && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_micros(100));
-            }
-            drop(locks);
-        })
-        .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
-    py.allow_threads(move || told.recv())
-        .map_err(|_| pyo3::exceptions::PyRuntimeError::new_err("the holding thread ended"))
-}
-
-/// Test hook: whether every one of the wake queue's locks is free.
-#[pyfunction]
-fn _wake_locks_free() -> bool {
-    aio::wake_locks_free()
 }

@@ -14,6 +14,7 @@
 //! - `threading`, `asyncio`, `process`: the Python classes.
 //! - `args`: the constructors' arguments, as Python classes (and their subclasses) take them.
 //! - `forks`: the package's own process-wide locks (the wake queue's) held across each `fork`.
+//! - `test_hooks`: functions for the package's tests, attached only where the environment asks.
 //! - `shutdown`: once the interpreter finalizes, threads other than the main one do not take the
 //!   GIL back in the package's frames (before 3.14, Python ends such a thread in a way that
 //!   aborts the process when Rust frames are on its stack).
@@ -36,6 +37,7 @@ mod fastcall;
 mod forks;
 mod process;
 mod shutdown;
+mod test_hooks;
 mod threading;
 
 use pyo3::prelude::*;
@@ -65,7 +67,7 @@ pub(crate) fn keeping_exception<T>(py: Python<'_>, f: impl FnOnce() -> T) -> T {
 /// 1 ms gets priority over later arrivals).
 #[pymodule]
 fn futex_semaphore(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    forks::guard(m)?; // first: before any of the crate's own fork handlers (forks.rs says why)
+    forks::guard()?; // first: before any of the crate's own fork handlers (forks.rs says why)
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<threading::Semaphore>()?;
     m.add_class::<threading::BoundedSemaphore>()?;
@@ -77,5 +79,6 @@ fn futex_semaphore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     blocking::init(m.py())?;
     process::install_hooks(m.py())?;
     fastcall::install_all(m)?;
+    test_hooks::attach(m)?;
     Ok(())
 }

@@ -357,6 +357,36 @@ def test_acquire_async_is_woken_by_a_thread_release():
     run(main())
 
 
+# Run in a fresh interpreter, the only place the module has its test hooks.
+WOKEN_ON_A_THREAD_PYTHON_DOES_NOT_KNOW = r"""
+import asyncio
+import futex_semaphore as fs
+
+async def main():
+    sem = fs.Semaphore(0)
+    waiter = asyncio.ensure_future(sem.acquire_async())
+    for _ in range(5):
+        await asyncio.sleep(0)  # it waits in the engine's queue
+    assert not waiter.done()
+    await asyncio.get_running_loop().run_in_executor(None, fs._release_elsewhere, sem, 1)
+    print(await asyncio.wait_for(waiter, 5))
+
+asyncio.run(main())
+"""
+
+
+def test_a_task_woken_on_a_thread_python_does_not_know_is_scheduled():
+    """The crate's timer thread (the lapse of a reservation a task watches) wakes a task on a
+    thread without a Python thread state, where no delivery of the package's wake queue follows:
+    the package's helper thread must deliver it, or the task sleeps until some other call of the
+    package happens to. A test hook releases on such a thread."""
+    env = dict(__import__("os").environ, _FUTEX_SEMAPHORE_TEST_HOOKS="1")
+    out = subprocess.run(
+        [sys.executable, "-c", WOKEN_ON_A_THREAD_PYTHON_DOES_NOT_KNOW], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert out.returncode == 0 and out.stdout.split() == ["True"], out.stderr
+
+
 def test_thread_blocked_in_acquire_is_woken_by_a_task_release():
     sem = fs.Semaphore(0)
     got = []
