@@ -50,11 +50,13 @@ extern "C" fn after() {
     let _ = HELD.try_with(Cell::take);
 }
 
-/// Registers the handlers; at import, with none of the locks held.
+/// Registers the handlers, once in the process; at import, with none of the locks held.
 pub(crate) fn guard() -> PyResult<()> {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    let mut failed = 0;
     // SAFETY: three functions of the signature `pthread_atfork` takes, which live as long as the
     // process (an extension module is never unloaded).
-    let failed = unsafe { libc::pthread_atfork(Some(before), Some(after), Some(after)) };
+    REGISTERED.call_once(|| failed = unsafe { libc::pthread_atfork(Some(before), Some(after), Some(after)) });
     if failed != 0 {
         return Err(pyo3::exceptions::PyOSError::new_err((failed, "pthread_atfork failed")));
     }

@@ -1,6 +1,7 @@
-//! Functions for the package's own tests, attached to the module only where the environment has
-//! `_FUTEX_SEMAPHORE_TEST_HOOKS` set at import (the module's names are otherwise the public
-//! ones): each makes happen at once what a test could otherwise only wait for by luck.
+//! Functions for the package's own tests, attached to the extension module (in an installed
+//! package `futex_semaphore.futex_semaphore`, whose public names the package re-exports) only
+//! where the environment has `_FUTEX_SEMAPHORE_TEST_HOOKS` set at import (its names are otherwise
+//! the public ones): each makes happen at once what a test could otherwise only wait for by luck.
 //!
 //! - `_hold_wake_locks()`: a thread without the GIL holds the wake queue's locks until a `fork`
 //!   begins (`forks.rs`); `_wake_locks_free()` says whether they are free.
