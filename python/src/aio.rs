@@ -912,6 +912,9 @@ mod helper {
         let mut state = lock(&STATE);
         state.0 = true;
         if state.1 != pid {
+            if !interpreter_alive() {
+                return; // nothing can be delivered any more, and a new thread must not try
+            }
             state.1 = pid;
             let spawned = std::thread::Builder::new().name("futex_semaphore-wakes".into()).spawn(run);
             if spawned.is_err() {
@@ -928,19 +931,40 @@ mod helper {
     /// second under a steady stream of such wakes; where CPython's gh-112275 is not fixed (3.11.7
     /// and others before 3.12 and its backports) a `fork` while that lock is held hangs the child
     /// in `PyOS_AfterFork_Child` (seen once in 12,000 forks here).
+    ///
+    /// Started only while the interpreter is alive, and it takes the GIL only if it still is: a
+    /// thread that first takes it once finalization has begun panicked in PyO3 (the interpreter
+    /// no longer counts as initialized), printing a panic at the program's end
+    /// (`test_asyncio.py::test_a_wake_on_a_foreign_thread_at_the_end_is_quiet`).
     fn run() {
-        Python::with_gil(|py| {
-            loop {
-                {
-                    let _detached = crate::shutdown::Detached::new(py);
-                    let mut state = lock(&STATE);
-                    while !state.0 {
-                        state = ROUSE.wait(state).unwrap_or_else(|e| e.into_inner());
-                    }
-                    state.0 = false;
-                } // the lock is released, then the GIL taken back
-                super::deliver_wakes(py);
-            }
-        });
+        if !interpreter_alive() {
+            return;
+        }
+        // SAFETY: the interpreter was initialized just now; should it begin to finalize before
+        // the GIL is taken, Python ends this thread there, which PyO3's `PyGILState_Ensure` turns
+        // into a thread asleep for good (as `Detached` does).
+        unsafe { Python::with_gil_unchecked(deliver_for_good) }
+    }
+
+    /// The helper's life: waits without the GIL for a wake to deliver, and delivers it with.
+    fn deliver_for_good(py: Python<'_>) {
+        loop {
+            {
+                let _detached = crate::shutdown::Detached::new(py);
+                let mut state = lock(&STATE);
+                while !state.0 {
+                    state = ROUSE.wait(state).unwrap_or_else(|e| e.into_inner());
+                }
+                state.0 = false;
+            } // the lock is released, then the GIL taken back
+            super::deliver_wakes(py);
+        }
+    }
+
+    /// Whether the interpreter has not begun to finalize (`Py_IsInitialized`: cleared as
+    /// finalization begins, before the threads Python will end are ended).
+    fn interpreter_alive() -> bool {
+        // SAFETY: a read of the runtime's flag, callable on any thread, with or without the GIL.
+        unsafe { pyo3::ffi::Py_IsInitialized() != 0 }
     }
 }

@@ -388,6 +388,57 @@ def test_a_task_woken_on_a_thread_python_does_not_know_is_scheduled():
     assert out.returncode == 0 and out.stdout.split() == ["True"], out.stderr
 
 
+# A task of a loop in a daemon thread waits when the program ends; a thread Python does not know
+# wakes it once the interpreter has begun to finalize. With "running", the package's helper
+# thread delivered a wake before and waits for the next; with "not started", it has never run.
+WOKEN_AS_THE_PROGRAM_ENDS = r"""
+import asyncio, sys, threading
+import futex_semaphore as fs
+hooks = getattr(fs, "futex_semaphore", fs)  # the extension (an installed package re-exports it)
+sem = fs.Semaphore(0)
+queued = threading.Event()
+first_done = threading.Event()
+
+def run():
+    async def main():
+        loop = asyncio.get_running_loop()
+        if sys.argv[1] == "running":
+            loop.call_soon(queued.set)  # runs once the task has queued in the engine
+            await sem.acquire_async()
+            first_done.set()
+            queued.clear()
+        loop.call_soon(queued.set)
+        await sem.acquire_async()
+    asyncio.run(main())
+
+threading.Thread(target=run, daemon=True).start()
+if sys.argv[1] == "running":
+    assert queued.wait(10)
+    hooks._release_elsewhere(sem, 1)  # the helper starts, and delivers this wake
+    assert first_done.wait(10)
+assert queued.wait(10)
+hooks._release_when_finalizing(sem, 1)
+"""
+
+
+@pytest.mark.parametrize("helper", ["running", "not started"])
+def test_a_wake_on_a_foreign_thread_at_the_end_is_quiet(helper):
+    """Such a wake rouses the package's helper thread while Python ends. Running, it must sleep
+    where Python ends it as it takes the GIL back (`shutdown::Detached`; taken back through a call
+    that cannot unwind, the process aborted); not started, it must not start (it panicked in PyO3,
+    the interpreter no longer initialized, printing the panic). A run where the program ended
+    before the hook's thread saw the interpreter finalizing tests nothing, and is run again."""
+    env = dict(__import__("os").environ, _FUTEX_SEMAPHORE_TEST_HOOKS="1")
+    for _ in range(5):
+        out = subprocess.run(
+            [sys.executable, "-c", WOKEN_AS_THE_PROGRAM_ENDS, helper], capture_output=True, text=True, timeout=60, env=env
+        )
+        assert out.returncode == 0, out.stderr
+        if out.stderr:
+            break
+    assert out.stderr == "released while finalizing\n", "exercised, and nothing else printed"
+
+
 def test_thread_blocked_in_acquire_is_woken_by_a_task_release():
     sem = fs.Semaphore(0)
     got = []
