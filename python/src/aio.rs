@@ -14,16 +14,16 @@
 //! # Wakes
 //! The engine wakes a waiter through its `Waker`, from whichever thread gives a permit back, and
 //! possibly while it holds its own locks. So the waker runs no Python: it queues the waiter
-//! (`QUEUE`, a leaf lock, held by the forking thread across a `fork`: `forks.rs`). The queue is emptied right after every engine call this module
-//! makes with the GIL ([`deliver_wakes`]). A waiter whose event loop runs one of its tasks on
-//! the delivering thread (a release or a cancel in a task of that loop, the usual case) is
-//! polled there at once: if that took the permit, its asyncio future is resolved, as
-//! `asyncio.Semaphore.release` resolves its waiter's, and the task runs on the loop's next turn.
-//! For any other waiter, its loop is asked with `call_soon_threadsafe` to run a [`Wake`], which
-//! does the same on the loop's thread. A waker called on a thread without the GIL (a blocking
-//! acquire that timed out and passed a wake on) or on one Python does not know (the crate's timer
-//! thread) rouses a helper thread that empties the queue with the GIL, through one Python thread
-//! state kept for its life (`helper::run` says why).
+//! (`QUEUE`, a leaf lock, held by the forking thread across a `fork`: `forks.rs`). The queue is
+//! emptied right after every engine call this module makes with the GIL ([`deliver_wakes`]). A
+//! waiter whose event loop runs one of its tasks on the delivering thread (a release or a cancel in
+//! a task of that loop, the usual case) is polled there at once: if that took the permit, its
+//! asyncio future is resolved, as `asyncio.Semaphore.release` resolves its waiter's, and the task
+//! runs on the loop's next turn. For any other waiter, its loop is asked with
+//! `call_soon_threadsafe` to run a [`Wake`], which does the same on the loop's thread. A waker
+//! called on a thread without the GIL (a blocking acquire that timed out and passed a wake on) or
+//! on one Python does not know (the crate's timer thread) rouses a helper thread that empties the
+//! queue with the GIL, through one Python thread state kept for its life (`helper::run` says why).
 //!
 //! # Invariants
 //! 1. A [`Waiter`]'s state lock is only taken with the GIL held, and no Python code runs while

@@ -12,8 +12,9 @@
 //! its destructor, which sleeps until the process ends, as Python 3.14 leaves such threads (and
 //! as PyO3 guards its own `PyGILState_Ensure`). A blocking wait lets the GIL go and takes it back
 //! itself ([`Detached`]), as does the helper thread that delivers wakes (`aio.rs`), which is not
-//! started once finalization has begun; the calls into asyncio that may let it go (a wake for a loop, a
-//! future's `set_result`, a loop's `create_future`) go through [`call_method_sleeping_at_exit`].
+//! started once finalization has begun; the calls into asyncio that may let it go (a wake for a
+//! loop, a future's `set_result`, a loop's `create_future`) go through
+//! [`call_method_sleeping_at_exit`].
 //! Not covered: `ProcessSemaphore`'s calls into `multiprocessing` (its resource tracker writes a
 //! pipe) from a thread other than the main one at exit.
 //!
