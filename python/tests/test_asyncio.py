@@ -15,6 +15,8 @@ import pytest
 
 import futex_semaphore as fs
 
+import _hooks
+
 LIMIT = 10  # seconds: every test's bound
 
 
@@ -357,11 +359,9 @@ def test_acquire_async_is_woken_by_a_thread_release():
     run(main())
 
 
-# Run in a fresh interpreter, the only place the module has its test hooks.
+# Run by `_hooks.run`: a fresh interpreter, the only place the module has its test hooks.
 WOKEN_ON_A_THREAD_PYTHON_DOES_NOT_KNOW = r"""
 import asyncio
-import futex_semaphore as fs
-hooks = getattr(fs, "futex_semaphore", fs)  # the extension (an installed package re-exports it)
 
 async def main():
     sem = fs.Semaphore(0)
@@ -381,10 +381,7 @@ def test_a_task_woken_on_a_thread_python_does_not_know_is_scheduled():
     thread without a Python thread state, where no delivery of the package's wake queue follows:
     the package's helper thread must deliver it, or the task sleeps until some other call of the
     package happens to. A test hook releases on such a thread."""
-    env = dict(__import__("os").environ, _FUTEX_SEMAPHORE_TEST_HOOKS="1")
-    out = subprocess.run(
-        [sys.executable, "-c", WOKEN_ON_A_THREAD_PYTHON_DOES_NOT_KNOW], capture_output=True, text=True, timeout=60, env=env
-    )
+    out = _hooks.run(WOKEN_ON_A_THREAD_PYTHON_DOES_NOT_KNOW)
     assert out.returncode == 0 and out.stdout.split() == ["True"], out.stderr
 
 
@@ -393,8 +390,6 @@ def test_a_task_woken_on_a_thread_python_does_not_know_is_scheduled():
 # thread delivered a wake before and waits for the next; with "not started", it has never run.
 WOKEN_AS_THE_PROGRAM_ENDS = r"""
 import asyncio, sys, threading
-import futex_semaphore as fs
-hooks = getattr(fs, "futex_semaphore", fs)  # the extension (an installed package re-exports it)
 sem = fs.Semaphore(0)
 queued = threading.Event()
 first_done = threading.Event()
@@ -428,11 +423,8 @@ def test_a_wake_on_a_foreign_thread_at_the_end_is_quiet(helper):
     that cannot unwind, the process aborted); not started, it must not start (it panicked in PyO3,
     the interpreter no longer initialized, printing the panic). A run where the program ended
     before the hook's thread saw the interpreter finalizing tests nothing, and is run again."""
-    env = dict(__import__("os").environ, _FUTEX_SEMAPHORE_TEST_HOOKS="1")
     for _ in range(5):
-        out = subprocess.run(
-            [sys.executable, "-c", WOKEN_AS_THE_PROGRAM_ENDS, helper], capture_output=True, text=True, timeout=60, env=env
-        )
+        out = _hooks.run(WOKEN_AS_THE_PROGRAM_ENDS, helper)
         assert out.returncode == 0, out.stderr
         if out.stderr:
             break

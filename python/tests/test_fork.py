@@ -6,8 +6,6 @@ likelier than Python's threads do."""
 
 import asyncio
 import os
-import subprocess
-import sys
 import threading
 import time
 import warnings
@@ -17,6 +15,7 @@ import pytest
 import futex_semaphore as fs
 
 import _blocked
+import _hooks
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -126,11 +125,9 @@ def test_the_wake_helper_keeps_one_python_thread_state():
     assert all(seen[1:]), f"a delivery found no mark of the one before it: {seen}"
 
 
-# Run in a fresh interpreter, the only place the module has its test hooks (see below).
+# Run by `_hooks.run`: a fresh interpreter, the only place the module has its test hooks.
 HELD_AT_A_FORK = r"""
 import os, signal, time
-import futex_semaphore as fs
-hooks = getattr(fs, "futex_semaphore", fs)  # the extension (an installed package re-exports it)
 
 hooks._hold_wake_locks()  # a thread without the GIL holds the wake queue's locks until a fork begins
 pid = os.fork()
@@ -149,8 +146,7 @@ def test_a_fork_waits_for_a_thread_in_the_wake_queues_locks_and_the_child_finds_
     forking thread takes those locks across the fork (`forks.rs`). A test hook, attached only
     where `_FUTEX_SEMAPHORE_TEST_HOOKS` is set, makes a thread hold them until a fork begins;
     without the guard the child finds them held (exit code 3)."""
-    env = dict(os.environ, _FUTEX_SEMAPHORE_TEST_HOOKS="1")
-    out = subprocess.run([sys.executable, "-c", HELD_AT_A_FORK], capture_output=True, text=True, timeout=60, env=env)
+    out = _hooks.run(HELD_AT_A_FORK)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["0", "True"], "the child's exit code (3: a lock held), the parent's locks free"
 
